@@ -1,0 +1,103 @@
+"""Adverse event reports: initial and follow-up versions of one case."""
+
+from __future__ import annotations
+
+from datetime import date
+from enum import StrEnum
+from typing import Annotated, ClassVar, Literal
+
+from pvwatch.events.envelope import EventEnvelope, ShortText
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+CaseId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")]
+
+
+class SeriousnessCriteria(BaseModel):
+    """ICH E2A section II.B: a serious adverse event at any dose is one that results in death, is
+    life-threatening (risk of death at the time of the event), requires inpatient hospitalisation or
+    prolongation of existing hospitalisation, results in persistent or significant disability/incapacity,
+    is a congenital anomaly/birth defect, or is another medically important event. These map one to one to
+    E2B(R3) E.i.3.2a-f. Severity (a CTCAE grade) is a different axis: a grade 3 event need not be serious.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    death: bool = False  # E.i.3.2a results in death
+    life_threatening: bool = False  # E.i.3.2b
+    hospitalisation: bool = False  # E.i.3.2c caused or prolonged hospitalisation
+    disability: bool = False  # E.i.3.2d
+    congenital_anomaly: bool = False  # E.i.3.2e
+    medically_important: bool = False  # E.i.3.2f other medically important condition
+
+    @property
+    def is_serious(self) -> bool:
+        return any(
+            (self.death, self.life_threatening, self.hospitalisation, self.disability,
+             self.congenital_anomaly, self.medically_important)
+        )
+
+    def met(self) -> list[str]:
+        """Names of the criteria met, in E2B order, for alert evidence."""
+        return [name for name, value in self.model_dump().items() if value]
+
+
+class ReporterType(StrEnum):
+    PARENT = "parent"
+    PATIENT = "patient"
+    CLINICIAN = "clinician"
+    PHARMACIST = "pharmacist"
+    LAB = "lab"
+    LITERATURE = "literature"
+
+
+class Outcome(StrEnum):
+    """E2B(R3) E.i.7 reaction outcome; the code in brackets is E2B's (0 is unknown)."""
+
+    UNKNOWN = "unknown"  # 0
+    RECOVERED = "recovered"  # 1
+    RECOVERING = "recovering"  # 2
+    NOT_RECOVERED = "not-recovered"  # 3
+    RECOVERED_WITH_SEQUELAE = "recovered-with-sequelae"  # 4
+    FATAL = "fatal"  # 5
+
+
+class SuspectProduct(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="allow")
+
+    name: ShortText
+    role: Literal["suspect", "concomitant", "interacting"] = "suspect"
+    causality: Literal["certain", "probable", "possible", "unlikely", "conditional", "unassessable"] | None = Field(
+        default=None, description="Reporter's WHO-UMC causality category."
+    )
+
+
+class AdverseEventReported(EventEnvelope):
+    """One version (initial or follow-up) of an adverse event case."""
+
+    topic: ClassVar[str] = "pv.clinical.adverse-event.v1"
+
+    type: Literal["adverse-event"] = "adverse-event"
+    case_id: CaseId = Field(description="Stable case id; follow-ups carry the same id.")
+    report_kind: Literal["initial", "follow-up"] = "initial"
+    reporter_type: ReporterType
+    awareness_date: date = Field(description="ICH day 0: first awareness of the four minimum criteria.")
+    onset_date: date | None = None
+    term: ShortText = Field(description="Reported term (MedDRA PT when coded).")
+    meddra_pt_code: Annotated[str, StringConstraints(pattern=r"^\d{8}$")] | None = None
+    ctcae_grade: int | None = Field(default=None, ge=1, le=5)
+    seriousness: SeriousnessCriteria = Field(default_factory=SeriousnessCriteria)
+    outcome: Outcome = Outcome.UNKNOWN
+    products: list[SuspectProduct] = Field(default_factory=list, max_length=50)
+    narrative: Annotated[str, StringConstraints(max_length=20_000)] | None = Field(
+        default=None, description="Free text; kept out of Kafka keys, logs, metrics and alert labels."
+    )
+
+    @model_validator(mode="after")
+    def _dates_are_possible(self) -> AdverseEventReported:
+        if self.onset_date is not None and self.onset_date > self.awareness_date:
+            raise ValueError("onset_date is after awareness_date: an event cannot be known before it starts")
+        if self.awareness_date > self.recorded_at.date():
+            raise ValueError("awareness_date is after recorded_at: day 0 cannot be in the future of the record")
+        if self.outcome is Outcome.FATAL and not self.seriousness.death:
+            raise ValueError("outcome is fatal but seriousness.death is false")
+        return self

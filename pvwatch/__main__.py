@@ -1,0 +1,3 @@
+from pvwatch.cli import main
+
+main()

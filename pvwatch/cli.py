@@ -1,0 +1,190 @@
+"""`pvwatch`: the one command-line front door (demo, broker, worker, ingest, sql, ...)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from pvwatch.config import Settings
+from pvwatch.errors import PvwatchError
+
+BOOTSTRAP_HELP = "Kafka bootstrap servers (host:port[,host:port]); default from PVWATCH_KAFKA_BOOTSTRAP."
+
+
+def _settings(**overrides: object) -> Settings:
+    """Environment first (PVWATCH_*), then any flag the user gave."""
+    given = {key: value for key, value in overrides.items() if value is not None}
+    return Settings(**given)  # type: ignore[arg-type]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="pvwatch")
+def cli() -> None:
+    """pvwatch: an event-sourced pharmacovigilance monitor.
+
+    Treatment, infusion, lab, disease-activity and adverse-event messages stream through Kafka; a Faust
+    worker validates them, stores every event once in DuckDB and applies safety rules; Prometheus metrics
+    drive alerts. Start with `pvwatch demo`.
+    """
+
+
+@cli.command()
+@click.option("--events", "events_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Run over your own JSON Lines file instead of the synthetic cohort.")
+@click.option("--db", type=click.Path(dir_okay=False, path_type=Path), default=Path("var/demo/pvwatch.duckdb"),
+              show_default=True, help="DuckDB store to write (created if missing).")
+@click.option("--patients", type=click.IntRange(1, 100_000), default=60, show_default=True,
+              help="Size of the synthetic cohort.")
+@click.option("--seed", type=int, default=7, show_default=True, help="Seed of the synthetic cohort.")
+@click.option("--forever", is_flag=True, help="Keep broker and worker running after the run, until Ctrl-C.")
+@click.option("--workdir", type=click.Path(file_okay=False, path_type=Path), default=Path("var/demo"),
+              show_default=True, help="Where the broker and worker logs go.")
+@click.option("--metrics-port", type=int, default=0, help="Worker metrics port (default: a free port).")
+@click.option("--timeout", "timeout_s", type=float, default=300.0, show_default=True,
+              help="Give up if the events are not all processed in this many seconds.")
+def demo(events_file: Path | None, db: Path, patients: int, seed: int, forever: bool, workdir: Path,
+         metrics_port: int, timeout_s: float) -> None:
+    """Run the whole pipeline locally: embedded broker, worker, a cohort (or --events FILE) -> DuckDB.
+
+    Exits 0 once every event is stored, recognised as a duplicate or dead-lettered.
+    """
+    from pvwatch.demo import DemoOptions, run_demo
+
+    run_demo(DemoOptions(db=db, workdir=workdir, events_file=events_file, patients=patients, seed=seed,
+                         forever=forever, metrics_port=metrics_port, timeout_s=timeout_s))
+
+
+@cli.command()
+@click.option("--port", type=int, default=9092, show_default=True, help="Loopback port to listen on.")
+@click.option("--partitions", type=int, default=4, show_default=True, help="Partitions of the topics it creates.")
+@click.option("--log", "log_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Append the broker's log here.")
+def broker(port: int, partitions: int, log_path: Path | None) -> None:
+    """Run the embedded Kafka-protocol broker (Tansu, in memory) alone, with pvwatch's topics, until Ctrl-C."""
+    from pvwatch.streams.broker import EmbeddedBroker
+    from pvwatch.streams.topics import ensure_topics
+
+    with EmbeddedBroker(port=port, log_path=log_path) as running:
+        ensure_topics(running.bootstrap, partitions)
+        click.echo(f"broker listening on {running.bootstrap} (data in memory only); Ctrl-C to stop")
+        try:
+            while running.process is not None and running.process.poll() is None:
+                time.sleep(0.5)
+        except KeyboardInterrupt:
+            pass
+
+
+@cli.command()
+@click.option("--bootstrap-servers", help=BOOTSTRAP_HELP)
+@click.option("--db", type=click.Path(dir_okay=False, path_type=Path), help="DuckDB store (PVWATCH_DB).")
+@click.option("--metrics-port", type=int, help="Port of /metrics (PVWATCH_METRICS_PORT, default 9464).")
+@click.option("--metrics-host", help="Address of /metrics (PVWATCH_METRICS_HOST, default 127.0.0.1).")
+@click.option("--session-timeout", "session_timeout_s", type=float,
+              help="Consumer group session timeout in seconds (default 10; the demo and tests use 4).")
+@click.option("--loglevel", default="warning", show_default=True,
+              type=click.Choice(["debug", "info", "warning", "error"]))
+def worker(bootstrap_servers: str | None, db: Path | None, metrics_port: int | None, metrics_host: str | None,
+           session_timeout_s: float | None, loglevel: str) -> None:
+    """Run the Faust worker: validate, store, evaluate rules, publish alerts, serve /metrics."""
+    from pvwatch.streams.worker import run_worker
+
+    settings = _settings(kafka_bootstrap=bootstrap_servers, db=db, metrics_port=metrics_port,
+                         metrics_host=metrics_host, session_timeout_s=session_timeout_s)
+    sys.argv = [sys.argv[0]]  # Faust's worker parses argv itself; our flags are already applied
+    run_worker(settings, loglevel=loglevel)
+
+
+@cli.command()
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--bootstrap-servers", help=BOOTSTRAP_HELP)
+@click.option("--strict", is_flag=True, help="Send nothing unless every line is valid.")
+def ingest(file: Path, bootstrap_servers: str | None, strict: bool) -> None:
+    """Publish the events of a JSON Lines FILE, pseudonymising patient identifiers first.
+
+    Invalid lines are listed with the field at fault and sent to the dead-letter topic with their reason
+    (with --strict, nothing is sent). Exits 1 if any line was rejected.
+    """
+    from pvwatch.pseudonym import Pseudonymiser
+    from pvwatch.streams.ingest import Rejection, prepare, read_lines, send_prepared
+    from pvwatch.streams.producer import EventPublisher
+
+    settings = _settings(kafka_bootstrap=bootstrap_servers)
+    secret = settings.pseudonym_key.get_secret_value() if settings.pseudonym_key else None
+    pseudonymiser = Pseudonymiser.from_secret(secret, demo_mode=settings.demo_mode)
+    with file.open("rb") as handle:
+        items = [prepare(where, line, pseudonymiser) for where, line in read_lines(handle, file.name)]
+    rejected = [item for item in items if isinstance(item, Rejection)]
+    for rejection in rejected:
+        click.echo(f"rejected {rejection.message()}", err=True)
+    if strict and rejected:
+        raise click.ClickException(f"{len(rejected)} of {len(items)} lines invalid; nothing sent (--strict)")
+    with EventPublisher(settings.kafka_bootstrap) as publisher:
+        report = send_prepared(items, publisher)
+    click.echo(f"accepted {report.accepted}  rejected {len(report.rejected)} (sent to the dead-letter topic)")
+    if report.rejected:
+        sys.exit(1)
+
+
+@cli.command()
+@click.option("--db", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True,
+              help="DuckDB store to query (opened read-only).")
+@click.argument("query")
+@click.option("--csv", "as_csv", is_flag=True, help="Write CSV instead of a table.")
+def sql(db: Path, query: str, as_csv: bool) -> None:
+    """Run a read-only SQL QUERY against the store, e.g. "SELECT rule_id, count(*) FROM alerts GROUP BY 1"."""
+    import duckdb
+
+    from pvwatch.store.eventstore import connect
+
+    con = connect(db, read_only=True)
+    try:
+        cursor = con.execute(query)
+    except duckdb.Error as error:
+        raise click.ClickException(str(error).splitlines()[0]) from None
+    columns = [d[0] for d in cursor.description or []]
+    rows = cursor.fetchall()
+    if as_csv:
+        writer = csv.writer(sys.stdout)
+        writer.writerow(columns)
+        writer.writerows(rows)
+        return
+    cells = [[_cell(value) for value in row] for row in rows]
+    widths = [max([len(c)] + [len(r[i]) for r in cells]) for i, c in enumerate(columns)]
+    click.echo("  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)))
+    click.echo("  ".join("-" * w for w in widths))
+    for row in cells:
+        click.echo("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)))
+    click.echo(f"({len(rows)} row{'s' if len(rows) != 1 else ''})")
+
+
+def _cell(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, list | dict):
+        return json.dumps(value, default=str)
+    return str(value)
+
+
+@cli.command()
+@click.option("--patients", type=click.IntRange(1, 1_000_000), default=60, show_default=True)
+@click.option("--seed", type=int, default=7, show_default=True)
+@click.option("--out", type=click.File("w"), default="-", help="Output JSON Lines file (default stdout).")
+def generate(patients: int, seed: int, out: click.utils.LazyFile) -> None:
+    """Write a deterministic synthetic cohort as JSON Lines (raw-looking ids, pseudonymised on ingest)."""
+    from pvwatch.cohort import generate_cohort
+
+    for record in generate_cohort(patients, seed):
+        out.write(json.dumps(record) + "\n")
+
+
+def main() -> None:
+    try:
+        cli(standalone_mode=True)
+    except PvwatchError as error:
+        click.echo(f"error: {error}", err=True)
+        sys.exit(2)

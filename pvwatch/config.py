@@ -1,0 +1,30 @@
+"""Settings, read once at start-up from PVWATCH_* environment variables and CLI flags, then passed down."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Production defaults; the demo and the tests shorten the group session (see docs/operations.md)."""
+
+    model_config = SettingsConfigDict(env_prefix="PVWATCH_", extra="ignore")
+
+    kafka_bootstrap: str = Field(default="127.0.0.1:9092", description="Kafka bootstrap servers, comma-separated.")
+    db: Path = Field(default=Path("var/pvwatch.duckdb"), description="DuckDB event store file.")
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int = Field(default=9464, ge=0, le=65535)
+    group_id: str = "pvwatch-worker"
+    partitions: int = Field(default=4, ge=1, description="Partitions per source topic; fixed once chosen.")
+    # A JoinGroup waits half the session timeout on the embedded broker: 10 s in production is a 5 s join;
+    # the demo and the tests use 4 s (about 4 s to ready). Heartbeat must be well under the session.
+    session_timeout_s: float = Field(default=10.0, gt=0)
+    heartbeat_interval_s: float = Field(default=1.0, gt=0)
+    batch_max_events: int = Field(default=2000, ge=1, description="Events per store transaction at most.")
+    batch_within_s: float = Field(default=0.05, gt=0, description="Longest wait to fill a batch.")
+    alertmanager_url: str | None = Field(default=None, description="Alertmanager base URL for direct critical posts.")
+    pseudonym_key: SecretStr | None = Field(default=None, description="Secret for patient pseudonyms (HMAC key).")
+    demo_mode: bool = False

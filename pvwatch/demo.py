@@ -1,0 +1,152 @@
+"""`pvwatch demo`: the whole pipeline on one machine, on the embedded broker, with a synthetic cohort."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import click
+from tqdm import tqdm
+
+from pvwatch.cohort import generate_cohort
+from pvwatch.errors import PvwatchError
+from pvwatch.metrics_client import processed, scrape
+from pvwatch.pseudonym import Pseudonymiser
+from pvwatch.streams.broker import EmbeddedBroker, die_with_parent, free_port
+from pvwatch.streams.ingest import IngestReport, prepare, read_lines, send_prepared
+from pvwatch.streams.producer import EventPublisher
+from pvwatch.streams.topics import ensure_topics
+
+
+@dataclass(frozen=True)
+class DemoOptions:
+    db: Path
+    workdir: Path
+    events_file: Path | None = None
+    patients: int = 60
+    seed: int = 7
+    forever: bool = False
+    metrics_port: int = 0
+    session_timeout_s: float = 4.0
+    timeout_s: float = 300.0
+
+
+class WorkerProcess:
+    """`pvwatch worker` as a child process, stopped with SIGTERM so it commits its offsets."""
+
+    def __init__(self, bootstrap: str, db: Path, metrics_port: int, log_path: Path, session_timeout_s: float) -> None:
+        self.metrics_url = f"http://127.0.0.1:{metrics_port}/metrics"
+        self.log_path = log_path
+        command = [
+            sys.executable, "-m", "pvwatch", "worker", "--bootstrap-servers", bootstrap, "--db", str(db),
+            "--metrics-port", str(metrics_port), "--session-timeout", str(session_timeout_s),
+        ]
+        env = {**os.environ, "PVWATCH_DEMO_MODE": "1"}
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        with log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
+                start_new_session=True, preexec_fn=die_with_parent,
+            )
+
+    def check_alive(self) -> None:
+        if self.process.poll() is not None:
+            tail = self.log_path.read_text(errors="replace").splitlines()[-15:]
+            raise PvwatchError(f"the worker exited with code {self.process.returncode}:\n" + "\n".join(tail))
+
+    def stop(self, timeout_s: float = 20.0) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout_s)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        return self.process.returncode
+
+
+def _input_lines(options: DemoOptions) -> Iterator[tuple[str, bytes]]:
+    if options.events_file is not None:
+        with options.events_file.open("rb") as handle:
+            yield from read_lines(handle, options.events_file.name)
+    else:
+        records = generate_cohort(options.patients, options.seed)
+        yield from read_lines((json.dumps(record).encode() for record in records), "cohort")
+
+
+def _wait_until_processed(worker: WorkerProcess, expected: int, timeout_s: float) -> dict[str, float]:
+    deadline = time.monotonic() + timeout_s
+    totals: dict[str, float] = {}
+    with tqdm(total=expected, desc="processed", unit="ev") as bar:
+        while True:
+            worker.check_alive()
+            try:
+                totals = scrape(worker.metrics_url)
+            except OSError:
+                totals = {}
+            done = processed(totals)
+            bar.n = min(done, expected)
+            bar.set_postfix(alerts=int(totals.get("pv_alerts_raised_total", 0)),
+                            dead_lettered=int(totals.get("pv_events_rejected_total", 0)))
+            bar.refresh()
+            if done >= expected:
+                return totals
+            if time.monotonic() > deadline:
+                raise PvwatchError(f"only {done} of {expected} events processed after {timeout_s:.0f} s")
+            time.sleep(0.2)
+
+
+def _publish(lines: Iterable[tuple[str, bytes]], bootstrap: str) -> IngestReport:
+    pseudonymiser = Pseudonymiser.from_secret(None, demo_mode=True)
+    prepared = (prepare(where, line, pseudonymiser) for where, line in lines)
+    with EventPublisher(bootstrap) as publisher:
+        return send_prepared(tqdm(prepared, desc="sent", unit="ev"), publisher)
+
+
+def run_demo(options: DemoOptions) -> IngestReport:
+    options.workdir.mkdir(parents=True, exist_ok=True)
+    broker_log = options.workdir / "broker.log"
+    worker_log = options.workdir / "worker.log"
+    metrics_port = options.metrics_port or free_port()
+    with EmbeddedBroker(log_path=broker_log) as broker:
+        click.echo(f"broker   {broker.bootstrap} (embedded, in memory; log {broker_log})")
+        ensure_topics(broker.bootstrap, partitions=4)
+        worker = WorkerProcess(broker.bootstrap, options.db, metrics_port, worker_log, options.session_timeout_s)
+        click.echo(f"worker   metrics {worker.metrics_url} (log {worker_log})")
+        click.echo(f"store    {options.db}")
+        try:
+            report = _publish(_input_lines(options), broker.bootstrap)
+            expected = report.accepted + len(report.rejected)
+            totals = _wait_until_processed(worker, expected, options.timeout_s)
+            _print_summary(report, totals)
+            if options.forever:
+                click.echo(f"running until Ctrl-C; metrics at {worker.metrics_url}")
+                while True:
+                    worker.check_alive()
+                    time.sleep(1)
+        except KeyboardInterrupt:
+            click.echo("stopping")
+        finally:
+            worker.stop()
+    click.echo(f"query the store:  pvwatch sql --db {options.db} \"SELECT rule_id, severity, summary FROM alerts\"")
+    return report
+
+
+def _print_summary(report: IngestReport, totals: dict[str, float]) -> None:
+    click.echo(
+        f"sent {report.accepted + len(report.rejected)}  stored {int(totals.get('pv_events_ingested_total', 0))}  "
+        f"duplicates {int(totals.get('pv_events_duplicate_total', 0))}  "
+        f"dead-lettered {int(totals.get('pv_events_rejected_total', 0))}  "
+        f"alerts {int(totals.get('pv_alerts_raised_total', 0))}"
+    )
+    for rejection in report.rejected[:10]:
+        click.echo(f"  rejected {rejection.message()}", err=True)
+    if len(report.rejected) > 10:
+        click.echo(f"  ... and {len(report.rejected) - 10} more rejected lines", err=True)

@@ -1,0 +1,55 @@
+"""Pseudonymisation at the edge: raw patient identifiers become keyed-hash pseudonyms before Kafka.
+
+HMAC-SHA256 with a secret key (not a plain hash: MRNs are guessable, so an unkeyed hash is reversible by
+enumeration). The same key gives the same pseudonym, so a patient's events stay linked across sources.
+80 bits of the digest are kept: a collision among a million patients has probability below 1e-12.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from typing import Any
+
+from pvwatch.errors import ConfigError, InvalidEvent
+
+#: Used only by `pvwatch demo` and the tests; any other use must configure PVWATCH_PSEUDONYM_KEY.
+DEMO_KEY = b"pvwatch-demo-key: synthetic data only, never for real patients"
+
+#: Raw identifying fields a source may send that must never travel further than the edge.
+RAW_IDENTIFIER_FIELDS = ("patient_ref", "mrn", "patient_name", "name", "birth_date", "date_of_birth")
+
+
+class Pseudonymiser:
+    def __init__(self, key: bytes) -> None:
+        if len(key) < 16:
+            raise ConfigError("the pseudonym key must be at least 16 bytes (PVWATCH_PSEUDONYM_KEY)")
+        self._key = key
+
+    @classmethod
+    def from_secret(cls, secret: str | None, *, demo_mode: bool) -> Pseudonymiser:
+        if secret:
+            return cls(secret.encode())
+        if demo_mode:
+            return cls(DEMO_KEY)
+        raise ConfigError(
+            "PVWATCH_PSEUDONYM_KEY is not set: pvwatch will not pseudonymise real patient identifiers "
+            "without a secret key (the demo uses a built-in key for synthetic data only)"
+        )
+
+    def pseudonym(self, raw_identifier: str) -> str:
+        normalised = " ".join(raw_identifier.split()).upper()
+        if not normalised:
+            raise InvalidEvent("schema", "patient_ref: empty patient identifier")
+        digest = hmac.new(self._key, normalised.encode(), hashlib.sha256).hexdigest()
+        return f"pt-{digest[:20]}"
+
+    def pseudonymise_record(self, record: dict[str, Any]) -> dict[str, Any]:
+        """Replace `patient_ref` with `patient` and drop every raw identifying field; returns a new dict."""
+        clean = {key: value for key, value in record.items() if key not in RAW_IDENTIFIER_FIELDS}
+        raw = record.get("patient_ref")
+        if raw is not None:
+            if not isinstance(raw, str | int):
+                raise InvalidEvent("schema", "patient_ref: expected a string identifier")
+            clean["patient"] = self.pseudonym(str(raw))
+        return clean

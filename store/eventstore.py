@@ -1,0 +1,234 @@
+"""The DuckDB event store: append-only event log plus derived tables, written in batches, idempotent.
+
+Idempotency is the store's job: the embedded broker cannot do exactly-once, so every write is
+`INSERT OR IGNORE` keyed on a deterministic id (event_id, alert_id, dead-letter hash) and `RETURNING` tells
+the caller which rows are new. Redelivery after a crash therefore never stores, alerts or counts twice.
+DuckDB allows one writing process: the worker owns the file while it runs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from uuid import UUID
+
+import duckdb
+from pvwatch.events.alert import SafetyAlert
+from pvwatch.events.codec import parse_event
+from pvwatch.events.envelope import EventEnvelope
+from pvwatch.store.migrations import migrate
+
+from pvwatch.errors import PvwatchError
+
+
+class StoreLocked(PvwatchError):
+    """Another process (normally the worker) holds the DuckDB file for writing."""
+
+
+@dataclass(frozen=True)
+class MessageOrigin:
+    """Where a message came from on the broker (absent for events loaded without Kafka)."""
+
+    topic: str
+    partition: int | None = None
+    offset: int | None = None
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    origin: MessageOrigin
+    reason: str
+    detail: str
+    payload: bytes | None
+    received_at: datetime
+    #: True when it arrived from the dead-letter topic (rejected at the edge): nothing left to publish.
+    already_on_topic: bool = False
+
+    @property
+    def dead_letter_id(self) -> str:
+        digest = hashlib.sha256()
+        for part in (self.origin.topic, str(self.origin.partition), str(self.origin.offset)):
+            digest.update(part.encode() + b"\0")
+        digest.update(self.payload or b"")
+        return digest.hexdigest()
+
+
+def _event_row(event: EventEnvelope, origin: MessageOrigin | None, stored_at: datetime) -> dict[str, object]:
+    return {
+        "event_id": str(event.event_id),
+        "type": event.type,
+        "schema_version": event.schema_version,
+        "patient": event.patient,
+        "occurred_at": event.occurred_at.isoformat(),
+        "recorded_at": event.recorded_at.isoformat(),
+        "source": event.source,
+        "payload": event.model_dump_json(exclude_none=True),
+        "kafka_topic": origin.topic if origin else None,
+        "kafka_partition": origin.partition if origin else None,
+        "kafka_offset": origin.offset if origin else None,
+        "stored_at": stored_at.isoformat(),
+    }
+
+
+def _alert_row(alert: SafetyAlert) -> dict[str, object]:
+    return {
+        "alert_id": str(alert.alert_id),
+        "rule_id": alert.rule_id,
+        "rule_version": alert.rule_version,
+        "severity": alert.severity.value,
+        "patient": alert.patient,
+        "case_id": alert.case_id,
+        "evidence_event_ids": [str(e) for e in alert.evidence_event_ids],
+        "occurred_at": alert.occurred_at.isoformat(),
+        "raised_at": alert.raised_at.isoformat(),
+        "summary": alert.summary,
+        "details": json.dumps(alert.details, sort_keys=True),
+    }
+
+
+def connect(path: Path, *, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+    """Open the store, turning DuckDB's lock error into one that says what to do."""
+    try:
+        return duckdb.connect(str(path), read_only=read_only)
+    except duckdb.IOException as error:
+        if "lock" in str(error).lower():
+            raise StoreLocked(
+                f"{path} is held by another process (normally the running worker; DuckDB allows one writer). "
+                "Stop the worker or query a published snapshot."
+            ) from None
+        raise
+
+
+class EventStore:
+    """Owns one read-write DuckDB connection; every public write is one transaction."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.con = connect(path)
+        self.schema_version = migrate(self.con)
+
+    def close(self) -> None:
+        self.con.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        self.con.execute("BEGIN TRANSACTION")
+        try:
+            yield
+        except BaseException:
+            self.con.execute("ROLLBACK")
+            raise
+        self.con.execute("COMMIT")
+
+    def insert_events(
+        self, events: Sequence[tuple[EventEnvelope, MessageOrigin | None]], stored_at: datetime
+    ) -> set[UUID]:
+        """Append events not stored before; return the ids that are new."""
+        if not events:
+            return set()
+        rows = [_event_row(event, origin, stored_at) for event, origin in events]
+        new = self.con.execute(
+            """INSERT OR IGNORE INTO event_log (event_id, type, schema_version, patient, occurred_at, recorded_at,
+                   source, payload, kafka_topic, kafka_partition, kafka_offset, stored_at)
+               SELECT r.event_id::UUID, r.type, r.schema_version, r.patient, r.occurred_at::TIMESTAMPTZ,
+                   r.recorded_at::TIMESTAMPTZ, r.source, r.payload::JSON, r.kafka_topic, r.kafka_partition,
+                   r.kafka_offset, r.stored_at::TIMESTAMPTZ
+               FROM (SELECT unnest($rows) AS r) RETURNING event_id""",
+            {"rows": rows},
+        ).fetchall()
+        return {row[0] for row in new}
+
+    def insert_alerts(self, alerts: Sequence[SafetyAlert]) -> list[SafetyAlert]:
+        """Store alerts not raised before; return the new ones (the only ones to publish and count)."""
+        if not alerts:
+            return []
+        new = self.con.execute(
+            """INSERT OR IGNORE INTO alerts (alert_id, rule_id, rule_version, severity, patient, case_id,
+                   evidence_event_ids, occurred_at, raised_at, summary, details)
+               SELECT r.alert_id::UUID, r.rule_id, r.rule_version, r.severity, r.patient, r.case_id,
+                   r.evidence_event_ids::UUID[], r.occurred_at::TIMESTAMPTZ, r.raised_at::TIMESTAMPTZ,
+                   r.summary, r.details::JSON
+               FROM (SELECT unnest($rows) AS r) RETURNING alert_id""",
+            {"rows": [_alert_row(alert) for alert in alerts]},
+        ).fetchall()
+        new_ids = {row[0] for row in new}
+        return [alert for alert in alerts if alert.alert_id in new_ids]
+
+    def insert_dead_letters(self, letters: Sequence[DeadLetter]) -> list[DeadLetter]:
+        if not letters:
+            return []
+        rows = [
+            {
+                "id": letter.dead_letter_id, "topic": letter.origin.topic, "partition": letter.origin.partition,
+                "offset": letter.origin.offset, "reason": letter.reason, "detail": letter.detail,
+                "payload": letter.payload, "received_at": letter.received_at.isoformat(),
+                "published_at": letter.received_at.isoformat() if letter.already_on_topic else None,
+            }
+            for letter in letters
+        ]
+        new = self.con.execute(
+            """INSERT OR IGNORE INTO dead_letters (dead_letter_id, kafka_topic, kafka_partition, kafka_offset,
+                   reason, detail, payload, received_at, published_at)
+               SELECT r.id, r.topic, r.partition, r."offset", r.reason, r.detail, r.payload::BLOB,
+                   r.received_at::TIMESTAMPTZ, r.published_at::TIMESTAMPTZ
+               FROM (SELECT unnest($rows) AS r) RETURNING dead_letter_id""",
+            {"rows": rows},
+        ).fetchall()
+        new_ids = {row[0] for row in new}
+        return [letter for letter in letters if letter.dead_letter_id in new_ids]
+
+    # --- outbox: derived facts are durable here first, then published; unpublished ones are retried ---
+
+    def unpublished_alerts(self) -> list[SafetyAlert]:
+        rows = self.con.execute(
+            """SELECT alert_id, rule_id, rule_version, severity, patient, case_id, evidence_event_ids,
+                      occurred_at, raised_at, summary, details
+               FROM alerts WHERE published_at IS NULL ORDER BY raised_at, alert_id"""
+        ).fetchall()
+        return [
+            SafetyAlert(
+                alert_id=r[0], rule_id=r[1], rule_version=r[2], severity=r[3], patient=r[4], case_id=r[5],
+                evidence_event_ids=tuple(r[6]), occurred_at=r[7], raised_at=r[8], summary=r[9],
+                details=json.loads(r[10]),
+            )
+            for r in rows
+        ]
+
+    def unpublished_dead_letters(self) -> list[tuple[str, str, str, str, bytes | None]]:
+        """(id, topic, reason, detail, payload) of dead letters not yet on the dead-letter topic."""
+        rows = self.con.execute(
+            "SELECT dead_letter_id, kafka_topic, reason, detail, payload FROM dead_letters "
+            "WHERE published_at IS NULL ORDER BY received_at, dead_letter_id"
+        ).fetchall()
+        return [(r[0], r[1], r[2], r[3], r[4]) for r in rows]
+
+    def mark_published(self, alert_ids: Iterable[UUID], dead_letter_ids: Iterable[str]) -> None:
+        now = datetime.now(UTC)
+        alert_list = [str(a) for a in alert_ids]
+        letter_list = list(dead_letter_ids)
+        if alert_list:
+            self.con.execute(
+                "UPDATE alerts SET published_at = $now WHERE alert_id IN (SELECT unnest($ids::UUID[]))",
+                {"now": now, "ids": alert_list},
+            )
+        if letter_list:
+            self.con.execute(
+                "UPDATE dead_letters SET published_at = $now WHERE dead_letter_id IN (SELECT unnest($ids))",
+                {"now": now, "ids": letter_list},
+            )
+
+    def open_dead_letter_count(self) -> int:
+        row = self.con.execute("SELECT count(*) FROM dead_letters WHERE status = 'open'").fetchone()
+        return int(row[0]) if row else 0
+
+    def iter_events(self, batch_size: int = 50_000) -> Iterator[list[EventEnvelope]]:
+        """The log in occurred_at order, validated again, in batches: the input of replay."""
+        cursor = self.con.execute("SELECT payload FROM event_log ORDER BY occurred_at, event_id")
+        while rows := cursor.fetchmany(batch_size):
+            yield [parse_event(json.loads(row[0])) for row in rows]

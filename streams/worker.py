@@ -1,0 +1,23 @@
+"""Running the Faust worker as a process: metrics endpoint, topics, then the Faust event loop."""
+
+from __future__ import annotations
+
+import logging
+
+import faust
+from prometheus_client import start_http_server
+from pvwatch.streams.app import build_app
+from pvwatch.streams.topics import ensure_topics
+
+from pvwatch.config import Settings
+from pvwatch.metrics import REGISTRY
+
+
+def run_worker(settings: Settings, *, loglevel: str = "warning") -> None:
+    """Blocks until SIGTERM/SIGINT; Faust then stops the agent, which commits its offsets."""
+    logging.basicConfig(level=loglevel.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    start_http_server(settings.metrics_port, addr=settings.metrics_host, registry=REGISTRY)
+    ensure_topics(settings.kafka_bootstrap, settings.partitions)
+    app = build_app(settings)
+    worker = faust.Worker(app, loglevel=loglevel, quiet=True, redirect_stdouts=False, override_logging=False)
+    worker.execute_from_commandline()
