@@ -38,7 +38,7 @@ def parse_event(document: dict[str, Any]) -> EventEnvelope:
 
 def decode_event(raw: bytes | None, topic: str | None = None) -> EventEnvelope:
     """Decode one Kafka message value; raise InvalidEvent with a short reason category on any defect."""
-    if raw is None:
+    if not raw:
         raise InvalidEvent("empty", "message has no value")
     if len(raw) > MAX_MESSAGE_BYTES:
         raise InvalidEvent("oversize", f"{len(raw)} bytes exceeds the {MAX_MESSAGE_BYTES}-byte limit")

@@ -41,14 +41,17 @@ class DemoOptions:
 class WorkerProcess:
     """`pvwatch worker` as a child process, stopped with SIGTERM so it commits its offsets."""
 
-    def __init__(self, bootstrap: str, db: Path, metrics_port: int, log_path: Path, session_timeout_s: float) -> None:
+    def __init__(
+        self, bootstrap: str, db: Path, metrics_port: int, log_path: Path, session_timeout_s: float,
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.metrics_url = f"http://127.0.0.1:{metrics_port}/metrics"
         self.log_path = log_path
         command = [
             sys.executable, "-m", "pvwatch", "worker", "--bootstrap-servers", bootstrap, "--db", str(db),
             "--metrics-port", str(metrics_port), "--session-timeout", str(session_timeout_s),
         ]
-        env = {**os.environ, "PVWATCH_DEMO_MODE": "1"}
+        env = {**os.environ, "PVWATCH_DEMO_MODE": "1", **(env or {})}
         log_path.parent.mkdir(parents=True, exist_ok=True)
         with log_path.open("ab") as log:
             self.process = subprocess.Popen(
@@ -60,6 +63,11 @@ class WorkerProcess:
         if self.process.poll() is not None:
             tail = self.log_path.read_text(errors="replace").splitlines()[-15:]
             raise PvwatchError(f"the worker exited with code {self.process.returncode}:\n" + "\n".join(tail))
+
+    def kill(self) -> None:
+        """SIGKILL: a crash, for the tests that prove nothing is lost or stored twice."""
+        self.process.kill()
+        self.process.wait()
 
     def stop(self, timeout_s: float = 20.0) -> int:
         if self.process.poll() is None:
