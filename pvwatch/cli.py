@@ -171,6 +171,21 @@ def _cell(value: object) -> str:
 
 
 @cli.command()
+@click.option("--db", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True,
+              help="DuckDB store to rebuild (the worker must be stopped: one writer).")
+def replay(db: Path) -> None:
+    """Rebuild every derived table (alerts, ...) from the stored event log, without the broker.
+
+    Deterministic: the same log always gives the same derived tables, equal to what the live worker derived.
+    """
+    from pvwatch.store.replay import replay as run_replay
+
+    report = run_replay(db, progress=True)
+    click.echo(f"replayed {report.events} events in {report.seconds:.2f} s ({report.events_per_second:,.0f}/s): "
+               f"{report.alerts} alerts ({report.alerts_added} added, {report.alerts_removed} removed)")
+
+
+@cli.command()
 @click.option("--patients", type=click.IntRange(1, 1_000_000), default=60, show_default=True)
 @click.option("--seed", type=int, default=7, show_default=True)
 @click.option("--out", type=click.File("w"), default="-", help="Output JSON Lines file (default stdout).")

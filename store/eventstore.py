@@ -18,12 +18,12 @@ from pathlib import Path
 from uuid import UUID
 
 import duckdb
-from pvwatch.events.alert import SafetyAlert
-from pvwatch.events.codec import parse_event
-from pvwatch.events.envelope import EventEnvelope
-from pvwatch.store.migrations import migrate
 
 from pvwatch.errors import PvwatchError
+from pvwatch.events.alert import SafetyAlert
+from pvwatch.events.envelope import EventEnvelope
+from pvwatch.events.registry import EVENT_TYPES
+from pvwatch.store.migrations import migrate
 
 
 class StoreLocked(PvwatchError):
@@ -229,6 +229,24 @@ class EventStore:
 
     def iter_events(self, batch_size: int = 50_000) -> Iterator[list[EventEnvelope]]:
         """The log in occurred_at order, validated again, in batches: the input of replay."""
-        cursor = self.con.execute("SELECT payload FROM event_log ORDER BY occurred_at, event_id")
+        cursor = self.con.execute("SELECT type, payload FROM event_log ORDER BY occurred_at, event_id")
         while rows := cursor.fetchmany(batch_size):
-            yield [parse_event(json.loads(row[0])) for row in rows]
+            yield [EVENT_TYPES[row[0]].model_validate_json(row[1]) for row in rows]
+
+    def event_count(self) -> int:
+        row = self.con.execute("SELECT count(*) FROM event_log").fetchone()
+        return int(row[0]) if row else 0
+
+    def replace_alerts(self, alerts: Sequence[SafetyAlert]) -> tuple[int, int]:
+        """Make `alerts` the whole derived alert table (replay); returns (added, removed).
+
+        Alerts that already existed keep their raised_at and published_at: a replay re-derives facts, it
+        does not pretend they were raised again.
+        """
+        keep = [str(alert.alert_id) for alert in alerts]
+        removed = self.con.execute(
+            "DELETE FROM alerts WHERE alert_id NOT IN (SELECT unnest($ids::UUID[])) RETURNING alert_id",
+            {"ids": keep},
+        ).fetchall()
+        added = self.insert_alerts(alerts)
+        return len(added), len(removed)

@@ -14,15 +14,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from uuid import UUID
 
+from pvwatch import metrics
+from pvwatch.domain.engine import RULE_IDS, SafetyEngine
+from pvwatch.errors import InvalidEvent
 from pvwatch.events.alert import SafetyAlert
 from pvwatch.events.codec import decode_event
 from pvwatch.events.envelope import EventEnvelope
 from pvwatch.events.registry import DEAD_LETTER_TOPIC, EVENT_TYPES
 from pvwatch.store.eventstore import DeadLetter, EventStore, MessageOrigin
-
-from pvwatch import metrics
-from pvwatch.domain.engine import RULE_IDS, evaluate_events
-from pvwatch.errors import InvalidEvent
 
 
 @dataclass(frozen=True)
@@ -59,6 +58,9 @@ class BatchProcessor:
 
     def __init__(self, store: EventStore) -> None:
         self.store = store
+        self.engine = SafetyEngine()
+        for stored in store.iter_events():  # the log is the truth: rebuild the rules' memory from it
+            self.engine.remember(stored)
         self._ingested = {name: metrics.EVENTS_INGESTED.labels(name) for name in EVENT_TYPES}
         self._duplicate = {name: metrics.EVENTS_DUPLICATE.labels(name) for name in EVENT_TYPES}
         self._evaluations = {rule: metrics.RULE_EVALUATIONS.labels(rule) for rule in RULE_IDS}
@@ -93,8 +95,8 @@ class BatchProcessor:
         with self.store.transaction():
             new_ids = self.store.insert_events(list(valid.values()), now)
             outcome.stored = [event for event, _ in valid.values() if event.event_id in new_ids]
-            alerts, evaluations = evaluate_events(outcome.stored, now)
-            outcome.new_alerts = self.store.insert_alerts(alerts)
+            derived = self.engine.apply(outcome.stored, now)
+            outcome.new_alerts = self.store.insert_alerts(derived.alerts)
             outcome.new_dead_letters = self.store.insert_dead_letters(letters)
         metrics.STORE_WRITE_SECONDS.observe(time.perf_counter() - started)
         metrics.STORE_BATCH_SIZE.observe(len(valid))
@@ -105,7 +107,7 @@ class BatchProcessor:
         outcome.duplicates = len(repeated)
         for event in repeated:
             self._duplicate[event.type].inc()
-        for rule, count in evaluations.items():
+        for rule, count in derived.evaluations.items():
             self._evaluations[rule].inc(count)
         for letter in outcome.new_dead_letters:
             metrics.EVENTS_REJECTED.labels(letter.origin.topic, letter.reason).inc()

@@ -1,0 +1,66 @@
+"""What the rules remember: each patient's clinically relevant events, kept in occurred_at order.
+
+Rules look at a patient's whole history when a new event arrives, so an event that arrives late (its
+occurred_at earlier than events already seen) still meets its partners and raises the alert it should, and
+alert ids built from the evidence make the result independent of arrival order. The history is rebuilt from
+the DuckDB event log when a worker starts (the log is the truth), so nothing here needs to be durable.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections import defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+from pvwatch.events.envelope import EventEnvelope
+
+E = TypeVar("E", bound=EventEnvelope)
+
+
+def _order(event: EventEnvelope) -> tuple[str, str]:
+    return (event.occurred_at.isoformat(), str(event.event_id))
+
+
+@dataclass
+class PatientHistory:
+    patient: str
+    events_by_type: dict[str, list[EventEnvelope]] = field(default_factory=lambda: defaultdict(list))
+    _keys_by_type: dict[str, list[tuple[str, str]]] = field(default_factory=lambda: defaultdict(list))
+
+    def add(self, event: EventEnvelope) -> None:
+        keys = self._keys_by_type[event.type]
+        key = _order(event)
+        position = bisect.bisect_left(keys, key)
+        if position < len(keys) and keys[position] == key:
+            return  # the same event twice: history is a set
+        keys.insert(position, key)
+        self.events_by_type[event.type].insert(position, event)
+
+    def of_type(self, type_name: str, model: type[E]) -> list[E]:
+        return [event for event in self.events_by_type.get(type_name, []) if isinstance(event, model)]
+
+
+class History:
+    """All patients' histories; the engine's only state."""
+
+    def __init__(self) -> None:
+        self._patients: dict[str, PatientHistory] = {}
+
+    def patient(self, pseudonym: str) -> PatientHistory:
+        found = self._patients.get(pseudonym)
+        if found is None:
+            found = self._patients[pseudonym] = PatientHistory(pseudonym)
+        return found
+
+    def add(self, event: EventEnvelope) -> PatientHistory:
+        history = self.patient(event.patient)
+        history.add(event)
+        return history
+
+    def __iter__(self) -> Iterator[PatientHistory]:
+        return iter(self._patients.values())
+
+    def __len__(self) -> int:
+        return len(self._patients)
