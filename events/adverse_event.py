@@ -6,8 +6,9 @@ from datetime import date
 from enum import StrEnum
 from typing import Annotated, ClassVar, Literal
 
-from pvwatch.events.envelope import EventEnvelope, ShortText
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+from pvwatch.events.envelope import EventEnvelope, ShortText
 
 CaseId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")]
 

@@ -6,8 +6,9 @@ from enum import StrEnum
 from typing import Annotated, ClassVar
 from uuid import UUID, uuid5
 
-from pvwatch.events.envelope import Pseudonym
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+
+from pvwatch.events.envelope import Pseudonym
 
 #: Namespace for deterministic alert ids: the same evidence always yields the same alert id, so redelivery,
 #: restarts and replay can never raise an alert twice.

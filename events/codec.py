@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from pvwatch.events.envelope import EventEnvelope
-from pvwatch.events.registry import EVENT_TYPES
 from pydantic import ValidationError
 
 from pvwatch.errors import InvalidEvent
+from pvwatch.events.envelope import EventEnvelope
+from pvwatch.events.registry import EVENT_TYPES
 
 #: Larger messages are rejected before parsing (a narrative is capped at 20k characters).
 MAX_MESSAGE_BYTES = 256 * 1024

@@ -15,13 +15,13 @@ from typing import Any
 
 import faust
 from faust.types import EventT
+
+from pvwatch import metrics
+from pvwatch.config import Settings
 from pvwatch.events.alert import SafetyAlert
 from pvwatch.events.registry import ALERT_TOPIC, DEAD_LETTER_TOPIC, SOURCE_TOPICS
 from pvwatch.store.eventstore import EventStore, MessageOrigin
 from pvwatch.streams.pipeline import BatchProcessor, IncomingMessage
-
-from pvwatch import metrics
-from pvwatch.config import Settings
 
 log = logging.getLogger("pvwatch.worker")
 

@@ -13,11 +13,10 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from pvwatch.errors import InvalidEvent
 from pvwatch.events.codec import MAX_MESSAGE_BYTES, parse_event
 from pvwatch.events.envelope import EventEnvelope
 from pvwatch.events.registry import DEAD_LETTER_TOPIC
-
-from pvwatch.errors import InvalidEvent
 from pvwatch.pseudonym import Pseudonymiser
 
 EDGE_SOURCE_HEADER = "pv-source"

@@ -7,6 +7,7 @@ from types import TracebackType
 
 from kafka import KafkaProducer
 from kafka.producer.future import FutureRecordMetadata
+
 from pvwatch.events.codec import encode_event
 from pvwatch.events.envelope import EventEnvelope
 

@@ -7,9 +7,9 @@ from collections.abc import Iterable
 
 from kafka.admin import KafkaAdminClient, NewTopic
 from kafka.errors import KafkaConnectionError, KafkaError, KafkaTimeoutError, TopicAlreadyExistsError
-from pvwatch.events.registry import ALL_TOPICS
 
 from pvwatch.errors import BrokerError
+from pvwatch.events.registry import ALL_TOPICS
 
 
 def ensure_topics(

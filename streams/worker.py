@@ -6,11 +6,11 @@ import logging
 
 import faust
 from prometheus_client import start_http_server
-from pvwatch.streams.app import build_app
-from pvwatch.streams.topics import ensure_topics
 
 from pvwatch.config import Settings
 from pvwatch.metrics import REGISTRY
+from pvwatch.streams.app import build_app
+from pvwatch.streams.topics import ensure_topics
 
 
 def run_worker(settings: Settings, *, loglevel: str = "warning") -> None:
