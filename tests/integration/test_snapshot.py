@@ -1,0 +1,153 @@
+"""Published snapshots on a real DuckDB file: analysts read while the writer inserts and republishes.
+
+Section 4 of /work/shared/notes/streaming-measurements.md measured that a second process cannot open the store
+while the worker holds it, not even read-only; these tests prove the snapshot path around that: a reader process
+opening the snapshot read-only in a loop never sees a lock error, a half-written file or a count that goes back.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from pvwatch.cohort import generate_cohort
+from pvwatch.events import AdverseEventReported
+from pvwatch.pseudonym import Pseudonymiser
+from pvwatch.store.eventstore import EventStore, MessageOrigin, connect
+from pvwatch.store.snapshot import SnapshotError, publish_snapshot, read_snapshot_meta
+
+pytestmark = pytest.mark.integration
+ORIGIN = MessageOrigin("pv.clinical.adverse-event.v1", 0, None)
+
+#: Opens the snapshot read-only as fast as it can until told to stop; prints one JSON line per open.
+READER = r"""
+import json, sys, time, duckdb
+path, stop = sys.argv[1], sys.argv[2]
+import os
+while not os.path.exists(stop):
+    try:
+        con = duckdb.connect(path, read_only=True)
+        meta = con.execute("SELECT event_count FROM snapshot_meta").fetchone()[0]
+        rows = con.execute("SELECT count(*) FROM event_log").fetchone()[0]
+        serious = con.execute("SELECT count(*) FROM serious_events").fetchone()[0]
+        con.close()
+        print(json.dumps({"meta": meta, "rows": rows, "serious": serious}), flush=True)
+    except Exception as error:
+        print(json.dumps({"error": f"{type(error).__name__}: {error}"}), flush=True)
+    time.sleep(0.005)
+"""
+
+
+def cohort(patients: int, seed: int) -> list[AdverseEventReported]:
+    p = Pseudonymiser.from_secret(None, demo_mode=True)
+    return [AdverseEventReported.model_validate(p.pseudonymise_record(r)) for r in generate_cohort(patients, seed)]
+
+
+def test_a_second_process_cannot_open_the_store_but_can_open_the_snapshot(tmp_path: Path) -> None:
+    store = EventStore(tmp_path / "pvwatch.duckdb")
+    events = cohort(10, seed=3)
+    with store.transaction():
+        store.insert_events([(e, ORIGIN) for e in events], datetime.now(UTC))
+    info = publish_snapshot(store.con, tmp_path / "pvwatch.duckdb.snapshot.duckdb")
+
+    probe = "import duckdb, sys; duckdb.connect(sys.argv[1], read_only=True).execute('SELECT 1')"
+    held = subprocess.run([sys.executable, "-c", probe, str(store.path)], capture_output=True, text=True)
+    assert held.returncode != 0 and "lock" in held.stderr.lower()  # the problem snapshots exist for
+    ok = subprocess.run([sys.executable, "-c", probe, str(info.path)], capture_output=True, text=True)
+    assert ok.returncode == 0, ok.stderr
+    assert info.event_count == len(events) == info.tables["event_log"]
+    store.close()
+
+
+def test_readers_never_see_a_lock_error_or_a_partial_snapshot_while_the_writer_inserts(tmp_path: Path) -> None:
+    store = EventStore(tmp_path / "pvwatch.duckdb")
+    # A view defined in the store, as migrations define them: it must exist inside every snapshot too.
+    store.con.execute("CREATE VIEW serious_events AS SELECT event_id FROM event_log "
+                      "WHERE (payload->'seriousness'->>'hospitalisation')::BOOLEAN "
+                      "OR (payload->'seriousness'->>'death')::BOOLEAN "
+                      "OR (payload->'seriousness'->>'life_threatening')::BOOLEAN "
+                      "OR (payload->'seriousness'->>'medically_important')::BOOLEAN")
+    target = tmp_path / "pvwatch.duckdb.snapshot.duckdb"
+    publish_snapshot(store.con, target)
+    stop = tmp_path / "stop"
+    reader = subprocess.Popen([sys.executable, "-c", READER, str(target), str(stop)],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    events = cohort(300, seed=5)
+    batches = [events[i:i + 20] for i in range(0, len(events), 20)]
+    writer_done = threading.Event()
+    writer_errors: list[BaseException] = []
+
+    def write() -> None:
+        # The worker's own connection keeps writing in transactions while snapshots are taken from a cursor.
+        try:
+            for batch in batches:
+                with store.transaction():
+                    store.insert_events([(e, ORIGIN) for e in batch], datetime.now(UTC))
+                time.sleep(0.01)
+        except BaseException as error:
+            writer_errors.append(error)
+        finally:
+            writer_done.set()
+
+    writer = threading.Thread(target=write)
+    published = []
+    try:
+        time.sleep(0.3)  # let the reader start opening the first snapshot
+        writer.start()
+        while not writer_done.is_set():
+            published.append(publish_snapshot(store.con, target))
+        published.append(publish_snapshot(store.con, target))
+        time.sleep(0.3)
+    finally:
+        stop.touch()
+        out, err = reader.communicate(timeout=30)
+        writer.join()
+    assert not writer_errors
+    assert reader.returncode == 0, err
+    reads = [json.loads(line) for line in out.splitlines()]
+    errors = [r["error"] for r in reads if "error" in r]
+    assert errors == [], errors[:3]
+    assert len(published) >= 3, "the writer must have republished while inserting"
+    assert len(reads) >= 20
+    counts = [r["rows"] for r in reads]
+    assert all(r["meta"] == r["rows"] for r in reads), "snapshot_meta must describe the snapshot it is in"
+    assert counts == sorted(counts), "a reader must never see the log shrink"
+    assert counts[-1] == len(events)
+    assert len(set(counts)) >= 3, "readers saw intermediate snapshots, not just the first and the last"
+    print(f"{len(published)} snapshots published, {len(reads)} reads, {len(set(counts))} distinct counts, "
+          f"publish {max(p.seconds for p in published) * 1000:.0f} ms at most")
+    expected_serious = sum(1 for e in events if e.seriousness.is_serious)
+    assert reads[-1]["serious"] == expected_serious
+    assert not list(tmp_path.glob("*.tmp-*")), "no temporary file may be left behind"
+    store.close()
+
+
+def test_snapshot_keeps_documentation_and_staleness_and_is_read_only(tmp_path: Path) -> None:
+    store = EventStore(tmp_path / "pvwatch.duckdb")
+    events = cohort(5, seed=9)
+    with store.transaction():
+        store.insert_events([(e, ORIGIN) for e in events], datetime.now(UTC))
+    before = datetime.now(UTC)
+    info = publish_snapshot(store.con, tmp_path / "snap.duckdb")
+    con = connect(info.path, read_only=True)
+    taken_at, count = read_snapshot_meta(con) or (None, None)
+    assert taken_at is not None and abs((taken_at - before).total_seconds()) < 5
+    assert count == len(events)
+    described = "SELECT comment FROM duckdb_tables() WHERE table_name = 'event_log'"
+    assert con.execute(described).fetchone()[0] == store.con.execute(described).fetchone()[0] != None  # noqa: E711
+    with pytest.raises(duckdb.Error, match="read-only"):
+        con.execute("DELETE FROM event_log")
+    con.close()
+    with pytest.raises(SnapshotError, match="not in the store"):
+        publish_snapshot(store.con, tmp_path / "other.duckdb", tables=["no_such_table"])
+    assert not (tmp_path / "other.duckdb").exists()
+    store.close()
