@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from pvwatch.events.adverse_event import AdverseEventReported
+from pvwatch.events.alert_action import AlertActionRecorded
 from pvwatch.events.envelope import EventEnvelope
 
 EVENT_TYPES: dict[str, type[EventEnvelope]] = {
     "adverse-event": AdverseEventReported,
+    "alert-action": AlertActionRecorded,
 }
 
 TOPIC_OF_TYPE: dict[str, str] = {name: model.topic for name, model in EVENT_TYPES.items()}
