@@ -197,6 +197,83 @@ def generate(patients: int, seed: int, out: click.utils.LazyFile) -> None:
         out.write(json.dumps(record) + "\n")
 
 
+@cli.command()
+@click.option("--snapshot", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="The worker's published snapshot (PVWATCH_SNAPSHOT_PATH, default <db>.snapshot.duckdb).")
+@click.option("--users", "users_file", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="User file (YAML or TOML) written by `pvwatch user add`.")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=int, default=8080, show_default=True)
+@click.option("--audit-log", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Hash-chained audit log (default: audit.jsonl next to the users file).")
+@click.option("--bootstrap-servers", help="Kafka for alert actions (PVWATCH_KAFKA_BOOTSTRAP); --read-only to disable.")
+@click.option("--read-only", is_flag=True, help="Disable alert actions (no Kafka needed).")
+@click.option("--metrics-url", help="The worker's /metrics URL, for the pipeline health page.")
+@click.option("--grafana-url", help="Link shown on the pipeline health page.")
+@click.option("--secret-file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Session-signing secret (32+ bytes); default: random at each start (sessions end on restart).")
+@click.option("--tls-cert", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="Serve HTTPS.")
+@click.option("--tls-key", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--secure-cookies", is_flag=True, help="Mark cookies Secure (automatic with --tls-cert; use behind a "
+              "TLS-terminating proxy).")
+def dashboard(snapshot: Path, users_file: Path, host: str, port: int, audit_log: Path | None,
+              bootstrap_servers: str | None, read_only: bool, metrics_url: str | None, grafana_url: str | None,
+              secret_file: Path | None, tls_cert: Path | None, tls_key: Path | None, secure_cookies: bool) -> None:
+    """Serve the safety officer's web dashboard and the analyst's SQL page from the published snapshot."""
+    from pvwatch.dashboards.serve import read_secret, serve
+    from pvwatch.dashboards.webapp import DashboardConfig
+
+    bootstrap = None if read_only else _settings(kafka_bootstrap=bootstrap_servers).kafka_bootstrap
+    config = DashboardConfig(
+        snapshot=snapshot, users_file=users_file, audit_log=audit_log or users_file.with_name("audit.jsonl"),
+        bootstrap=bootstrap, metrics_url=metrics_url, grafana_url=grafana_url, secret=read_secret(secret_file),
+        secure_cookies=secure_cookies or tls_cert is not None)
+    serve(config, host, port, tls_cert, tls_key)
+
+
+@cli.group()
+def user() -> None:
+    """Dashboard users (roles: officer, analyst, admin)."""
+
+
+@user.command("add")
+@click.argument("name")
+@click.option("--role", type=click.Choice(["officer", "analyst", "admin"]), required=True)
+@click.option("--users", "users_file", type=click.Path(dir_okay=False, path_type=Path),
+              default=Path("var/dashboard/users.yaml"), show_default=True, help="User file (YAML) to update.")
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input (for scripts).")
+def user_add(name: str, role: str, users_file: Path, password_stdin: bool) -> None:
+    """Add a user, or set an existing user's role and password (hashed with Argon2id)."""
+    from pvwatch.dashboards.users import Role, UserStore
+
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    UserStore(users_file).add(name, Role(role), password)
+    click.echo(f"user {name} ({role}) saved in {users_file}")
+
+
+@cli.group()
+def audit() -> None:
+    """The dashboard's tamper-evident audit log."""
+
+
+@audit.command("verify")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--expect-head", help="Head hash recorded earlier: also proves no entry was cut from the end.")
+def audit_verify(file: Path, expect_head: str | None) -> None:
+    """Check the hash chain of an audit log; exits 1 and names each broken entry if any was edited."""
+    from pvwatch.dashboards.audit import verify_audit_log
+
+    result = verify_audit_log(file, expect_head)
+    for problem in result.problems:
+        click.echo(f"BROKEN {problem}", err=True)
+    if not result.intact:
+        sys.exit(1)
+    click.echo(f"intact: {result.entries} entries, head {result.head}")
+
+
 def main() -> None:
     try:
         cli(standalone_mode=True)

@@ -1,0 +1,273 @@
+"""What the dashboard reads, always from the published read-only snapshot (never the worker's store).
+
+Each call opens the snapshot file read-only and closes it: the worker renames a fresh snapshot over it every few
+seconds and a new connection sees the newest one. Tables and views that another part of pvwatch has not created
+yet (an older store, a feature not deployed) make their page say "not available" instead of failing.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from pvwatch.errors import PvwatchError
+
+
+class SnapshotUnavailable(PvwatchError):
+    """No snapshot has been published yet at the configured path."""
+
+
+@dataclass(frozen=True)
+class AlertFilters:
+    rule: str | None = None
+    severity: str | None = None
+    status: str | None = None
+    site: str | None = None
+    product: str | None = None
+    lot: str | None = None
+    patient: str | None = None
+    case_id: str | None = None
+
+    def active(self) -> dict[str, str]:
+        return {key: value for key, value in self.__dict__.items() if value}
+
+
+@dataclass
+class Table:
+    """A query result ready to render: column names and JSON-friendly rows."""
+
+    columns: list[str]
+    rows: list[list[Any]]
+    truncated: bool = False
+    seconds: float = 0.0
+
+
+@dataclass
+class Snapshot:
+    """Staleness of the snapshot the page was built from."""
+
+    taken_at: datetime | None
+    event_count: int | None
+    relations: set[str] = field(default_factory=set)
+
+    @property
+    def age_s(self) -> float | None:
+        return None if self.taken_at is None else (datetime.now(UTC) - self.taken_at).total_seconds()
+
+
+def plain(value: Any) -> Any:
+    """A DuckDB value as JSON-friendly data (timestamps as ISO strings, JSON columns parsed)."""
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, list | tuple):
+        return [plain(item) for item in value]
+    if isinstance(value, dict):
+        return {str(key): plain(item) for key, item in value.items()}
+    if isinstance(value, int | float | str | bool) or value is None:
+        return value
+    return str(value)
+
+
+class ReadModel:
+    def __init__(self, snapshot_path: Path) -> None:
+        self.snapshot_path = snapshot_path
+
+    @contextmanager
+    def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        if not self.snapshot_path.exists():
+            raise SnapshotUnavailable(
+                f"no snapshot at {self.snapshot_path} yet: the worker publishes one every few seconds "
+                "(PVWATCH_SNAPSHOT_PATH, PVWATCH_SNAPSHOT_INTERVAL_S)"
+            )
+        con = duckdb.connect(str(self.snapshot_path), read_only=True)
+        try:
+            yield con
+        finally:
+            con.close()
+
+    @staticmethod
+    def relations(con: duckdb.DuckDBPyConnection) -> set[str]:
+        rows = con.execute(
+            "SELECT table_name FROM duckdb_tables() WHERE NOT internal UNION "
+            "SELECT view_name FROM duckdb_views() WHERE NOT internal"
+        ).fetchall()
+        return {row[0] for row in rows}
+
+    def snapshot(self, con: duckdb.DuckDBPyConnection) -> Snapshot:
+        relations = self.relations(con)
+        if "snapshot_meta" not in relations:
+            return Snapshot(None, None, relations)
+        row = con.execute("SELECT taken_at, event_count FROM snapshot_meta").fetchone()
+        return Snapshot(row[0], int(row[1]), relations) if row else Snapshot(None, None, relations)
+
+    # --- alerts -------------------------------------------------------------------------------------------
+
+    def alerts(self, con: duckdb.DuckDBPyConnection, filters: AlertFilters, limit: int = 500) -> list[dict[str, Any]]:
+        """The alert queue, newest first, with site, products and lots taken from the alert's latest evidence."""
+        relations = self.relations(con)
+        if "alerts" not in relations:
+            return []
+        has_status = "alert_status" in relations
+        status = "coalesce(s.status, 'open')" if has_status else "'open'"
+        assignee = "s.assignee" if has_status else "NULL"
+        last_action = "s.last_action_at" if has_status else "NULL"
+        status_join = "LEFT JOIN alert_status s ON s.alert_id = a.alert_id" if has_status else ""
+        sql = f"""
+            WITH queue AS (
+                SELECT a.alert_id::VARCHAR AS alert_id, a.rule_id, a.severity, a.patient, a.case_id,
+                       a.occurred_at, a.raised_at, a.summary, {status} AS status, {assignee} AS assignee,
+                       {last_action} AS last_action_at,
+                       coalesce(e.payload->>'site', e.payload->>'administering_site', e.source) AS site,
+                       list_distinct(list_filter(
+                           coalesce(json_extract_string(e.payload, '$.products[*].name'), [])
+                           || [e.payload->>'product', e.payload->>'drug_name'], lambda x: x IS NOT NULL)) AS products,
+                       list_distinct(list_filter(
+                           coalesce(json_extract_string(e.payload, '$.products[*].lot'), [])
+                           || [e.payload->>'lot', e.payload->>'lot_id'], lambda x: x IS NOT NULL)) AS lots
+                FROM alerts a
+                {status_join}
+                LEFT JOIN event_log e ON e.event_id = a.evidence_event_ids[-1]
+            )
+            SELECT * FROM queue
+            WHERE ($rule IS NULL OR rule_id = $rule)
+              AND ($severity IS NULL OR severity = $severity)
+              AND ($status IS NULL OR status = $status)
+              AND ($site IS NULL OR site = $site)
+              AND ($product IS NULL OR list_contains(products, $product))
+              AND ($lot IS NULL OR list_contains(lots, $lot))
+              AND ($patient IS NULL OR patient = $patient)
+              AND ($case_id IS NULL OR case_id = $case_id)
+            ORDER BY raised_at DESC, alert_id
+            LIMIT {int(limit)}
+        """
+        cursor = con.execute(sql, {key: value or None for key, value in filters.__dict__.items()})
+        columns = [d[0] for d in cursor.description or []]
+        return [{c: plain(v) for c, v in zip(columns, row, strict=True)} for row in cursor.fetchall()]
+
+    def alert(self, con: duckdb.DuckDBPyConnection, alert_id: str) -> dict[str, Any] | None:
+        row = con.execute("SELECT alert_id::VARCHAR, patient, case_id, rule_id FROM alerts WHERE alert_id::VARCHAR = ?",
+                          [alert_id]).fetchone()
+        return None if row is None else {"alert_id": row[0], "patient": row[1], "case_id": row[2], "rule_id": row[3]}
+
+    def filter_choices(self, con: duckdb.DuckDBPyConnection) -> dict[str, list[str]]:
+        """Values offered in the queue's filter menus."""
+        queue = self.alerts(con, AlertFilters(), limit=5000)
+        choices: dict[str, set[str]] = {"rule": set(), "severity": set(), "status": set(), "site": set(),
+                                        "product": set(), "lot": set()}
+        for alert in queue:
+            choices["rule"].add(alert["rule_id"])
+            choices["severity"].add(alert["severity"])
+            choices["status"].add(alert["status"])
+            if alert["site"]:
+                choices["site"].add(alert["site"])
+            choices["product"].update(alert["products"] or [])
+            choices["lot"].update(alert["lots"] or [])
+        choices["status"] |= {"open", "acknowledged", "assigned", "closed"}
+        return {key: sorted(values) for key, values in choices.items()}
+
+    def actions_landed(self, con: duckdb.DuckDBPyConnection, event_ids: Sequence[str]) -> set[str]:
+        """Which of these alert-action events the snapshot already holds (the rest are still on their way)."""
+        if not event_ids or "event_log" not in self.relations(con):
+            return set()
+        rows = con.execute("SELECT event_id::VARCHAR FROM event_log WHERE event_id::VARCHAR IN (SELECT unnest(?))",
+                           [list(event_ids)]).fetchall()
+        return {row[0] for row in rows}
+
+    def alert_history(self, con: duckdb.DuckDBPyConnection, alert_ids: Sequence[str]) -> list[dict[str, Any]]:
+        if not alert_ids or "alert_actions" not in self.relations(con):
+            return []
+        cursor = con.execute(
+            "SELECT alert_id::VARCHAR AS alert_id, action, actor, assignee, reason, acted_at FROM alert_actions "
+            "WHERE alert_id::VARCHAR IN (SELECT unnest(?)) ORDER BY acted_at, log_seq", [list(alert_ids)])
+        columns = [d[0] for d in cursor.description or []]
+        return [{c: plain(v) for c, v in zip(columns, row, strict=True)} for row in cursor.fetchall()]
+
+    # --- patient records -------------------------------------------------------------------------------------
+
+    def patient_events(self, con: duckdb.DuckDBPyConnection, patient: str) -> list[dict[str, Any]]:
+        """Every stored event of one patient in clinical time order: type, times, source and the full payload."""
+        rows = con.execute(
+            "SELECT event_id::VARCHAR, type, occurred_at, recorded_at, source, payload FROM event_log "
+            "WHERE patient = ? AND type <> 'alert-action' ORDER BY occurred_at, log_seq", [patient]).fetchall()
+        return [{"event_id": r[0], "type": r[1], "occurred_at": r[2], "recorded_at": r[3], "source": r[4],
+                 "payload": json.loads(r[5])} for r in rows]
+
+    def case_versions(self, con: duckdb.DuckDBPyConnection, case_id: str) -> list[dict[str, Any]]:
+        """Initial report and follow-ups of one case, in the order they were recorded."""
+        rows = con.execute(
+            "SELECT event_id::VARCHAR, patient, recorded_at, source, payload FROM event_log "
+            "WHERE type = 'adverse-event' AND payload->>'case_id' = ? ORDER BY recorded_at, log_seq",
+            [case_id]).fetchall()
+        return [{"event_id": r[0], "patient": r[1], "recorded_at": r[2], "source": r[3], "payload": json.loads(r[4])}
+                for r in rows]
+
+    # --- optional tables: expedited reports, signals ------------------------------------------------------------
+
+    def table(self, con: duckdb.DuckDBPyConnection, name: str, order_by: str | None = None,
+              where: str = "", params: Sequence[Any] = (), limit: int = 1000) -> Table | None:
+        """All columns of a table or view that may not exist yet (None when it does not)."""
+        if name not in self.relations(con):
+            return None
+        order = f" ORDER BY {order_by}" if order_by else ""
+        cursor = con.execute(f'SELECT * FROM "{name}" {where}{order} LIMIT {int(limit)}', list(params))
+        columns = [d[0] for d in cursor.description or []]
+        return Table(columns, [[plain(v) for v in row] for row in cursor.fetchall()])
+
+    @staticmethod
+    def columns(con: duckdb.DuckDBPyConnection, name: str) -> list[str]:
+        return [row[0] for row in con.execute(f'DESCRIBE "{name}"').fetchall()]
+
+
+# --- the analyst's SQL page ----------------------------------------------------------------------------------
+
+
+class QueryRejected(PvwatchError):
+    """The SQL was refused before it ran (not a single read-only SELECT) or was stopped by the time limit."""
+
+
+def run_readonly_query(snapshot_path: Path, sql: str, *, max_rows: int, timeout_s: float) -> Table:
+    """Run one SELECT on the snapshot with a row limit and a time limit (con.interrupt() from a timer).
+
+    The snapshot is opened read-only and external access is switched off and locked before the query runs, so a
+    query can neither change the snapshot nor read or write other files (read_csv, COPY ... TO, ATTACH).
+    """
+    if not snapshot_path.exists():
+        raise SnapshotUnavailable(f"no snapshot at {snapshot_path} yet")
+    con = duckdb.connect(str(snapshot_path), read_only=True,
+                         config={"enable_external_access": False, "autoload_known_extensions": False,
+                                 "autoinstall_known_extensions": False})
+    try:
+        con.execute("SET lock_configuration = true")
+        try:
+            statements = con.extract_statements(sql)
+        except duckdb.Error as error:
+            raise QueryRejected(str(error).splitlines()[0]) from None
+        if len(statements) != 1 or statements[0].type != duckdb.StatementType.SELECT:
+            raise QueryRejected("only one SELECT statement (WITH ... SELECT included) may run here")
+        timer = threading.Timer(timeout_s, con.interrupt)
+        started = datetime.now(UTC)
+        timer.start()
+        try:
+            cursor = con.execute(sql)
+            rows = cursor.fetchmany(max_rows + 1)
+        except duckdb.InterruptException:
+            raise QueryRejected(f"the query ran longer than {timeout_s:g} s and was stopped") from None
+        except duckdb.Error as error:
+            if "interrupt" in str(error).lower():
+                raise QueryRejected(f"the query ran longer than {timeout_s:g} s and was stopped") from None
+            raise QueryRejected(str(error).splitlines()[0]) from None
+        finally:
+            timer.cancel()
+        columns = [d[0] for d in cursor.description or []]
+        seconds = (datetime.now(UTC) - started).total_seconds()
+        return Table(columns, [[plain(v) for v in row] for row in rows[:max_rows]], len(rows) > max_rows, seconds)
+    finally:
+        con.close()

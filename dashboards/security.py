@@ -1,0 +1,97 @@
+"""Sessions in signed cookies, CSRF tokens and the login rate limit.
+
+Sessions follow the OWASP Session Management Cheat Sheet: the cookie is HttpOnly (no script can read it),
+SameSite=Strict (never sent on a request started by another site), Secure when served over TLS, signed with a
+server secret (itsdangerous, HMAC-SHA1 over the payload and a timestamp) and expires after `max_age_s`; a new
+session id and CSRF token are issued at login (no session fixation) and logout revokes the id server-side.
+CSRF follows the synchronizer-token pattern (OWASP CSRF Prevention Cheat Sheet): every POST carries the
+session's token in a form field or the X-CSRF-Token header, compared in constant time.
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+import time
+from collections import defaultdict, deque
+from dataclasses import dataclass
+
+from itsdangerous import BadSignature, URLSafeTimedSerializer
+
+SESSION_COOKIE = "pvwatch_session"
+LOGIN_COOKIE = "pvwatch_login"
+
+
+@dataclass(frozen=True)
+class Session:
+    user: str | None  #: None before login (the login form's own CSRF token)
+    session_id: str
+    csrf_token: str
+
+    @classmethod
+    def new(cls, user: str | None) -> Session:
+        return cls(user, secrets.token_urlsafe(16), secrets.token_urlsafe(32))
+
+
+class SessionCodec:
+    def __init__(self, secret: bytes, max_age_s: int) -> None:
+        self._serializer = URLSafeTimedSerializer(secret, salt="pvwatch-dashboard-session")
+        self.max_age_s = max_age_s
+        self._revoked: dict[str, float] = {}
+
+    def encode(self, session: Session) -> str:
+        return self._serializer.dumps({"u": session.user, "s": session.session_id, "c": session.csrf_token})
+
+    def decode(self, value: str | None) -> Session | None:
+        if not value:
+            return None
+        try:
+            data = self._serializer.loads(value, max_age=self.max_age_s)
+        except BadSignature:  # also covers SignatureExpired
+            return None
+        if not isinstance(data, dict) or data.get("s") in self._revoked:
+            return None
+        return Session(data.get("u"), str(data.get("s")), str(data.get("c")))
+
+    def revoke(self, session: Session) -> None:
+        now = time.monotonic()
+        self._revoked = {sid: at for sid, at in self._revoked.items() if now - at < self.max_age_s}
+        self._revoked[session.session_id] = now
+
+
+def csrf_matches(expected: str, given: str | None) -> bool:
+    return given is not None and hmac.compare_digest(expected.encode(), given.encode())
+
+
+class LoginRateLimiter:
+    """At most `max_failures` failed logins per (user name, client address) in any `window_s` seconds.
+
+    Counting per user and address (OWASP Authentication Cheat Sheet, "login throttling") slows guessing one
+    account's password without letting one attacker lock every user out from elsewhere.
+    """
+
+    def __init__(self, max_failures: int = 5, window_s: float = 60.0) -> None:
+        self.max_failures = max_failures
+        self.window_s = window_s
+        self._failures: dict[tuple[str, str], deque[float]] = defaultdict(deque)
+
+    def _recent(self, key: tuple[str, str], now: float) -> deque[float]:
+        failures = self._failures[key]
+        while failures and now - failures[0] >= self.window_s:
+            failures.popleft()
+        return failures
+
+    def retry_after_s(self, user: str, address: str) -> float | None:
+        """Seconds until another attempt is allowed, or None if one is allowed now."""
+        now = time.monotonic()
+        failures = self._recent((user.lower(), address), now)
+        if len(failures) < self.max_failures:
+            return None
+        return max(1.0, self.window_s - (now - failures[0]))
+
+    def record_failure(self, user: str, address: str) -> None:
+        now = time.monotonic()
+        self._recent((user.lower(), address), now).append(now)
+
+    def reset(self, user: str, address: str) -> None:
+        self._failures.pop((user.lower(), address), None)

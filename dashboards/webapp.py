@@ -1,0 +1,648 @@
+"""The safety officer's web dashboard (aiohttp): alert queue, cases, patient timelines, expedited reports,
+signals, pipeline health and the analyst's SQL page, behind login, roles, CSRF tokens and an audit log.
+
+It reads only the published snapshot (pvwatch.store.snapshot) and writes only two things: its own audit log and
+alert-action events, which it publishes to Kafka like any producer, so the worker stores them in the event log.
+Everything is served from this package (templates and static files): no CDN, no build step.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import secrets
+import urllib.parse
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import jinja2
+from aiohttp import web
+from pydantic import ValidationError
+
+from pvwatch.dashboards.audit import AuditLog
+from pvwatch.dashboards.readmodel import (
+    AlertFilters,
+    QueryRejected,
+    ReadModel,
+    Snapshot,
+    SnapshotUnavailable,
+    run_readonly_query,
+)
+from pvwatch.dashboards.security import (
+    LOGIN_COOKIE,
+    SESSION_COOKIE,
+    LoginRateLimiter,
+    Session,
+    SessionCodec,
+    csrf_matches,
+)
+from pvwatch.dashboards.timeline import lane_of, render_timeline, reported_by_parent
+from pvwatch.dashboards.users import Permission, User, UserStore
+from pvwatch.events.alert_action import AlertAction, AlertActionRecorded
+from pvwatch.events.codec import describe_validation_error
+
+log = logging.getLogger("pvwatch.dashboard")
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+PUBLIC_PATHS = ("/login", "/static/")
+ACTION_SOURCE = "pvwatch-dashboard"
+
+
+@dataclass(frozen=True)
+class DashboardConfig:
+    snapshot: Path
+    users_file: Path
+    audit_log: Path
+    #: Kafka bootstrap servers for alert-action events; None disables actions (read-only dashboard).
+    bootstrap: str | None = None
+    metrics_url: str | None = None
+    grafana_url: str | None = None
+    #: Signs the session cookies; random per start unless given (then sessions survive a restart).
+    secret: bytes = field(default_factory=lambda: secrets.token_bytes(32))
+    secure_cookies: bool = False
+    session_max_age_s: int = 8 * 3600
+    sql_max_rows: int = 1000
+    sql_timeout_s: float = 10.0
+    login_failures_per_minute: int = 5
+    poll_interval_s: float = 2.0
+
+
+class ActionPublisher:
+    """Publishes alert-action events with kafka-python, connecting on first use, waiting for the broker's ack."""
+
+    def __init__(self, bootstrap: str) -> None:
+        self.bootstrap = bootstrap
+        self._publisher: Any = None
+
+    def publish(self, event: AlertActionRecorded, timeout_s: float = 10.0) -> None:
+        from pvwatch.streams.producer import EventPublisher
+
+        if self._publisher is None:
+            self._publisher = EventPublisher(self.bootstrap, linger_ms=0, client_id="pvwatch-dashboard")
+        self._publisher.publish(event).get(timeout=timeout_s)
+
+    def close(self) -> None:
+        if self._publisher is not None:
+            self._publisher.close()
+
+
+# --- keys into the aiohttp app and request --------------------------------------------------------------------
+
+CONFIG = web.AppKey("config", DashboardConfig)
+USERS = web.AppKey("users", UserStore)
+AUDIT = web.AppKey("audit", AuditLog)
+SESSIONS = web.AppKey("sessions", SessionCodec)
+LIMITER = web.AppKey("limiter", LoginRateLimiter)
+READ = web.AppKey("read", ReadModel)
+TEMPLATES = web.AppKey("templates", jinja2.Environment)
+PUBLISHER = web.AppKey("publisher", ActionPublisher)
+#: alert-action events this process published, by event id, until the snapshot holds them: {event_id: alert_id}
+PENDING = web.AppKey("pending", dict)
+SESSION = web.RequestKey("session", Session)
+USER = web.RequestKey("user", User)
+
+
+def current_user(request: web.Request) -> User:
+    user = request.get(USER)
+    if not isinstance(user, User):
+        raise web.HTTPUnauthorized()
+    return user
+
+
+def requires(permission: Permission) -> Callable[[Handler], Handler]:
+    """403 for a signed-in user whose role lacks `permission` (anonymous users never get this far)."""
+
+    def decorate(handler: Handler) -> Handler:
+        @functools.wraps(handler)
+        async def guarded(request: web.Request) -> web.StreamResponse:
+            user = current_user(request)
+            if not user.may(permission):
+                audit(request, "forbidden", path=request.path, needed=permission.value)
+                if request.path.startswith("/api/"):
+                    raise web.HTTPForbidden(text=f"the {user.role.value} role may not {permission.value}")
+                return render(request, "error.html", status=403,
+                              message=f"Your role ({user.role.value}) may not {permission.value.replace('-', ' ')}.")
+            return await handler(request)
+
+        return guarded
+
+    return decorate
+
+
+def audit(request: web.Request, action: str, /, *, patient: str | None = None, **detail: Any) -> None:
+    user = request.get(USER)
+    actor = user.name if isinstance(user, User) else "anonymous"
+    request.app[AUDIT].append(actor, action, patient=patient, client=request.remote, **detail)
+
+
+def render(request: web.Request, template: str, *, status: int = 200, **context: Any) -> web.Response:
+    session = request.get(SESSION)
+    user = request.get(USER)
+    config = request.app[CONFIG]
+    page = request.app[TEMPLATES].get_template(template).render(
+        user=user, csrf_token=session.csrf_token if isinstance(session, Session) else "",
+        Permission=Permission, grafana_url=config.grafana_url, request_path=request.path, **context)
+    return web.Response(text=page, content_type="text/html", status=status)
+
+
+async def in_snapshot(request: web.Request, work: Callable[[duckdb.DuckDBPyConnection, ReadModel], Any]) -> Any:
+    """Run `work` on a fresh read-only connection to the snapshot, off the event loop."""
+    read = request.app[READ]
+
+    def run() -> Any:
+        with read.connect() as con:
+            return work(con, read)
+
+    return await asyncio.to_thread(run)
+
+
+# --- middlewares ---------------------------------------------------------------------------------------------
+
+
+@web.middleware
+async def security_headers(request: web.Request, handler: Handler) -> web.StreamResponse:
+    response = await handler(request)
+    response.headers.setdefault(
+        "Content-Security-Policy",
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        "frame-ancestors 'none'; form-action 'self'; base-uri 'none'")
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("Referrer-Policy", "no-referrer")
+    response.headers.setdefault("X-Frame-Options", "DENY")
+    if not request.path.startswith("/static/"):
+        response.headers.setdefault("Cache-Control", "no-store")
+    return response
+
+
+@web.middleware
+async def authentication(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every page and API needs a signed-in user: anonymous API calls get 401, pages redirect to the login."""
+    if request.path == "/login" or request.path.startswith("/static/"):
+        return await handler(request)
+    session = request.app[SESSIONS].decode(request.cookies.get(SESSION_COOKIE))
+    user = request.app[USERS].get(session.user) if session and session.user else None
+    if session is None or user is None:
+        if request.path.startswith("/api/"):
+            raise web.HTTPUnauthorized(text="sign in first", headers={"WWW-Authenticate": 'Cookie realm="pvwatch"'})
+        target = request.path_qs if request.method == "GET" else "/"
+        raise web.HTTPFound("/login?" + urllib.parse.urlencode({"next": target}))
+    request[SESSION] = session
+    request[USER] = user
+    return await handler(request)
+
+
+@web.middleware
+async def csrf_protection(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every state-changing request must carry the session's CSRF token (the login form: the login cookie's)."""
+    if request.method in ("GET", "HEAD", "OPTIONS") or request.path.startswith("/static/"):
+        return await handler(request)
+    if request.path == "/login":
+        session = request.app[SESSIONS].decode(request.cookies.get(LOGIN_COOKIE))
+    else:
+        session = request.get(SESSION)
+    given = request.headers.get("X-CSRF-Token")
+    if given is None and request.content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
+        given = str((await request.post()).get("csrf_token", "")) or None
+    if not isinstance(session, Session) or not csrf_matches(session.csrf_token, given):
+        request.app[AUDIT].append(session.user or "anonymous" if isinstance(session, Session) else "anonymous",
+                                  "csrf-rejected", path=request.path, client=request.remote)
+        raise web.HTTPForbidden(text="missing or invalid CSRF token; reload the page and try again")
+    return await handler(request)
+
+
+# --- login -------------------------------------------------------------------------------------------------
+
+
+def _set_cookie(response: web.StreamResponse, request: web.Request, name: str, value: str, max_age: int) -> None:
+    config = request.app[CONFIG]
+    response.set_cookie(name, value, max_age=max_age, httponly=True, samesite="Strict", path="/",
+                        secure=config.secure_cookies)
+
+
+def _safe_next(target: str | None) -> str:
+    """Only a local path: never redirect a user to another site after login."""
+    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return "/"
+    return target
+
+
+async def login_page(request: web.Request) -> web.StreamResponse:
+    pending = Session.new(None)
+    request[SESSION] = pending
+    response = render(request, "login.html", next=_safe_next(request.query.get("next")), error=None)
+    _set_cookie(response, request, LOGIN_COOKIE, request.app[SESSIONS].encode(pending), 3600)
+    return response
+
+
+async def login_submit(request: web.Request) -> web.StreamResponse:
+    form = await request.post()
+    name = str(form.get("username", "")).strip()
+    password = str(form.get("password", ""))
+    target = _safe_next(str(form.get("next", "/")))
+    address = request.remote or "unknown"
+    limiter = request.app[LIMITER]
+    wait = limiter.retry_after_s(name, address)
+    if wait is not None:
+        request.app[AUDIT].append(name or "anonymous", "login-throttled", client=address)
+        raise web.HTTPTooManyRequests(text=f"too many failed sign-ins; try again in {wait:.0f} s",
+                                      headers={"Retry-After": str(int(wait) + 1)})
+    user = await asyncio.to_thread(request.app[USERS].authenticate, name, password)
+    if user is None:
+        limiter.record_failure(name, address)
+        request.app[AUDIT].append(name or "anonymous", "login-failed", client=address)
+        request[SESSION] = request.app[SESSIONS].decode(request.cookies.get(LOGIN_COOKIE))
+        return render(request, "login.html", status=401, next=target, error="Unknown user or wrong password.")
+    limiter.reset(name, address)
+    session = Session.new(user.name)
+    request.app[AUDIT].append(user.name, "login", client=address, role=user.role.value)
+    response = web.HTTPFound(target)
+    _set_cookie(response, request, SESSION_COOKIE, request.app[SESSIONS].encode(session),
+                request.app[CONFIG].session_max_age_s)
+    response.del_cookie(LOGIN_COOKIE, path="/")
+    raise response
+
+
+async def logout(request: web.Request) -> web.StreamResponse:
+    session = request[SESSION]
+    request.app[SESSIONS].revoke(session)
+    audit(request, "logout")
+    response = web.HTTPFound("/login")
+    response.del_cookie(SESSION_COOKIE, path="/")
+    raise response
+
+
+async def home(request: web.Request) -> web.StreamResponse:
+    user = current_user(request)
+    raise web.HTTPFound("/alerts" if user.may(Permission.VIEW_ALERTS) else "/admin")
+
+
+# --- alerts ------------------------------------------------------------------------------------------------
+
+
+def _filters(request: web.Request) -> AlertFilters:
+    query = request.query
+    return AlertFilters(**{name: (query.get(name) or None) for name in AlertFilters.__dataclass_fields__})
+
+
+def _snapshot_json(snapshot: Snapshot) -> dict[str, Any]:
+    return {"taken_at": snapshot.taken_at.isoformat() if snapshot.taken_at else None,
+            "age_s": snapshot.age_s, "event_count": snapshot.event_count}
+
+
+@requires(Permission.VIEW_ALERTS)
+async def alerts_page(request: web.Request) -> web.StreamResponse:
+    try:
+        choices, snapshot = await in_snapshot(request, lambda con, read: (read.filter_choices(con),
+                                                                          read.snapshot(con)))
+    except SnapshotUnavailable as error:
+        return render(request, "error.html", status=503, message=str(error))
+    return render(request, "alerts.html", choices=choices, filters=_filters(request).active(), snapshot=snapshot,
+                  poll_ms=int(request.app[CONFIG].poll_interval_s * 1000),
+                  can_act=current_user(request).may(Permission.ACT_ON_ALERTS) and request.app[CONFIG].bootstrap)
+
+
+@requires(Permission.VIEW_ALERTS)
+async def alerts_api(request: web.Request) -> web.StreamResponse:
+    filters = _filters(request)
+    pending = request.app[PENDING]
+
+    def work(con: duckdb.DuckDBPyConnection, read: ReadModel) -> dict[str, Any]:
+        landed = read.actions_landed(con, list(pending))
+        for event_id in landed:
+            pending.pop(event_id, None)
+        return {"alerts": read.alerts(con, filters), "snapshot": _snapshot_json(read.snapshot(con))}
+
+    try:
+        body = await in_snapshot(request, work)
+    except SnapshotUnavailable as error:
+        return web.json_response({"error": str(error), "alerts": []}, status=503)
+    waiting = {alert_id: action for alert_id, action in pending.values()}
+    for alert in body["alerts"]:
+        alert["pending_action"] = waiting.get(alert["alert_id"])
+    return web.json_response(body)
+
+
+@requires(Permission.ACT_ON_ALERTS)
+async def alert_action(request: web.Request) -> web.StreamResponse:
+    """Acknowledge, assign, close (with a reason) or reopen: published as an alert-action event."""
+    config = request.app[CONFIG]
+    user = current_user(request)
+    wants_json = request.content_type == "application/json"
+    data = dict(await request.json()) if wants_json else {k: str(v) for k, v in (await request.post()).items()}
+    alert_id = request.match_info["alert_id"]
+    if config.bootstrap is None:
+        raise web.HTTPServiceUnavailable(text="actions are disabled: the dashboard has no --bootstrap-servers")
+    try:
+        alert = await in_snapshot(request, lambda con, read: read.alert(con, alert_id))
+    except SnapshotUnavailable as error:
+        raise web.HTTPServiceUnavailable(text=str(error)) from None
+    if alert is None:
+        raise web.HTTPNotFound(text=f"no alert {alert_id} in the snapshot")
+    now = datetime.now(UTC)
+    try:
+        event = AlertActionRecorded(
+            event_id=uuid.uuid4(), occurred_at=now, recorded_at=now, source=ACTION_SOURCE, patient=alert["patient"],
+            alert_id=alert_id, action=AlertAction(data.get("action")), actor=user.name,
+            assignee=data.get("assignee") or None, reason=data.get("reason") or None)
+    except ValidationError as error:
+        raise web.HTTPBadRequest(text=f"invalid action: {describe_validation_error(error)}") from None
+    except ValueError:
+        raise web.HTTPBadRequest(text=f"invalid action {data.get('action')!r}: expected one of "
+                                      f"{[a.value for a in AlertAction]}") from None
+    try:
+        await asyncio.to_thread(request.app[PUBLISHER].publish, event)
+    except Exception as error:  # kafka-python raises many types; the officer must learn the action did not go
+        log.warning("alert action not published: %s", type(error).__name__)
+        raise web.HTTPServiceUnavailable(text="the action could not be sent to Kafka; it was not recorded") from None
+    request.app[PENDING][str(event.event_id)] = (alert_id, event.action.value)
+    audit(request, "alert-action", patient=alert["patient"], alert_id=alert_id, action=event.action.value,
+          assignee=event.assignee, reason=event.reason, event_id=str(event.event_id))
+    if wants_json:
+        return web.json_response({"event_id": str(event.event_id), "status": "sent"}, status=202)
+    raise web.HTTPFound(str(data.get("back") or "/alerts") if str(data.get("back", "")).startswith("/") else "/alerts")
+
+
+# --- cases and patients ------------------------------------------------------------------------------------
+
+
+@requires(Permission.VIEW_PATIENTS)
+async def case_page(request: web.Request) -> web.StreamResponse:
+    case_id = request.match_info["case_id"]
+
+    def work(con: duckdb.DuckDBPyConnection, read: ReadModel) -> dict[str, Any]:
+        versions = read.case_versions(con, case_id)
+        alerts = read.alerts(con, AlertFilters(case_id=case_id))
+        clock = None
+        if "expedited_reports" in read.relations(con) and "case_id" in read.columns(con, "expedited_reports"):
+            clock = read.table(con, "expedited_reports", where="WHERE case_id = ?", params=[case_id])
+        history = read.alert_history(con, [alert["alert_id"] for alert in alerts])
+        return {"versions": versions, "alerts": alerts, "history": history, "clock": clock,
+                "snapshot": read.snapshot(con)}
+
+    try:
+        found = await in_snapshot(request, work)
+    except SnapshotUnavailable as error:
+        return render(request, "error.html", status=503, message=str(error))
+    if not found["versions"]:
+        return render(request, "error.html", status=404, message=f"No case {case_id} in the snapshot.")
+    patient = found["versions"][0]["patient"]
+    audit(request, "read-case", patient=patient, case_id=case_id)
+    user = current_user(request)
+    return render(request, "case.html", case_id=case_id, patient=patient, **found,
+                  show_narrative=user.may(Permission.VIEW_NARRATIVES),
+                  can_act=user.may(Permission.ACT_ON_ALERTS) and request.app[CONFIG].bootstrap)
+
+
+@requires(Permission.VIEW_PATIENTS)
+async def patient_page(request: web.Request) -> web.StreamResponse:
+    patient = request.match_info["patient"]
+
+    def work(con: duckdb.DuckDBPyConnection, read: ReadModel) -> dict[str, Any]:
+        return {"events": read.patient_events(con, patient), "alerts": read.alerts(con, AlertFilters(patient=patient)),
+                "snapshot": read.snapshot(con)}
+
+    try:
+        found = await in_snapshot(request, work)
+    except SnapshotUnavailable as error:
+        return render(request, "error.html", status=503, message=str(error))
+    audit(request, "read-patient", patient=patient, events=len(found["events"]))
+    rows = [{**event, "lane": lane_of(event["type"]), "parent": reported_by_parent(event)} for event in found["events"]]
+    return render(request, "patient.html", patient=patient, svg=render_timeline(found["events"], found["alerts"]),
+                  rows=rows, alerts=found["alerts"], snapshot=found["snapshot"],
+                  show_narrative=current_user(request).may(Permission.VIEW_NARRATIVES))
+
+
+# --- expedited reports, signals, health --------------------------------------------------------------------
+
+DUE_COLUMNS = ("due_at", "due_date", "deadline", "due")
+DONE_COLUMNS = ("submitted_at", "reported_at", "closed_at")
+
+
+@requires(Permission.VIEW_ALERTS)
+async def expedited_page(request: web.Request) -> web.StreamResponse:
+    def work(con: duckdb.DuckDBPyConnection, read: ReadModel) -> dict[str, Any]:
+        if "expedited_reports" not in read.relations(con):
+            return {"table": None, "snapshot": read.snapshot(con)}
+        columns = read.columns(con, "expedited_reports")
+        due = next((c for c in DUE_COLUMNS if c in columns), None)
+        done = next((c for c in DONE_COLUMNS if c in columns), None)
+        where = f'WHERE "{done}" IS NULL' if done else ""
+        table = read.table(con, "expedited_reports", order_by=f'"{due}"' if due else None, where=where)
+        return {"table": table, "due": due, "snapshot": read.snapshot(con)}
+
+    try:
+        found = await in_snapshot(request, work)
+    except SnapshotUnavailable as error:
+        return render(request, "error.html", status=503, message=str(error))
+    now = datetime.now(UTC).isoformat()
+    overdue: list[bool] = []
+    if found["table"] is not None and found.get("due"):
+        index = found["table"].columns.index(found["due"])
+        overdue = [row[index] is not None and str(row[index]) < now[: len(str(row[index]))]
+                   for row in found["table"].rows]
+    return render(request, "expedited.html", overdue=overdue, **found)
+
+
+@requires(Permission.VIEW_ALERTS)
+async def signals_page(request: web.Request) -> web.StreamResponse:
+    def work(con: duckdb.DuckDBPyConnection, read: ReadModel) -> dict[str, Any]:
+        return {"table": read.table(con, "signals"), "snapshot": read.snapshot(con)}
+
+    try:
+        found = await in_snapshot(request, work)
+    except SnapshotUnavailable as error:
+        return render(request, "error.html", status=503, message=str(error))
+    return render(request, "signals.html", plot=_ebgm_plot(found["table"]), **found)
+
+
+def _ebgm_plot(table: Any) -> str | None:
+    """EBGM with its EB05-EB95 interval per product-event pair (DuMouchel 1999), when the table has them."""
+    if table is None or not {"ebgm", "eb05", "eb95"} <= set(table.columns):
+        return None
+    from html import escape
+
+    idx = {name: table.columns.index(name) for name in ("ebgm", "eb05", "eb95")}
+    label_cols = [c for c in ("product", "drug", "event", "term", "pt") if c in table.columns]
+    rows = [r for r in table.rows if all(isinstance(r[i], int | float) for i in idx.values())][:40]
+    if not rows:
+        return None
+    top = max(r[idx["eb95"]] for r in rows) * 1.05 or 1.0
+    width, left, line = 900, 260, 18
+
+    def x(value: float) -> float:
+        return left + (width - left - 20) * value / top
+
+    parts = [f'<line x1="{x(1):.1f}" y1="0" x2="{x(1):.1f}" y2="{len(rows) * line + 5}" stroke="#999" '
+             'stroke-dasharray="4 3"/>']
+    for n, row in enumerate(rows):
+        y = n * line + 12
+        label = " / ".join(str(row[table.columns.index(c)]) for c in label_cols) or f"pair {n + 1}"
+        colour = "#c62828" if row[idx["eb05"]] >= 2 else "#1565c0"  # EB05 >= 2: the usual screening threshold
+        parts.append(f'<text x="{left - 8}" y="{y + 4}" text-anchor="end">{escape(label[:40])}</text>'
+                     f'<line x1="{x(row[idx["eb05"]]):.1f}" y1="{y}" x2="{x(row[idx["eb95"]]):.1f}" y2="{y}" '
+                     f'stroke="{colour}" stroke-width="2"/><circle cx="{x(row[idx["ebgm"]]):.1f}" cy="{y}" r="4" '
+                     f'fill="{colour}"/>')
+    height = len(rows) * line + 30
+    parts.append(f'<text x="{x(1):.1f}" y="{height - 4}" text-anchor="middle">1</text>'
+                 f'<text x="{x(top):.1f}" y="{height - 4}" text-anchor="end">{top:.1f}</text>')
+    return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-size="11" '
+            f'font-family="sans-serif" role="img" aria-label="EBGM intervals">' + "".join(parts) + "</svg>")
+
+
+@requires(Permission.VIEW_HEALTH)
+async def health_page(request: web.Request) -> web.StreamResponse:
+    from pvwatch.metrics_client import scrape
+
+    config = request.app[CONFIG]
+    metrics: dict[str, float] | None = None
+    metrics_error = None
+    if config.metrics_url:
+        try:
+            metrics = await asyncio.to_thread(scrape, config.metrics_url)
+        except OSError as error:
+            metrics_error = f"{config.metrics_url}: {error}"
+    try:
+        snapshot = await in_snapshot(request, lambda con, read: read.snapshot(con))
+    except SnapshotUnavailable as error:
+        snapshot, metrics_error = None, metrics_error or str(error)
+    last = metrics.get("pv_last_event_processed_timestamp_seconds") if metrics else None
+    return render(request, "health.html", metrics=metrics, metrics_error=metrics_error, snapshot=snapshot,
+                  metrics_url=config.metrics_url,
+                  last_batch_age_s=(datetime.now(UTC).timestamp() - last) if last else None)
+
+
+# --- SQL ---------------------------------------------------------------------------------------------------
+
+
+@requires(Permission.RUN_SQL)
+async def sql_page(request: web.Request) -> web.StreamResponse:
+    config = request.app[CONFIG]
+    query = ""
+    result = error = None
+    if request.method == "POST":
+        query = str((await request.post()).get("sql", "")).strip()
+        result, error = await _run_sql(request, query)
+    try:
+        relations = await in_snapshot(request, lambda con, read: sorted(read.relations(con)))
+    except SnapshotUnavailable:
+        relations = []
+    return render(request, "sql.html", query=query, result=result, error=error, relations=relations,
+                  max_rows=config.sql_max_rows, timeout_s=config.sql_timeout_s)
+
+
+@requires(Permission.RUN_SQL)
+async def sql_api(request: web.Request) -> web.StreamResponse:
+    body = await request.json()
+    result, error = await _run_sql(request, str(body.get("sql", "")))
+    if error is not None:
+        return web.json_response({"error": error}, status=400)
+    assert result is not None
+    return web.json_response({"columns": result.columns, "rows": result.rows, "truncated": result.truncated,
+                              "seconds": result.seconds})
+
+
+async def _run_sql(request: web.Request, query: str) -> tuple[Any, str | None]:
+    config = request.app[CONFIG]
+    audit(request, "sql", sql=query[:5000])
+    try:
+        result = await asyncio.to_thread(run_readonly_query, config.snapshot, query,
+                                         max_rows=config.sql_max_rows, timeout_s=config.sql_timeout_s)
+    except (QueryRejected, SnapshotUnavailable) as error:
+        return None, str(error)
+    return result, None
+
+
+# --- admin -------------------------------------------------------------------------------------------------
+
+
+@requires(Permission.ADMINISTER)
+async def admin_page(request: web.Request) -> web.StreamResponse:
+    config = request.app[CONFIG]
+    message = None
+    if request.method == "POST":
+        from pvwatch.dashboards.users import Role
+        from pvwatch.errors import ConfigError
+
+        form = await request.post()
+        try:
+            added = request.app[USERS].add(str(form.get("username", "")), Role(str(form.get("role", ""))),
+                                           str(form.get("password", "")))
+            audit(request, "user-added", user=added.name, role=added.role.value)
+            message = f"User {added.name} saved with role {added.role.value}."
+        except (ConfigError, ValueError) as error:
+            message = f"Not saved: {error}"
+    users = sorted(request.app[USERS].users().values(), key=lambda u: u.name)
+    settings = {"snapshot": str(config.snapshot), "users file": str(config.users_file),
+                "audit log": str(config.audit_log), "audit head": request.app[AUDIT].head,
+                "Kafka bootstrap": config.bootstrap or "(actions disabled)", "worker metrics": config.metrics_url,
+                "Grafana": config.grafana_url, "secure cookies": config.secure_cookies,
+                "session lifetime (s)": config.session_max_age_s, "SQL row limit": config.sql_max_rows,
+                "SQL time limit (s)": config.sql_timeout_s,
+                "failed logins allowed per minute": config.login_failures_per_minute}
+    return render(request, "admin.html", users=users, settings=settings, message=message)
+
+
+# --- the app -----------------------------------------------------------------------------------------------
+
+
+def _templates() -> jinja2.Environment:
+    environment = jinja2.Environment(
+        loader=jinja2.PackageLoader("pvwatch.dashboards", "templates"),
+        autoescape=jinja2.select_autoescape(["html"]))
+
+    def age(seconds: float | None) -> str:
+        if seconds is None:
+            return "unknown"
+        return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.0f} min"
+
+    environment.filters["age"] = age
+    environment.filters["quote"] = lambda text: urllib.parse.quote(str(text), safe="")
+    return environment
+
+
+def build_dashboard(config: DashboardConfig, publisher: ActionPublisher | None = None) -> web.Application:
+    app = web.Application(middlewares=[security_headers, authentication, csrf_protection],
+                          client_max_size=256 * 1024)
+    app[CONFIG] = config
+    app[USERS] = UserStore(config.users_file)
+    app[AUDIT] = AuditLog(config.audit_log)
+    app[SESSIONS] = SessionCodec(config.secret, config.session_max_age_s)
+    app[LIMITER] = LoginRateLimiter(config.login_failures_per_minute, 60.0)
+    app[READ] = ReadModel(config.snapshot)
+    app[TEMPLATES] = _templates()
+    app[PENDING] = {}
+    if publisher is None and config.bootstrap:
+        publisher = ActionPublisher(config.bootstrap)
+    if publisher is not None:
+        app[PUBLISHER] = publisher
+
+        async def close_publisher(app: web.Application) -> None:
+            await asyncio.to_thread(app[PUBLISHER].close)
+
+        app.on_cleanup.append(close_publisher)
+    static = resources.files("pvwatch.dashboards") / "static"
+    app.router.add_get("/", home)
+    app.router.add_get("/login", login_page)
+    app.router.add_post("/login", login_submit)
+    app.router.add_post("/logout", logout)
+    app.router.add_get("/alerts", alerts_page)
+    app.router.add_get("/api/alerts", alerts_api)
+    app.router.add_post("/api/alerts/{alert_id}/actions", alert_action)
+    app.router.add_get("/cases/{case_id}", case_page)
+    app.router.add_get("/patients/{patient}", patient_page)
+    app.router.add_get("/expedited", expedited_page)
+    app.router.add_get("/signals", signals_page)
+    app.router.add_get("/health", health_page)
+    app.router.add_get("/sql", sql_page)
+    app.router.add_post("/sql", sql_page)
+    app.router.add_post("/api/sql", sql_api)
+    app.router.add_get("/admin", admin_page)
+    app.router.add_post("/admin", admin_page)
+    app.router.add_static("/static/", Path(str(static)), show_index=False)
+    return app

@@ -1,0 +1,312 @@
+"""Role boundaries, sessions, CSRF, the login rate limit and the audit chain of the dashboard, over real HTTP
+against a snapshot built from the synthetic cohort (and the real embedded broker for actions)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import subprocess
+import sys
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+from kafka import KafkaConsumer
+
+from pvwatch.cohort import generate_cohort
+from pvwatch.dashboards.audit import verify_audit_log
+from pvwatch.dashboards.users import Role, UserStore
+from pvwatch.dashboards.webapp import DashboardConfig, build_dashboard
+from pvwatch.domain.engine import evaluate_events
+from pvwatch.events import AdverseEventReported
+from pvwatch.events.alert_action import AlertActionRecorded
+from pvwatch.pseudonym import Pseudonymiser
+from pvwatch.store.eventstore import EventStore
+from pvwatch.store.snapshot import publish_snapshot
+
+pytestmark = pytest.mark.integration
+PASSWORDS = {"olivia": "officer-password-1", "anders": "analyst-password-1", "ada": "admin-password-12"}
+NOW = datetime(2026, 11, 24, tzinfo=UTC)
+
+
+@pytest.fixture(scope="module")
+def snapshot(tmp_path_factory) -> tuple[Path, list[Any]]:
+    folder = tmp_path_factory.mktemp("store")
+    p = Pseudonymiser.from_secret(None, demo_mode=True)
+    events = [AdverseEventReported.model_validate(p.pseudonymise_record(r)) for r in generate_cohort(30, seed=8)]
+    alerts, _ = evaluate_events(events, NOW)
+    store = EventStore(folder / "pvwatch.duckdb")
+    with store.transaction():
+        store.insert_events([(e, None) for e in events], NOW)
+        store.insert_alerts(alerts)
+    info = publish_snapshot(store.con, folder / "pvwatch.duckdb.snapshot.duckdb")
+    store.close()
+    assert alerts, "the cohort has serious adverse events (every 10th report)"
+    return info.path, alerts
+
+
+@pytest.fixture
+def config(tmp_path: Path, snapshot) -> DashboardConfig:
+    users = UserStore(tmp_path / "users.yaml")
+    users.add("olivia", Role.OFFICER, PASSWORDS["olivia"])
+    users.add("anders", Role.ANALYST, PASSWORDS["anders"])
+    users.add("ada", Role.ADMIN, PASSWORDS["ada"])
+    return DashboardConfig(snapshot=snapshot[0], users_file=tmp_path / "users.yaml",
+                           audit_log=tmp_path / "audit.jsonl", bootstrap=None, sql_timeout_s=1.0, sql_max_rows=50)
+
+
+def run(config: DashboardConfig, scenario: Callable[[TestClient], Awaitable[None]]) -> None:
+    async def main() -> None:
+        async with TestClient(TestServer(build_dashboard(config))) as client:
+            await scenario(client)
+
+    asyncio.run(main())
+
+
+CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+async def login(client: TestClient, name: str, password: str | None = None) -> str:
+    """Sign in through the form; return the session's CSRF token."""
+    page = await (await client.get("/login")).text()
+    response = await client.post("/login", data={"username": name, "password": password or PASSWORDS[name],
+                                                 "csrf_token": CSRF.search(page).group(1), "next": "/"},
+                                 allow_redirects=False)
+    assert response.status == 302, await response.text()
+    return await csrf_of(client)
+
+
+async def csrf_of(client: TestClient) -> str:
+    page = await (await client.get("/health")).text()
+    match = re.search(r'<meta name="csrf-token" content="([^"]*)">', page)
+    assert match
+    return match.group(1)
+
+
+def audit_entries(config: DashboardConfig) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in config.audit_log.read_text().splitlines()]
+
+
+def test_anonymous_requests_get_401_from_the_api_and_a_redirect_from_pages(config):
+    async def scenario(client: TestClient) -> None:
+        for path in ("/api/alerts",):
+            assert (await client.get(path)).status == 401
+        response = await client.post("/api/sql", json={"sql": "SELECT 1"})
+        assert response.status in (401, 403)  # no session: refused before anything runs
+        for path in ("/", "/alerts", "/sql", "/admin", "/health", "/signals", "/expedited",
+                     "/patients/pt-00000000000000000000", "/cases/CASE-8-000010"):
+            response = await client.get(path, allow_redirects=False)
+            assert response.status == 302, path
+            assert response.headers["Location"].startswith("/login?next=")
+        login_page = await client.get("/login")
+        assert login_page.status == 200
+        assert (await client.get("/static/app.js")).status == 200
+
+    run(config, scenario)
+
+
+def test_session_cookie_is_httponly_and_samesite_strict_and_a_forged_cookie_is_refused(config):
+    async def scenario(client: TestClient) -> None:
+        page = await (await client.get("/login")).text()
+        response = await client.post("/login", data={"username": "olivia", "password": PASSWORDS["olivia"],
+                                                     "csrf_token": CSRF.search(page).group(1)},
+                                     allow_redirects=False)
+        cookie = response.cookies["pvwatch_session"]
+        assert cookie["httponly"] and cookie["samesite"] == "Strict" and cookie["path"] == "/"
+        assert (await client.get("/api/alerts")).status == 200
+        jar = client.session.cookie_jar
+        jar.clear()
+        jar.update_cookies({"pvwatch_session": cookie.value[:-4] + "AAAA"}, client.make_url("/"))
+        assert (await client.get("/api/alerts")).status == 401
+        jar.clear()
+        jar.update_cookies({"pvwatch_session": cookie.value}, client.make_url("/"))
+        assert (await client.get("/api/alerts")).status == 200, "the genuine cookie still works"
+
+    run(config, scenario)
+
+
+def test_analyst_cannot_act_officer_cannot_run_sql_admin_sees_no_patients(config, snapshot):
+    alert = snapshot[1][0]
+
+    async def scenario(client: TestClient) -> None:
+        token = await login(client, "anders")
+        response = await client.post(f"/api/alerts/{alert.alert_id}/actions", json={"action": "acknowledge"},
+                                     headers={"X-CSRF-Token": token})
+        assert response.status == 403
+        sql = await client.post("/api/sql", json={"sql": "SELECT count(*) AS n FROM alerts"},
+                                headers={"X-CSRF-Token": token})
+        assert sql.status == 200 and (await sql.json())["rows"] == [[len(snapshot[1])]]
+        assert (await client.get("/admin")).status == 403
+        await client.post("/logout", data={"csrf_token": token})
+        assert (await client.get("/api/alerts")).status == 401, "logout ends the session"
+
+        token = await login(client, "olivia")
+        sql = await client.post("/api/sql", json={"sql": "SELECT 1"}, headers={"X-CSRF-Token": token})
+        assert sql.status == 403
+        assert (await client.get("/sql")).status == 403
+        await client.post("/logout", data={"csrf_token": token})
+
+        await login(client, "ada")
+        assert (await client.get("/api/alerts")).status == 403
+        assert (await client.get(f"/patients/{alert.patient}")).status == 403
+        assert (await client.get("/admin")).status == 200
+
+    run(config, scenario)
+    forbidden = [e for e in audit_entries(config) if e["action"] == "forbidden"]
+    assert {e["actor"] for e in forbidden} == {"anders", "olivia", "ada"}
+
+
+def test_a_missing_or_forged_csrf_token_fails(config, snapshot):
+    alert = snapshot[1][0]
+
+    async def scenario(client: TestClient) -> None:
+        token = await login(client, "anders")
+        for headers in ({}, {"X-CSRF-Token": "forged-" + token[7:]}, {"X-CSRF-Token": ""}):
+            response = await client.post("/api/sql", json={"sql": "SELECT 1"}, headers=headers)
+            assert response.status == 403, headers
+            assert "CSRF" in await response.text()
+        form = await client.post("/sql", data={"sql": "SELECT 1", "csrf_token": "not-the-token"})
+        assert form.status == 403
+        # The login form is protected too: a cross-site login (without the login cookie's token) fails.
+        response = await client.post("/login", data={"username": "anders", "password": PASSWORDS["anders"],
+                                                     "csrf_token": "guess"}, allow_redirects=False)
+        assert response.status == 403
+        # The officer's token does not work for an action from the analyst's session, and vice versa.
+        ok = await client.post("/api/sql", json={"sql": "SELECT 1 AS one"}, headers={"X-CSRF-Token": token})
+        assert ok.status == 200
+        await client.post("/logout", data={"csrf_token": token})
+        officer_token = await login(client, "olivia")
+        assert officer_token != token
+        response = await client.post(f"/api/alerts/{alert.alert_id}/actions", json={"action": "acknowledge"},
+                                     headers={"X-CSRF-Token": token})
+        assert response.status == 403
+
+    run(config, scenario)
+
+
+def test_login_is_rate_limited_to_five_failures_per_minute_per_user_and_address(config):
+    async def scenario(client: TestClient) -> None:
+        page = await (await client.get("/login")).text()
+        token = CSRF.search(page).group(1)
+        statuses = []
+        for _ in range(6):
+            response = await client.post("/login", data={"username": "olivia", "password": "wrong-password",
+                                                          "csrf_token": token}, allow_redirects=False)
+            statuses.append(response.status)
+        assert statuses == [401] * 5 + [429]
+        # Even the right password is refused while throttled ...
+        response = await client.post("/login", data={"username": "olivia", "password": PASSWORDS["olivia"],
+                                                      "csrf_token": token}, allow_redirects=False)
+        assert response.status == 429 and int(response.headers["Retry-After"]) > 0
+        # ... but another user from the same address is not locked out.
+        response = await client.post("/login", data={"username": "anders", "password": PASSWORDS["anders"],
+                                                     "csrf_token": token}, allow_redirects=False)
+        assert response.status == 302
+
+    run(config, scenario)
+    actions = [e["action"] for e in audit_entries(config)]
+    assert actions.count("login-failed") == 5 and actions.count("login-throttled") == 2
+
+
+def test_sql_page_is_read_only_row_limited_and_time_limited(config):
+    async def scenario(client: TestClient) -> None:
+        token = await login(client, "anders")
+
+        async def query(sql: str) -> tuple[int, dict[str, Any]]:
+            response = await client.post("/api/sql", json={"sql": sql}, headers={"X-CSRF-Token": token})
+            return response.status, await response.json()
+
+        status, body = await query("SELECT * FROM range(1000)")
+        assert status == 200 and len(body["rows"]) == 50 and body["truncated"]
+        for sql in ("DELETE FROM alerts", "SELECT 1; DROP TABLE alerts", "COPY alerts TO '/tmp/x.csv'",
+                    "ATTACH '/tmp/other.duckdb'"):
+            status, body = await query(sql)
+            assert status == 400 and "one SELECT" in body["error"], sql
+        status, body = await query("SELECT * FROM read_text('/etc/hostname')")
+        assert status == 400 and "disabled" in body["error"]
+        status, body = await query("SELECT count(*) FROM range(10000000000000) a")
+        assert status == 400 and "longer than 1 s" in body["error"]
+
+    run(config, scenario)
+    assert any(e["action"] == "sql" and "range(1000)" in e["detail"]["sql"] for e in audit_entries(config))
+
+
+def test_patient_reads_and_actions_are_audited_and_audit_verify_detects_an_edit(config, snapshot, broker):
+    alert = snapshot[1][0]
+    config = DashboardConfig(**{**config.__dict__, "bootstrap": broker.bootstrap})
+
+    async def scenario(client: TestClient) -> None:
+        token = await login(client, "olivia")
+        page = await client.get(f"/patients/{alert.patient}")
+        assert page.status == 200
+        html = await page.text()
+        assert "<svg" in html and alert.case_id in html
+        assert (await client.get(f"/cases/{alert.case_id}")).status == 200
+        response = await client.post(f"/api/alerts/{alert.alert_id}/actions",
+                                     json={"action": "close", "reason": "duplicate report"},
+                                     headers={"X-CSRF-Token": token})
+        assert response.status == 202, await response.text()
+        incomplete = await client.post(f"/api/alerts/{alert.alert_id}/actions", json={"action": "close"},
+                                       headers={"X-CSRF-Token": token})
+        assert incomplete.status == 400 and "reason" in await incomplete.text()
+        queue = await (await client.get("/api/alerts")).json()
+        mine = next(a for a in queue["alerts"] if a["alert_id"] == str(alert.alert_id))
+        assert mine["pending_action"] == "close", "sent but not yet in the snapshot: shown as on its way"
+
+    run(config, scenario)
+
+    consumer = KafkaConsumer(AlertActionRecorded.topic, bootstrap_servers=broker.bootstrap,
+                             auto_offset_reset="earliest", consumer_timeout_ms=3000)
+    published = [json.loads(record.value) for record in consumer]
+    consumer.close()
+    assert len(published) == 1
+    event = published[0]
+    assert (event["type"], event["action"], event["actor"], event["reason"], event["patient"]) == \
+        ("alert-action", "close", "olivia", "duplicate report", alert.patient)
+
+    entries = audit_entries(config)
+    reads = [e for e in entries if e["action"] in ("read-patient", "read-case")]
+    assert [(e["action"], e["actor"], e["patient"]) for e in reads] == [
+        ("read-patient", "olivia", alert.patient), ("read-case", "olivia", alert.patient)]
+    acted = [e for e in entries if e["action"] == "alert-action"]
+    assert len(acted) == 1 and acted[0]["detail"]["event_id"] == event["event_id"]
+
+    verify = [sys.executable, "-m", "pvwatch", "audit", "verify", str(config.audit_log)]
+    intact = subprocess.run(verify, capture_output=True, text=True)
+    assert intact.returncode == 0 and f"{len(entries)} entries" in intact.stdout, intact.stderr
+
+    lines = config.audit_log.read_text().splitlines(keepends=True)
+    edited = [line.replace('"actor":"olivia"', '"actor":"someone"', 1) if '"read-patient"' in line else line
+              for line in lines]
+    assert edited != lines
+    config.audit_log.write_text("".join(edited))
+    broken = subprocess.run(verify, capture_output=True, text=True)
+    assert broken.returncode == 1
+    assert "was edited" in broken.stderr
+
+
+def test_audit_verify_detects_deletion_reordering_and_a_cut_tail(tmp_path):
+    from pvwatch.dashboards.audit import AuditChainBroken, AuditLog
+
+    path = tmp_path / "audit.jsonl"
+    log = AuditLog(path)
+    for n in range(5):
+        log.append("olivia", "read-patient", patient=f"pt-{n:020x}")
+    head = log.head
+    lines = path.read_text().splitlines(keepends=True)
+    assert verify_audit_log(path, expect_head=head).intact
+
+    path.write_text("".join(lines[:2] + lines[3:]))
+    assert any("removed" in p for p in verify_audit_log(path).problems)
+    path.write_text("".join([lines[1], lines[0], *lines[2:]]))
+    assert not verify_audit_log(path).intact
+    path.write_text("".join(lines[:4]))
+    assert verify_audit_log(path).intact, "a cut tail keeps a valid chain ..."
+    assert not verify_audit_log(path, expect_head=head).intact, "... which the recorded head exposes"
+    path.write_text("".join(lines[:2] + lines[3:]))
+    with pytest.raises(AuditChainBroken):
+        AuditLog(path)
