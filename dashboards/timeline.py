@@ -204,8 +204,9 @@ def _marker(lane: str, event: dict[str, Any], x: float, y: int) -> str:
         kind = "serious " if serious else ""
         reporter = payload.get("reporter_type", "?")
         text = f"{kind}adverse event: {term} ({payload.get('report_kind', '')}, reported by {reporter})"
+        fill = f'fill="white" stroke="{colour}" stroke-width="2"' if reported_by_parent(event) else f'fill="{colour}"'
         return (f'<g class="adverse-event{" serious" if serious else ""}">{_title(text)}'
-                f'<path d="M{x:.1f},{y - 8} l7,14 l-14,0 z" fill="{colour}"/>'
+                f'<path d="M{x:.1f},{y - 8} l7,14 l-14,0 z" {fill}/>'
                 f'<text x="{x + 9:.1f}" y="{y + 4}" font-size="10">{escape(term)}</text></g>')
     return f'<g class="{escape(lane)}">{_title(event["type"])}<rect x="{x - 4:.1f}" y="{y - 4}" width="8" height="8" ' \
            f'fill="#757575"/></g>'

@@ -185,6 +185,8 @@ async def authentication(request: web.Request, handler: Handler) -> web.StreamRe
     """Every page and API needs a signed-in user: anonymous API calls get 401, pages redirect to the login."""
     if request.path == "/login" or request.path.startswith("/static/"):
         return await handler(request)
+    if request.path == "/favicon.ico":
+        raise web.HTTPNotFound()
     session = request.app[SESSIONS].decode(request.cookies.get(SESSION_COOKIE))
     user = request.app[USERS].get(session.user) if session and session.user else None
     if session is None or user is None:
@@ -233,7 +235,9 @@ def _safe_next(target: str | None) -> str:
 
 
 async def login_page(request: web.Request) -> web.StreamResponse:
-    pending = Session.new(None)
+    # Keep the token of a login form already open (another tab, or the browser's favicon request that was
+    # redirected here) so that its form still posts.
+    pending = request.app[SESSIONS].decode(request.cookies.get(LOGIN_COOKIE)) or Session.new(None)
     request[SESSION] = pending
     response = render(request, "login.html", next=_safe_next(request.query.get("next")), error=None)
     _set_cookie(response, request, LOGIN_COOKIE, request.app[SESSIONS].encode(pending), 3600)
