@@ -151,3 +151,28 @@ def test_snapshot_keeps_documentation_and_staleness_and_is_read_only(tmp_path: P
         publish_snapshot(store.con, tmp_path / "other.duckdb", tables=["no_such_table"])
     assert not (tmp_path / "other.duckdb").exists()
     store.close()
+
+
+def test_the_documented_example_analyses_run_on_a_snapshot_of_the_cohort(tmp_path: Path) -> None:
+    """docs/analysts.md: the queries marked as tested must run and agree with the cohort's serious reports."""
+    import re
+
+    from pvwatch.domain.engine import evaluate_events
+
+    events = cohort(60, seed=7)
+    alerts, _ = evaluate_events(events, datetime.now(UTC))
+    store = EventStore(tmp_path / "pvwatch.duckdb")
+    with store.transaction():
+        store.insert_events([(e, ORIGIN) for e in events], datetime.now(UTC))
+        store.insert_alerts(alerts)
+    info = publish_snapshot(store.con, tmp_path / "snap.duckdb")
+    store.close()
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "analysts.md").read_text()
+    tested = re.findall(r"```sql\n(.*?)```", doc, re.S)[1]
+    by_product, awareness_to_alert, queue = [s for s in tested.split(";") if s.strip()]
+    con = connect(info.path, read_only=True)
+    serious = [e for e in events if e.seriousness.is_serious]
+    assert sum(n for _, n in con.execute(by_product).fetchall()) == sum(len(e.products) for e in serious)
+    assert len(con.execute(awareness_to_alert).fetchall()) == len(alerts)
+    assert con.execute(queue).fetchall() == [("serious-ae", "open", len(alerts))]
+    con.close()
