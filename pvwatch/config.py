@@ -28,3 +28,11 @@ class Settings(BaseSettings):
     alertmanager_url: str | None = Field(default=None, description="Alertmanager base URL for direct critical posts.")
     pseudonym_key: SecretStr | None = Field(default=None, description="Secret for patient pseudonyms (HMAC key).")
     demo_mode: bool = False
+    snapshot_interval_s: float = Field(
+        default=5.0, ge=0, description="How often the worker publishes the read-only snapshot (0: never)."
+    )
+    snapshot_path: Path | None = Field(default=None, description="Published snapshot; default <db>.snapshot.duckdb.")
+
+    @property
+    def snapshot_target(self) -> Path:
+        return self.snapshot_path or self.db.with_name(self.db.name + ".snapshot.duckdb")

@@ -86,6 +86,10 @@ SIGNALS_RAISED = Counter(
     "pv_signals_raised", "New or strengthened product-event signals published, by method.",
     ["method"], registry=REGISTRY,
 )
+SNAPSHOT_TAKEN = Gauge(
+    "pv_snapshot_taken_timestamp_seconds", "Unix time of the last read-only snapshot published for analysts.",
+    registry=REGISTRY,
+)
 WORKER_UP = Gauge(
     "pv_worker_up", "1 while the worker's agents are running and partitions are assigned.", registry=REGISTRY
 )

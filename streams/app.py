@@ -21,6 +21,7 @@ from pvwatch.config import Settings
 from pvwatch.events.alert import SafetyAlert
 from pvwatch.events.registry import ALERT_TOPIC, DEAD_LETTER_TOPIC, SOURCE_TOPICS
 from pvwatch.store.eventstore import EventStore, MessageOrigin
+from pvwatch.store.snapshot import SnapshotError, publish_snapshot
 from pvwatch.streams.pipeline import BatchProcessor, IncomingMessage
 
 log = logging.getLogger("pvwatch.worker")
@@ -75,7 +76,10 @@ def build_app(settings: Settings) -> faust.App:
     app = faust.App(
         settings.group_id,
         broker=[f"kafka://{server.strip()}" for server in settings.kafka_bootstrap.split(",")],
+        # the consumer side uses streams/transport.py: a fetch wait the embedded broker does not hold for 1.5 s
+        broker_consumer=[f"pvkafka://{server.strip()}" for server in settings.kafka_bootstrap.split(",")],
         store="memory://",
+        datadir=str(settings.db.parent / "faust-data"),
         web_enabled=False,
         topic_partitions=settings.partitions,
         topic_allow_declare=False,
@@ -109,9 +113,12 @@ def build_app(settings: Settings) -> faust.App:
             if highwater is not None:
                 metrics.CONSUMER_LAG.labels(tp.topic, str(tp.partition)).set(max(0, highwater - offset - 1))
 
+    running: dict[str, EventStore] = {}
+
     @app.agent(source, concurrency=1)
     async def store_and_evaluate(stream: faust.StreamT[bytes]) -> None:
         store = EventStore(settings.db)
+        running["store"] = store
         try:
             metrics.BUILD_INFO.info({"version": _version(), "store_schema": str(store.schema_version)})
             processor = BatchProcessor(store)
@@ -129,8 +136,24 @@ def build_app(settings: Settings) -> faust.App:
                         metrics.ALERT_LATENCY.observe(max(0.0, published - produced))
                 _update_lag(batch)
         finally:
+            running.pop("store", None)
             metrics.WORKER_UP.set(0)
             store.close()
+
+    if settings.snapshot_interval_s > 0:
+
+        @app.timer(settings.snapshot_interval_s)
+        async def publish_read_snapshot() -> None:
+            """Analysts and the dashboard read this copy: DuckDB lets no other process open the live file."""
+            store = running.get("store")
+            if store is None:
+                return
+            try:
+                info = await asyncio.to_thread(publish_snapshot, store.con, settings.snapshot_target)
+            except SnapshotError as error:
+                log.warning("snapshot failed: %s", error)
+                return
+            metrics.SNAPSHOT_TAKEN.set(info.taken_at.timestamp())
 
     return app
 

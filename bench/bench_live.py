@@ -1,0 +1,185 @@
+"""Live path throughput and alert latency, as ratios against baselines measured in the same run.
+
+Setup: one embedded broker (Tansu, in memory), N adverse-event messages from the synthetic cohort
+pre-produced to 4 partitions; each consumer reads them all from the earliest offset:
+  1. raw broker consume rate: an aiokafka consumer doing nothing (the ceiling);
+  2. a no-op Faust agent with the worker's batching settings (the framework's own cost);
+  3. the pvwatch worker: validation, idempotent DuckDB batch writes, every rule, outbox, metrics.
+Rates are events / (time of last event - time of first event). Then alert latency: events produced at a
+fixed rate with a share of serious ones; the time from send to the alert arriving on pv.safety.alert.v1.
+
+    .venv/bin/python bench/bench_live.py [--events 40000] [--latency-rate 1000] [--latency-seconds 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from aiokafka import AIOKafkaConsumer
+from kafka import KafkaConsumer
+
+from pvwatch.cohort import generate_cohort
+from pvwatch.demo import WorkerProcess
+from pvwatch.events import ALERT_TOPIC, AdverseEventReported, encode_event
+from pvwatch.metrics_client import scrape
+from pvwatch.pseudonym import Pseudonymiser
+from pvwatch.streams.broker import EmbeddedBroker, free_port
+from pvwatch.streams.producer import EventPublisher
+from pvwatch.streams.topics import ensure_topics
+
+TOPIC = AdverseEventReported.topic
+
+
+def cohort(n: int, seed: int) -> list[AdverseEventReported]:
+    p = Pseudonymiser.from_secret(None, demo_mode=True)
+    events: list[AdverseEventReported] = []
+    for record in generate_cohort(n, seed):
+        events.append(AdverseEventReported.model_validate(p.pseudonymise_record(record)))
+        if len(events) == n:
+            break
+    return events
+
+
+async def raw_consume(bootstrap: str, expect: int) -> float:
+    consumer = AIOKafkaConsumer(TOPIC, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
+                                group_id=None, enable_auto_commit=False, max_poll_records=2000)
+    await consumer.start()
+    seen, first = 0, 0.0
+    try:
+        while seen < expect:
+            batches = await consumer.getmany(timeout_ms=1000, max_records=2000)
+            for records in batches.values():
+                if seen == 0 and records:
+                    first = time.perf_counter()
+                seen += len(records)
+    finally:
+        await consumer.stop()
+    return time.perf_counter() - first
+
+
+def noop_faust(bootstrap: str, expect: int, log: Path) -> float:
+    command = [sys.executable, str(Path(__file__).with_name("noop_faust.py")), "--bootstrap", bootstrap,
+               "--topic", TOPIC, "--expect", str(expect)]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=log.open("wb"), text=True)
+    try:
+        assert process.stdout is not None
+        for line in process.stdout:
+            if line.startswith("first_last_seconds="):
+                return float(line.split("=", 1)[1])
+        raise RuntimeError(f"no-op Faust agent exited early; see {log}")
+    finally:
+        process.terminate()
+        process.wait(20)
+
+
+def pvwatch_worker(bootstrap: str, expect: int, workdir: Path) -> tuple[float, WorkerProcess]:
+    worker = WorkerProcess(bootstrap, workdir / "bench.duckdb", free_port(), workdir / "worker.log", 4.0)
+    first = None
+    while True:
+        worker.check_alive()
+        try:
+            stored = scrape(worker.metrics_url).get("pv_events_ingested_total", 0)
+        except OSError:
+            stored = 0
+        now = time.perf_counter()
+        if stored and first is None:
+            first = now
+        if stored >= expect:
+            assert first is not None
+            return now - first, worker
+        time.sleep(0.1)
+
+
+def alert_latency(bootstrap: str, rate: int, seconds: float, seed: int) -> list[float]:
+    """Send at `rate`/s; each serious case's alert latency = alert arrival - send time of its evidence."""
+    events = cohort(int(rate * seconds), seed)
+    sent_at: dict[str, float] = {}
+    latencies: list[float] = []
+    expected = {e.case_id for e in events if e.seriousness.is_serious}
+    done = threading.Event()
+
+    def listen() -> None:
+        # a short fetch wait, so the measurement is of pvwatch and not of this reader's long poll
+        consumer = KafkaConsumer(ALERT_TOPIC, bootstrap_servers=bootstrap, auto_offset_reset="latest",
+                                 enable_auto_commit=False, consumer_timeout_ms=200, fetch_max_wait_ms=10)
+        consumer.poll(timeout_ms=500)  # join the partitions before sending begins
+        ready.set()
+        deadline = time.monotonic() + seconds + 30
+        while len(latencies) < len(expected) and time.monotonic() < deadline:
+            for message in consumer:
+                alert = json.loads(message.value)
+                if alert["rule_id"] == "serious-ae":
+                    evidence = alert["evidence_event_ids"][0]
+                    if evidence in sent_at:
+                        latencies.append(time.perf_counter() - sent_at[evidence])
+        consumer.close()
+        done.set()
+
+    ready = threading.Event()
+    thread = threading.Thread(target=listen, daemon=True)
+    thread.start()
+    ready.wait(10)
+    with EventPublisher(bootstrap, linger_ms=0) as publisher:
+        start = time.perf_counter()
+        for index, event in enumerate(events):
+            target = start + index / rate
+            pause = target - time.perf_counter()
+            if pause > 0:
+                time.sleep(pause)
+            sent_at[str(event.event_id)] = time.perf_counter()
+            publisher.publish(event)
+    done.wait(seconds + 40)
+    return latencies
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--events", type=int, default=40_000)
+    parser.add_argument("--latency-rate", type=int, default=1000)
+    parser.add_argument("--latency-seconds", type=float, default=10.0)
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory() as tmp, EmbeddedBroker(log_path=Path(tmp) / "broker.log") as broker:
+        workdir = Path(tmp)
+        ensure_topics(broker.bootstrap, 4)
+        events = cohort(args.events, seed=1)
+        with EventPublisher(broker.bootstrap) as publisher:
+            for event in events:
+                publisher.publish(event)
+        n = len(events)
+        print(f"produced {n} events; measuring the raw consumer", file=sys.stderr)
+        raw = n / asyncio.run(raw_consume(broker.bootstrap, n))
+        print("measuring the no-op Faust agent", file=sys.stderr)
+        noop = n / noop_faust(broker.bootstrap, n, workdir / "noop.log")
+        print("measuring the pvwatch worker", file=sys.stderr)
+        seconds, worker = pvwatch_worker(broker.bootstrap, n, workdir)
+        live = n / seconds
+        print("measuring alert latency", file=sys.stderr)
+        latencies = alert_latency(broker.bootstrap, args.latency_rate, args.latency_seconds, seed=2)
+        worker.stop()
+
+    print(f"events: {n} adverse events, {len(encode_event(events[0]))} bytes each, 4 partitions, one process each")
+    print(f"raw broker consume (aiokafka, no work)  {raw:10,.0f} events/s")
+    print(f"no-op Faust agent (take_events batches) {noop:10,.0f} events/s")
+    print(f"pvwatch worker (all rules, DuckDB)      {live:10,.0f} events/s")
+    print(f"  ratio pvwatch / no-op Faust: {live / noop:.2f}   pvwatch / raw broker: {live / raw:.3f}")
+    if latencies:
+        q = statistics.quantiles(latencies, n=100)
+        print(f"alert latency at {args.latency_rate}/s for {args.latency_seconds:.0f} s, send -> alert on topic: "
+              f"n={len(latencies)} p50={q[49] * 1000:.0f} ms p99={q[98] * 1000:.0f} ms "
+              f"max={max(latencies) * 1000:.0f} ms")
+    else:
+        print("alert latency: no alerts received")
+
+
+if __name__ == "__main__":
+    main()

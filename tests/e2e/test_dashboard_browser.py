@@ -1,0 +1,171 @@
+"""The dashboard in headless Chromium against a running demo-like stack: embedded broker, a real worker process
+publishing snapshots, and `pvwatch dashboard` as its own process. Screenshots go to test-artifacts/."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import tempfile
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import duckdb
+import pytest
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import WebDriverWait
+
+from pvwatch.cohort import generate_cohort
+from pvwatch.dashboards.users import Role, UserStore
+from pvwatch.events import AdverseEventReported
+from pvwatch.pseudonym import Pseudonymiser
+from pvwatch.streams.broker import free_port
+from pvwatch.streams.producer import EventPublisher
+from tests.conftest import REPO, Workers, wait_for
+
+pytestmark = pytest.mark.e2e
+ARTIFACTS = REPO / "test-artifacts"
+OFFICER, ANALYST = ("olivia", "officer-password-1"), ("anders", "analyst-password-1")
+
+
+def snapshot_count(path: Path, sql: str) -> int:
+    try:
+        con = duckdb.connect(str(path), read_only=True)
+    except duckdb.Error:
+        return -1
+    try:
+        row = con.execute(sql).fetchone()
+        return int(row[0]) if row else 0
+    except duckdb.Error:
+        return -1
+    finally:
+        con.close()
+
+
+@pytest.fixture
+def stack(workers: Workers, tmp_path: Path) -> Iterator[dict[str, object]]:
+    snapshot = workers.db.with_name(workers.db.name + ".snapshot.duckdb")
+    worker = workers.start(env={"PVWATCH_SNAPSHOT_INTERVAL_S": "1", "PVWATCH_SNAPSHOT_PATH": str(snapshot)})
+    p = Pseudonymiser.from_secret(None, demo_mode=True)
+    events = [AdverseEventReported.model_validate(p.pseudonymise_record(r)) for r in generate_cohort(20, seed=12)]
+    with EventPublisher(workers.broker.bootstrap) as publisher:
+        for event in events:
+            publisher.publish(event)
+    wait_for(lambda: snapshot_count(snapshot, "SELECT event_count FROM snapshot_meta") >= len(events), 30,
+             what=f"the worker to publish a snapshot at {snapshot} holding every event (PVWATCH_SNAPSHOT_*)")
+
+    users = UserStore(tmp_path / "users.yaml")
+    users.add(*OFFICER[:1], Role.OFFICER, OFFICER[1])
+    users.add(*ANALYST[:1], Role.ANALYST, ANALYST[1])
+    port = free_port()
+    log = (tmp_path / "dashboard.log").open("wb")
+    dashboard = subprocess.Popen(
+        [sys.executable, "-m", "pvwatch", "dashboard", "--snapshot", str(snapshot), "--users",
+         str(tmp_path / "users.yaml"), "--port", str(port), "--bootstrap-servers", workers.broker.bootstrap,
+         "--metrics-url", worker.metrics_url], stdout=log, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        import urllib.request
+
+        def up() -> bool:
+            try:
+                return urllib.request.urlopen(base + "/login", timeout=1).status == 200
+            except OSError:
+                return False
+
+        wait_for(up, 20, what="the dashboard to listen")
+        yield {"base": base, "snapshot": snapshot, "bootstrap": workers.broker.bootstrap, "pseudonymiser": p,
+               "audit": tmp_path / "audit.jsonl"}
+    finally:
+        dashboard.terminate()
+        dashboard.wait(10)
+        log.close()
+
+
+@pytest.fixture
+def browser() -> Iterator[webdriver.Chrome]:
+    options = webdriver.ChromeOptions()
+    options.binary_location = "/usr/bin/chromium"
+    for argument in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                     "--disable-component-update", "--disable-sync", "--no-first-run", "--window-size=1400,1000",
+                     f"--user-data-dir={tempfile.mkdtemp(prefix='pvwatch-chromium-')}"):
+        options.add_argument(argument)
+    driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
+    ARTIFACTS.mkdir(exist_ok=True)
+    yield driver
+    driver.quit()
+
+
+def sign_in(driver: webdriver.Chrome, base: str, user: tuple[str, str], page: str) -> None:
+    driver.delete_all_cookies()
+    driver.get(base + page)
+    assert "/login" in driver.current_url
+    driver.find_element(By.ID, "username").send_keys(user[0])
+    driver.find_element(By.ID, "password").send_keys(user[1])
+    driver.find_element(By.ID, "sign-in").click()
+    WebDriverWait(driver, 10).until(lambda d: "/login" not in d.current_url)
+
+
+def serious_event(p: Pseudonymiser) -> AdverseEventReported:
+    now = datetime.now(UTC)
+    return AdverseEventReported.model_validate(p.pseudonymise_record({
+        "event_id": str(uuid.uuid4()), "type": "adverse-event", "occurred_at": (now - timedelta(hours=3)).isoformat(),
+        "recorded_at": now.isoformat(), "source": "site-lyon", "patient_ref": "MRN-E2E-000001",
+        "case_id": "CASE-E2E-000001", "reporter_type": "clinician", "awareness_date": now.date().isoformat(),
+        "onset_date": (now - timedelta(hours=3)).date().isoformat(), "term": "Anaphylactic reaction",
+        "seriousness": {"life_threatening": True}, "outcome": "recovering",
+        "products": [{"name": "UC-MSC (clinic-made)", "role": "suspect", "causality": "probable", "lot": "LOT-E2E-7"}],
+    }))
+
+
+def test_officer_sees_an_alert_arrive_acknowledges_it_and_analyst_queries(stack, browser):
+    base = str(stack["base"])
+    sign_in(browser, base, OFFICER, "/alerts")
+    rows = "#alert-queue tbody tr[data-alert-id]"
+    WebDriverWait(browser, 10).until(lambda d: d.find_elements(By.CSS_SELECTOR, rows))
+    before = len(browser.find_elements(By.CSS_SELECTOR, rows))
+
+    event = serious_event(stack["pseudonymiser"])  # type: ignore[arg-type]
+    with EventPublisher(str(stack["bootstrap"])) as publisher:
+        publisher.publish(event)
+    arrived = f"{rows}.new-alert"
+    WebDriverWait(browser, 20).until(lambda d: any("Anaphylactic reaction" in r.text
+                                                   for r in d.find_elements(By.CSS_SELECTOR, arrived)))
+    assert len(browser.find_elements(By.CSS_SELECTOR, rows)) == before + 1, "arrived without a reload"
+    browser.save_screenshot(str(ARTIFACTS / "dashboard-alert-arrived.png"))
+
+    row = next(r for r in browser.find_elements(By.CSS_SELECTOR, rows) if "Anaphylactic reaction" in r.text)
+    alert_id = row.get_attribute("data-alert-id")
+    row.find_element(By.CSS_SELECTOR, "button.act-acknowledge").click()
+    status = f'{rows}[data-alert-id="{alert_id}"] td.status'
+    WebDriverWait(browser, 30).until(
+        lambda d: d.find_element(By.CSS_SELECTOR, status).text.startswith("acknowledged"))
+    landed = snapshot_count(Path(str(stack["snapshot"])),
+                            f"SELECT count(*) FROM alert_actions WHERE alert_id = '{alert_id}' "
+                            "AND action = 'acknowledge' AND actor = 'olivia'")
+    assert landed == 1, "the action is an event in the worker's store, seen through the next snapshot"
+    browser.save_screenshot(str(ARTIFACTS / "dashboard-acknowledged.png"))
+
+    row = browser.find_element(By.CSS_SELECTOR, f'{rows}[data-alert-id="{alert_id}"]')
+    row.find_element(By.CSS_SELECTOR, "td:nth-child(5) a").click()
+    WebDriverWait(browser, 10).until(lambda d: "/patients/" in d.current_url)
+    assert browser.find_elements(By.CSS_SELECTOR, "#timeline svg g.adverse-event.serious")
+    assert browser.find_elements(By.CSS_SELECTOR, "#timeline svg g.alert-flag")
+    assert "Anaphylactic reaction" in browser.find_element(By.ID, "patient-events").text
+    browser.save_screenshot(str(ARTIFACTS / "dashboard-patient-timeline.png"))
+    audit = Path(str(stack["audit"])).read_text()
+    assert '"action":"read-patient"' in audit and '"action":"alert-action"' in audit
+
+    sign_in(browser, base, ANALYST, "/sql")
+    query = browser.find_element(By.ID, "sql")
+    query.clear()
+    query.send_keys("SELECT status, count(*) AS alerts FROM alert_status GROUP BY status ORDER BY status")
+    browser.find_element(By.ID, "run-sql").click()
+    WebDriverWait(browser, 10).until(lambda d: d.find_elements(By.ID, "sql-result"))
+    result = browser.find_element(By.ID, "sql-result").text
+    assert "acknowledged 1" in result
+    browser.save_screenshot(str(ARTIFACTS / "dashboard-sql.png"))
+    assert not browser.find_elements(By.CSS_SELECTOR, "button.act-acknowledge")
