@@ -21,16 +21,16 @@ def latest_version() -> int:
     return max(version for version, _, _ in _migration_files())
 
 
-def migrate(con: duckdb.DuckDBPyConnection) -> int:
-    """Apply every migration newer than the store's version; return the resulting version."""
+def migrate(con: duckdb.DuckDBPyConnection, files: list[tuple[int, str, str]] | None = None) -> int:
+    """Apply every migration the store has not had yet; return the highest version applied."""
     con.execute(
         "CREATE TABLE IF NOT EXISTS schema_migrations "
         "(version INTEGER PRIMARY KEY, name VARCHAR NOT NULL, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())"
     )
-    row = con.execute("SELECT coalesce(max(version), 0) FROM schema_migrations").fetchone()
-    current = int(row[0]) if row else 0
-    for version, name, sql in _migration_files():
-        if version <= current:
+    applied = {int(row[0]) for row in con.execute("SELECT version FROM schema_migrations").fetchall()}
+    # Any version not yet applied runs, in order: migrations written in parallel may land out of number order.
+    for version, name, sql in files if files is not None else _migration_files():
+        if version in applied:
             continue
         con.execute("BEGIN TRANSACTION")
         try:
@@ -40,5 +40,5 @@ def migrate(con: duckdb.DuckDBPyConnection) -> int:
         except Exception:
             con.execute("ROLLBACK")
             raise
-        current = version
-    return current
+        applied.add(version)
+    return max(applied, default=0)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import duckdb
 import pytest
 
 from pvwatch.cohort import generate_cohort
@@ -11,7 +12,7 @@ from pvwatch.domain.engine import evaluate_events
 from pvwatch.events import AdverseEventReported
 from pvwatch.pseudonym import Pseudonymiser
 from pvwatch.store.eventstore import DeadLetter, EventStore, MessageOrigin
-from pvwatch.store.migrations import latest_version
+from pvwatch.store.migrations import latest_version, migrate
 
 NOW = datetime(2026, 11, 24, tzinfo=UTC)
 
@@ -61,3 +62,16 @@ def test_a_failed_batch_leaves_nothing_behind(tmp_path, events):
         store.insert_events([(e, None) for e in events], NOW)
         raise RuntimeError("crash inside the batch")
     assert store.con.execute("SELECT count(*) FROM event_log").fetchone()[0] == 0
+
+
+
+def test_a_migration_that_lands_later_with_a_lower_number_is_still_applied(tmp_path):
+    con = duckdb.connect(str(tmp_path / "m.duckdb"))
+    one = (1, "001_a.sql", "CREATE TABLE a (x INTEGER);")
+    two = (2, "002_b.sql", "CREATE TABLE b (x INTEGER);")
+    three = (3, "003_c.sql", "CREATE TABLE c (x INTEGER);")
+    assert migrate(con, [one, three]) == 3
+    assert migrate(con, [one, two, three]) == 3
+    tables = {row[0] for row in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+    assert {"a", "b", "c"} <= tables
+    assert [r[0] for r in con.execute("SELECT version FROM schema_migrations ORDER BY 1").fetchall()] == [1, 2, 3]
