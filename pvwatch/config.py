@@ -24,7 +24,7 @@ class Settings(BaseSettings):
     session_timeout_s: float = Field(default=10.0, gt=0)
     heartbeat_interval_s: float = Field(default=1.0, gt=0)
     batch_max_events: int = Field(default=2000, ge=1, description="Events per store transaction at most.")
-    batch_within_s: float = Field(default=0.05, gt=0, description="Longest wait to fill a batch.")
+    batch_within_s: float = Field(default=0.02, gt=0, description="Longest wait to fill a batch (adds to latency).")
     alertmanager_url: str | None = Field(default=None, description="Alertmanager base URL for direct critical posts.")
     pseudonym_key: SecretStr | None = Field(default=None, description="Secret for patient pseudonyms (HMAC key).")
     demo_mode: bool = False

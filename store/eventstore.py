@@ -58,23 +58,6 @@ class DeadLetter:
         return digest.hexdigest()
 
 
-def _event_row(event: EventEnvelope, origin: MessageOrigin | None, stored_at: datetime) -> dict[str, object]:
-    return {
-        "event_id": str(event.event_id),
-        "type": event.type,
-        "schema_version": event.schema_version,
-        "patient": event.patient,
-        "occurred_at": event.occurred_at.isoformat(),
-        "recorded_at": event.recorded_at.isoformat(),
-        "source": event.source,
-        "payload": event.model_dump_json(exclude_none=True),
-        "kafka_topic": origin.topic if origin else None,
-        "kafka_partition": origin.partition if origin else None,
-        "kafka_offset": origin.offset if origin else None,
-        "stored_at": stored_at.isoformat(),
-    }
-
-
 def _alert_row(alert: SafetyAlert) -> dict[str, object]:
     return {
         "alert_id": str(alert.alert_id),
@@ -127,20 +110,45 @@ class EventStore:
         self.con.execute("COMMIT")
 
     def insert_events(
-        self, events: Sequence[tuple[EventEnvelope, MessageOrigin | None]], stored_at: datetime
+        self,
+        events: Sequence[tuple[EventEnvelope, MessageOrigin | None]],
+        stored_at: datetime,
+        payloads: Sequence[bytes | None] | None = None,
     ) -> set[UUID]:
-        """Append events not stored before; return the ids that are new."""
+        """Append events not stored before; return the ids that are new.
+
+        `payloads` are the JSON documents as received (already validated into `events`); the log keeps them
+        as they were said, fields from newer producers included. Without them the event is re-encoded.
+        Columns go to DuckDB as parallel lists (one unnest per column), far cheaper than a list of structs.
+        """
         if not events:
             return set()
-        rows = [_event_row(event, origin, stored_at) for event, origin in events]
+        raw = payloads or [None] * len(events)
+        columns: dict[str, list[object]] = {
+            "ids": [str(event.event_id) for event, _ in events],
+            "types": [event.type for event, _ in events],
+            "versions": [event.schema_version for event, _ in events],
+            "patients": [event.patient for event, _ in events],
+            "occurred": [event.occurred_at for event, _ in events],
+            "recorded": [event.recorded_at for event, _ in events],
+            "sources": [event.source for event, _ in events],
+            "payloads": [
+                payload.decode() if payload is not None else event.model_dump_json(exclude_none=True)
+                for (event, _), payload in zip(events, raw, strict=True)
+            ],
+            "topics": [origin.topic if origin else None for _, origin in events],
+            "partitions": [origin.partition if origin else None for _, origin in events],
+            "offsets": [origin.offset if origin else None for _, origin in events],
+        }
         new = self.con.execute(
             """INSERT OR IGNORE INTO event_log (event_id, type, schema_version, patient, occurred_at, recorded_at,
                    source, payload, kafka_topic, kafka_partition, kafka_offset, stored_at)
-               SELECT r.event_id::UUID, r.type, r.schema_version, r.patient, r.occurred_at::TIMESTAMPTZ,
-                   r.recorded_at::TIMESTAMPTZ, r.source, r.payload::JSON, r.kafka_topic, r.kafka_partition,
-                   r.kafka_offset, r.stored_at::TIMESTAMPTZ
-               FROM (SELECT unnest($rows) AS r) RETURNING event_id""",
-            {"rows": rows},
+               SELECT unnest($ids::UUID[]), unnest($types::VARCHAR[]), unnest($versions::INTEGER[]),
+                   unnest($patients::VARCHAR[]), unnest($occurred::TIMESTAMPTZ[]), unnest($recorded::TIMESTAMPTZ[]),
+                   unnest($sources::VARCHAR[]), unnest($payloads::JSON[]), unnest($topics::VARCHAR[]),
+                   unnest($partitions::INTEGER[]), unnest($offsets::BIGINT[]), $stored_at
+               RETURNING event_id""",
+            {**columns, "stored_at": stored_at},
         ).fetchall()
         return {row[0] for row in new}
 

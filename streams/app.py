@@ -8,6 +8,7 @@ Events are acknowledged (and their offsets later committed) only after their bat
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import time
 from collections.abc import Sequence
@@ -122,6 +123,7 @@ def build_app(settings: Settings) -> faust.App:
         try:
             metrics.BUILD_INFO.info({"version": _version(), "store_schema": str(store.schema_version)})
             processor = BatchProcessor(store)
+            gc.freeze()  # the rebuilt histories are permanent: keep them out of every future collection
             outbox = Outbox(store, alert_topic, dead_letter_topic)
             await outbox.flush()
             async for batch in stream.take_events(settings.batch_max_events, within=settings.batch_within_s):

@@ -70,6 +70,7 @@ class BatchProcessor:
         now = datetime.now(UTC)
         outcome = BatchOutcome()
         valid: dict[UUID, tuple[EventEnvelope, MessageOrigin]] = {}
+        payloads: dict[UUID, bytes | None] = {}
         timestamps: dict[UUID, float] = {}
         letters: list[DeadLetter] = []
         duplicates_in_batch: list[EventEnvelope] = []
@@ -88,12 +89,13 @@ class BatchProcessor:
                 duplicates_in_batch.append(event)
             else:
                 valid[event.event_id] = (event, message.origin)
+                payloads[event.event_id] = message.value
                 if message.broker_timestamp_s:
                     timestamps[event.event_id] = message.broker_timestamp_s
 
         started = time.perf_counter()
         with self.store.transaction():
-            new_ids = self.store.insert_events(list(valid.values()), now)
+            new_ids = self.store.insert_events(list(valid.values()), now, list(payloads.values()))
             outcome.stored = [event for event, _ in valid.values() if event.event_id in new_ids]
             derived = self.engine.apply(outcome.stored, now)
             outcome.new_alerts = self.store.insert_alerts(derived.alerts)

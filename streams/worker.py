@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 
 import faust
@@ -16,6 +17,10 @@ from pvwatch.streams.topics import ensure_topics
 def run_worker(settings: Settings, *, loglevel: str = "warning") -> None:
     """Blocks until SIGTERM/SIGINT; Faust then stops the agent, which commits its offsets."""
     logging.basicConfig(level=loglevel.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    # The rules keep every patient's history in memory, so the heap holds many long-lived objects and the
+    # default cyclic-GC thresholds rescan them constantly (measured: validation 38 us/event with GC, 8 without).
+    # pvwatch creates few reference cycles; collect young objects far less often.
+    gc.set_threshold(100_000, 50, 100)
     start_http_server(settings.metrics_port, addr=settings.metrics_host, registry=REGISTRY)
     ensure_topics(settings.kafka_bootstrap, settings.partitions)
     app = build_app(settings)

@@ -39,7 +39,11 @@ class PatientHistory:
         self.events_by_type[event.type].insert(position, event)
 
     def of_type(self, type_name: str, model: type[E]) -> list[E]:
-        return [event for event in self.events_by_type.get(type_name, []) if isinstance(event, model)]
+        """The patient's events of one type, in occurred_at order (a view: do not modify)."""
+        found = self.events_by_type.get(type_name, [])
+        if found and not isinstance(found[0], model):
+            raise TypeError(f"events of type {type_name!r} are {type(found[0]).__name__}, not {model.__name__}")
+        return found  # type: ignore[return-value]
 
 
 class History:

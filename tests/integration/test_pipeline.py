@@ -81,16 +81,16 @@ def test_serious_events_alert_once_and_bad_input_is_dead_lettered(workers: Worke
     assert totals["pv_events_ingested_total"] == len(events)
     assert totals["pv_events_duplicate_total"] == len(resent)
     assert totals["pv_events_rejected_total"] == len(MALFORMED)
-    assert totals["pv_alerts_raised_total"] == len(serious_cases)
     rejected = scrape_labelled(worker.metrics_url, "pv_events_rejected_total")
     by_reason = Counter({dict(labels)["reason"]: int(value) for labels, value in rejected.items()})
     assert by_reason == Counter(reason for reason, _ in MALFORMED)
     alerts_by_rule = scrape_labelled(worker.metrics_url, "pv_alerts_raised_total")
-    assert alerts_by_rule == {(("rule", "serious-ae"), ("severity", "critical")): float(len(serious_cases))}
+    assert alerts_by_rule[(("rule", "serious-ae"), ("severity", "critical"))] == len(serious_cases)
 
-    alert_messages = consume_all(workers.broker.bootstrap, ALERT_TOPIC, len(serious_cases))
+    alert_messages = consume_all(workers.broker.bootstrap, ALERT_TOPIC, int(totals["pv_alerts_raised_total"]))
     published = [json.loads(m.value) for m in alert_messages]
-    assert sorted(a["case_id"] for a in published) == sorted(serious_cases)
+    assert len(published) == totals["pv_alerts_raised_total"]
+    assert sorted(a["case_id"] for a in published if a["rule_id"] == "serious-ae") == sorted(serious_cases)
     dlq = consume_all(workers.broker.bootstrap, DEAD_LETTER_TOPIC, len(MALFORMED))
     assert Counter(dict(m.headers)["pv-reason"].decode() for m in dlq) == Counter(r for r, _ in MALFORMED)
 
@@ -100,8 +100,8 @@ def test_serious_events_alert_once_and_bad_input_is_dead_lettered(workers: Worke
     assert sorted(row[0] for row in stored) == sorted(str(e.event_id) for e in events)
     assert {json.loads(row[1])["event_id"] for row in stored} == {str(e.event_id) for e in events}
     alert_rows = con.execute("SELECT case_id, rule_id, published_at IS NOT NULL FROM alerts").fetchall()
-    assert sorted(r[0] for r in alert_rows) == sorted(serious_cases)
-    assert all(r[1] == "serious-ae" and r[2] for r in alert_rows)
+    assert sorted(r[0] for r in alert_rows if r[1] == "serious-ae") == sorted(serious_cases)
+    assert all(r[2] for r in alert_rows), "every stored alert was published"
     reasons = Counter(r[0] for r in con.execute("SELECT reason FROM dead_letters").fetchall())
     assert reasons == Counter(reason for reason, _ in MALFORMED)
     details = con.execute("SELECT detail FROM dead_letters WHERE reason = 'schema'").fetchone()[0]
@@ -135,12 +135,14 @@ def test_kill_9_mid_stream_loses_nothing_and_stores_nothing_twice(workers: Worke
     rows = con.execute("SELECT event_id::VARCHAR FROM event_log").fetchall()
     assert len(rows) == len(events)
     assert {r[0] for r in rows} == {str(e.event_id) for e in events}
-    alert_cases = [r[0] for r in con.execute("SELECT case_id FROM alerts").fetchall()]
+    alert_cases = [r[0] for r in con.execute("SELECT case_id FROM alerts WHERE rule_id = 'serious-ae'").fetchall()]
     assert sorted(alert_cases) == sorted(serious_cases)
     unpublished = con.execute("SELECT count(*) FROM alerts WHERE published_at IS NULL").fetchone()[0]
     assert unpublished == 0
-    published = consume_all(bootstrap, ALERT_TOPIC, len(serious_cases))
-    assert {json.loads(m.value)["case_id"] for m in published} == serious_cases
+    stored_alert_ids = {str(r[0]) for r in con.execute("SELECT alert_id FROM alerts").fetchall()}
+    published = [json.loads(m.value) for m in consume_all(bootstrap, ALERT_TOPIC, len(stored_alert_ids))]
+    assert {a["alert_id"] for a in published} == stored_alert_ids
+    assert {a["case_id"] for a in published if a["rule_id"] == "serious-ae"} == serious_cases
     # Offsets are committed every few seconds, so the restarted worker normally sees redelivered events:
     # they were recognised as duplicates above (stored once). Recorded for the report, not asserted.
     record_property("stored_before_kill", stored_before_kill)
