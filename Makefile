@@ -7,11 +7,12 @@ demo:
 test:
 	bash scripts/install.sh --system
 	.venv/bin/ruff check .
+	.venv/bin/python scripts/typecheck.py
 	.venv/bin/python -m pytest
 
 lint:
 	.venv/bin/ruff check .
-	.venv/bin/mypy
+	.venv/bin/python scripts/typecheck.py
 
 install:
 	bash scripts/install.sh --system

@@ -260,7 +260,7 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
     if user is None:
         limiter.record_failure(name, address)
         request.app[AUDIT].append(name or "anonymous", "login-failed", client=address)
-        request[SESSION] = request.app[SESSIONS].decode(request.cookies.get(LOGIN_COOKIE))
+        request[SESSION] = request.app[SESSIONS].decode(request.cookies.get(LOGIN_COOKIE))  # type: ignore[misc]
         return render(request, "login.html", status=401, next=target, error="Unknown user or wrong password.")
     limiter.reset(name, address)
     session = Session.new(user.name)
@@ -350,10 +350,10 @@ async def alert_action(request: web.Request) -> web.StreamResponse:
         raise web.HTTPNotFound(text=f"no alert {alert_id} in the snapshot")
     now = datetime.now(UTC)
     try:
-        event = AlertActionRecorded(
-            event_id=uuid.uuid4(), occurred_at=now, recorded_at=now, source=ACTION_SOURCE, patient=alert["patient"],
-            alert_id=alert_id, action=AlertAction(data.get("action")), actor=user.name,
-            assignee=data.get("assignee") or None, reason=data.get("reason") or None)
+        event = AlertActionRecorded.model_validate({
+            "event_id": uuid.uuid4(), "occurred_at": now, "recorded_at": now, "source": ACTION_SOURCE,
+            "patient": alert["patient"], "alert_id": alert_id, "action": AlertAction(str(data.get("action"))),
+            "actor": user.name, "assignee": data.get("assignee") or None, "reason": data.get("reason") or None})
     except ValidationError as error:
         raise web.HTTPBadRequest(text=f"invalid action: {describe_validation_error(error)}") from None
     except ValueError:

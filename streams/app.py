@@ -11,7 +11,7 @@ import asyncio
 import gc
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import faust
@@ -28,10 +28,10 @@ from pvwatch.streams.pipeline import BatchProcessor, IncomingMessage
 log = logging.getLogger("pvwatch.worker")
 
 
-def _incoming(event: EventT) -> IncomingMessage:
+def _incoming(event: EventT[Any]) -> IncomingMessage:
     message = event.message
-    headers = message.headers or {}
-    pairs = headers.items() if isinstance(headers, dict) else headers
+    raw_headers: Any = message.headers or ()
+    pairs: Iterable[tuple[str, Any]] = raw_headers.items() if isinstance(raw_headers, Mapping) else raw_headers
     return IncomingMessage(
         origin=MessageOrigin(message.topic, message.partition, message.offset),
         value=message.value,
@@ -96,15 +96,14 @@ def build_app(settings: Settings) -> faust.App:
     alert_topic = app.topic(ALERT_TOPIC, key_serializer="raw", value_serializer="raw")
     dead_letter_topic = app.topic(DEAD_LETTER_TOPIC, key_serializer="raw", value_serializer="raw")
     @app.on_partitions_assigned.connect
-    async def _assigned(sender: Any, assigned: Any = None, **kwargs: Any) -> None:
+    async def _assigned(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
         metrics.WORKER_UP.set(1)
-        log.info("partitions assigned: %d", len(assigned or ()))
 
     @app.on_partitions_revoked.connect
-    async def _revoked(sender: Any, revoked: Any = None, **kwargs: Any) -> None:
+    async def _revoked(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
         metrics.WORKER_UP.set(0)
 
-    def _update_lag(batch: Sequence[EventT]) -> None:
+    def _update_lag(batch: Sequence[EventT[Any]]) -> None:
         last_offsets: dict[Any, int] = {}
         for event in batch:
             tp = event.message.tp
@@ -126,7 +125,10 @@ def build_app(settings: Settings) -> faust.App:
             gc.freeze()  # the rebuilt histories are permanent: keep them out of every future collection
             outbox = Outbox(store, alert_topic, dead_letter_topic)
             await outbox.flush()
-            async for batch in stream.take_events(settings.batch_max_events, within=settings.batch_within_s):
+            batches = stream.take_events(  # type: ignore[attr-defined]  # missing from Faust's StreamT stub
+                settings.batch_max_events, within=settings.batch_within_s
+            )
+            async for batch in batches:
                 outcome = await asyncio.to_thread(processor.process, [_incoming(event) for event in batch])
                 outbox.pending_alerts.extend(outcome.new_alerts)
                 outbox.has_pending_letters |= bool(outcome.new_dead_letters)
@@ -144,7 +146,7 @@ def build_app(settings: Settings) -> faust.App:
 
     if settings.snapshot_interval_s > 0:
 
-        @app.timer(settings.snapshot_interval_s)
+        @app.timer(settings.snapshot_interval_s)  # type: ignore[untyped-decorator]
         async def publish_read_snapshot() -> None:
             """Analysts and the dashboard read this copy: DuckDB lets no other process open the live file."""
             store = running.get("store")
