@@ -7,6 +7,8 @@ pre-produced to 4 partitions; each consumer reads them all from the earliest off
   3. the pvwatch worker: validation, idempotent DuckDB batch writes, every rule, outbox, metrics.
 Rates are events / (time of last event - time of first event). Then alert latency: events produced at a
 fixed rate with a share of serious ones; the time from send to the alert arriving on pv.safety.alert.v1.
+Last, on the store the worker wrote: `pvwatch replay` (rebuild every derived table from the log) against a
+plain DuckDB scan of the same log (the floor of any replay) and against the live path's rate.
 
     .venv/bin/python bench/bench_live.py [--events 40000] [--latency-rate 1000] [--latency-seconds 10]
 """
@@ -24,6 +26,7 @@ import threading
 import time
 from pathlib import Path
 
+import duckdb
 from aiokafka import AIOKafkaConsumer
 from kafka import KafkaConsumer
 
@@ -32,6 +35,7 @@ from pvwatch.demo import WorkerProcess
 from pvwatch.events import ALERT_TOPIC, AdverseEventReported, encode_event
 from pvwatch.metrics_client import scrape
 from pvwatch.pseudonym import Pseudonymiser
+from pvwatch.store.replay import replay
 from pvwatch.streams.broker import EmbeddedBroker, free_port
 from pvwatch.streams.producer import EventPublisher
 from pvwatch.streams.topics import ensure_topics
@@ -141,6 +145,18 @@ def alert_latency(bootstrap: str, rate: int, seconds: float, seed: int) -> list[
     return latencies
 
 
+def plain_scan(db: Path) -> float:
+    """Seconds to read the whole log in replay order, doing nothing with it."""
+    con = duckdb.connect(str(db), read_only=True)
+    started = time.perf_counter()
+    cursor = con.execute("SELECT type, payload FROM event_log ORDER BY occurred_at, event_id")
+    while cursor.fetchmany(50_000):
+        pass
+    seconds = time.perf_counter() - started
+    con.close()
+    return seconds
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=40_000)
@@ -166,6 +182,10 @@ def main() -> None:
         print("measuring alert latency", file=sys.stderr)
         latencies = alert_latency(broker.bootstrap, args.latency_rate, args.latency_seconds, seed=2)
         worker.stop()
+        print("measuring replay", file=sys.stderr)
+        db = workdir / "bench.duckdb"
+        scan_seconds = plain_scan(db)
+        report = replay(db)
 
     print(f"events: {n} adverse events, {len(encode_event(events[0]))} bytes each, 4 partitions, one process each")
     print(f"raw broker consume (aiokafka, no work)  {raw:10,.0f} events/s")
@@ -179,6 +199,12 @@ def main() -> None:
               f"max={max(latencies) * 1000:.0f} ms")
     else:
         print("alert latency: no alerts received")
+    scan = report.events / scan_seconds
+    print(f"plain DuckDB scan of the log                {scan:10,.0f} events/s")
+    print(f"pvwatch replay (all derived tables)         {report.events_per_second:10,.0f} events/s "
+          f"({report.events} events, {report.alerts} alerts)")
+    print(f"  ratio replay / plain scan: {report.events_per_second / scan:.2f}   "
+          f"replay / live path: {report.events_per_second / live:.1f}")
 
 
 if __name__ == "__main__":

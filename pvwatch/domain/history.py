@@ -12,22 +12,25 @@ import bisect
 from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import TypeVar
+from uuid import UUID
 
 from pvwatch.events.envelope import EventEnvelope
 
 E = TypeVar("E", bound=EventEnvelope)
 
 
-def _order(event: EventEnvelope) -> tuple[str, str]:
-    return (event.occurred_at.isoformat(), str(event.event_id))
+def _order(event: EventEnvelope) -> tuple[datetime, UUID]:
+    """Chronological across time zones (aware datetimes compare as instants; ISO strings would not)."""
+    return (event.occurred_at, event.event_id)
 
 
 @dataclass
 class PatientHistory:
     patient: str
     events_by_type: dict[str, list[EventEnvelope]] = field(default_factory=lambda: defaultdict(list))
-    _keys_by_type: dict[str, list[tuple[str, str]]] = field(default_factory=lambda: defaultdict(list))
+    _keys_by_type: dict[str, list[tuple[datetime, UUID]]] = field(default_factory=lambda: defaultdict(list))
 
     def add(self, event: EventEnvelope) -> None:
         keys = self._keys_by_type[event.type]

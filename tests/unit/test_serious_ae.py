@@ -48,3 +48,17 @@ def test_engine_counts_evaluations_and_orders_by_occurrence():
     alerts, evaluations = evaluate_events([report("A", death=True), report("B")], NOW)
     assert [a.case_id for a in alerts] == ["A"]
     assert evaluations["serious-ae"] == 2
+
+
+def test_history_orders_by_instant_across_time_zones():
+    from datetime import timedelta, timezone
+
+    from pvwatch.domain.history import PatientHistory
+
+    plus_two = timezone(timedelta(hours=2))
+    early = report("EARLY").model_copy(update={"occurred_at": datetime(2026, 3, 1, 9, 30, tzinfo=plus_two)})
+    late = report("LATE").model_copy(update={"occurred_at": datetime(2026, 3, 1, 8, 0, tzinfo=UTC)})
+    history = PatientHistory("pt-" + "a" * 20)
+    history.add(late)
+    history.add(early)  # 07:30 UTC, although its ISO string sorts after 08:00+00:00
+    assert [e.case_id for e in history.of_type("adverse-event", AdverseEventReported)] == ["EARLY", "LATE"]
