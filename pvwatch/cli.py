@@ -41,14 +41,16 @@ def cli() -> None:
 @click.option("--patients", type=click.IntRange(1, 100_000), default=60, show_default=True,
               help="Size of the synthetic cohort.")
 @click.option("--seed", type=int, default=7, show_default=True, help="Seed of the synthetic cohort.")
-@click.option("--forever", is_flag=True, help="Keep broker and worker running after the run, until Ctrl-C.")
+@click.option("--forever", is_flag=True,
+              help="Keep broker and worker running after the run, and serve the dashboard, until Ctrl-C.")
+@click.option("--dashboard-port", type=int, default=0, help="Dashboard port with --forever (default: a free port).")
 @click.option("--workdir", type=click.Path(file_okay=False, path_type=Path), default=Path("var/demo"),
               show_default=True, help="Where the broker and worker logs go.")
 @click.option("--metrics-port", type=int, default=0, help="Worker metrics port (default: a free port).")
 @click.option("--timeout", "timeout_s", type=float, default=300.0, show_default=True,
               help="Give up if the events are not all processed in this many seconds.")
-def demo(events_file: Path | None, db: Path, patients: int, seed: int, forever: bool, workdir: Path,
-         metrics_port: int, timeout_s: float) -> None:
+def demo(events_file: Path | None, db: Path, patients: int, seed: int, forever: bool, dashboard_port: int,
+         workdir: Path, metrics_port: int, timeout_s: float) -> None:
     """Run the whole pipeline locally: embedded broker, worker, a cohort (or --events FILE) -> DuckDB.
 
     Exits 0 once every event is stored, recognised as a duplicate or dead-lettered.
@@ -56,7 +58,8 @@ def demo(events_file: Path | None, db: Path, patients: int, seed: int, forever: 
     from pvwatch.demo import DemoOptions, run_demo
 
     run_demo(DemoOptions(db=db, workdir=workdir, events_file=events_file, patients=patients, seed=seed,
-                         forever=forever, metrics_port=metrics_port, timeout_s=timeout_s))
+                         forever=forever, dashboard_port=dashboard_port, metrics_port=metrics_port,
+                         timeout_s=timeout_s))
 
 
 @cli.command()

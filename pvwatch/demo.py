@@ -33,36 +33,30 @@ class DemoOptions:
     patients: int = 60
     seed: int = 7
     forever: bool = False
+    dashboard_port: int = 0
     metrics_port: int = 0
     session_timeout_s: float = 4.0
     timeout_s: float = 300.0
 
 
-class WorkerProcess:
-    """`pvwatch worker` as a child process, stopped with SIGTERM so it commits its offsets."""
+class ChildProcess:
+    """A pvwatch command run as a child process with its log kept; stopped with SIGTERM (graceful)."""
 
-    def __init__(
-        self, bootstrap: str, db: Path, metrics_port: int, log_path: Path, session_timeout_s: float,
-        env: dict[str, str] | None = None,
-    ) -> None:
-        self.metrics_url = f"http://127.0.0.1:{metrics_port}/metrics"
+    def __init__(self, arguments: list[str], log_path: Path, env: dict[str, str] | None = None) -> None:
         self.log_path = log_path
-        command = [
-            sys.executable, "-m", "pvwatch", "worker", "--bootstrap-servers", bootstrap, "--db", str(db),
-            "--metrics-port", str(metrics_port), "--session-timeout", str(session_timeout_s),
-        ]
-        env = {**os.environ, "PVWATCH_DEMO_MODE": "1", **(env or {})}
         log_path.parent.mkdir(parents=True, exist_ok=True)
         with log_path.open("ab") as log:
             self.process = subprocess.Popen(
-                command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
+                [sys.executable, "-m", "pvwatch", *arguments], stdout=log, stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL, env={**os.environ, "PVWATCH_DEMO_MODE": "1", **(env or {})},
                 start_new_session=True, preexec_fn=die_with_parent,
             )
 
     def check_alive(self) -> None:
         if self.process.poll() is not None:
             tail = self.log_path.read_text(errors="replace").splitlines()[-15:]
-            raise PvwatchError(f"the worker exited with code {self.process.returncode}:\n" + "\n".join(tail))
+            raise PvwatchError(f"`pvwatch {self.log_path.stem}` exited with code {self.process.returncode}:\n"
+                               + "\n".join(tail))
 
     def kill(self) -> None:
         """SIGKILL: a crash, for the tests that prove nothing is lost or stored twice."""
@@ -78,6 +72,39 @@ class WorkerProcess:
                 self.process.kill()
                 self.process.wait()
         return self.process.returncode
+
+
+class WorkerProcess(ChildProcess):
+    """`pvwatch worker` against `bootstrap`, serving /metrics on `metrics_port`."""
+
+    def __init__(
+        self, bootstrap: str, db: Path, metrics_port: int, log_path: Path, session_timeout_s: float,
+        env: dict[str, str] | None = None,
+    ) -> None:
+        self.metrics_url = f"http://127.0.0.1:{metrics_port}/metrics"
+        super().__init__(
+            ["worker", "--bootstrap-servers", bootstrap, "--db", str(db), "--metrics-port", str(metrics_port),
+             "--session-timeout", str(session_timeout_s)],
+            log_path, env,
+        )
+
+
+def start_dashboard(bootstrap: str, db: Path, metrics_url: str, workdir: Path, port: int) -> ChildProcess:
+    """The officer's dashboard over the worker's snapshot, with fresh demo accounts printed once."""
+    from pvwatch.dashboards.serve import write_demo_users
+
+    users = workdir / "users.yaml"
+    users.unlink(missing_ok=True)
+    accounts = write_demo_users(users)
+    dashboard = ChildProcess(
+        ["dashboard", "--snapshot", str(db.with_name(db.name + ".snapshot.duckdb")), "--users", str(users),
+         "--bootstrap-servers", bootstrap, "--metrics-url", metrics_url, "--port", str(port)],
+        workdir / "dashboard.log",
+    )
+    click.echo(f"dashboard http://127.0.0.1:{port}/ (log {workdir / 'dashboard.log'}); demo accounts:")
+    for role, (name, password) in accounts.items():
+        click.echo(f"  {role.value:8s} {name} / {password}")
+    return dashboard
 
 
 def _input_lines(options: DemoOptions) -> Iterator[tuple[str, bytes]]:
@@ -118,7 +145,12 @@ def _publish(lines: Iterable[tuple[str, bytes]], bootstrap: str) -> IngestReport
         return send_prepared(tqdm(prepared, desc="sent", unit="ev"), publisher)
 
 
+def _stop_on_sigterm(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt  # the same orderly shutdown as Ctrl-C: dashboard, worker (commits), broker
+
+
 def run_demo(options: DemoOptions) -> IngestReport:
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)
     options.workdir.mkdir(parents=True, exist_ok=True)
     broker_log = options.workdir / "broker.log"
     worker_log = options.workdir / "worker.log"
@@ -126,22 +158,29 @@ def run_demo(options: DemoOptions) -> IngestReport:
     with EmbeddedBroker(log_path=broker_log) as broker:
         click.echo(f"broker   {broker.bootstrap} (embedded, in memory; log {broker_log})")
         ensure_topics(broker.bootstrap, partitions=4)
-        worker = WorkerProcess(broker.bootstrap, options.db, metrics_port, worker_log, options.session_timeout_s)
+        worker = WorkerProcess(broker.bootstrap, options.db, metrics_port, worker_log, options.session_timeout_s,
+                               env={"PVWATCH_SNAPSHOT_INTERVAL_S": "2"})
         click.echo(f"worker   metrics {worker.metrics_url} (log {worker_log})")
         click.echo(f"store    {options.db}")
+        dashboard = None
         try:
             report = _publish(_input_lines(options), broker.bootstrap)
             expected = report.accepted + len(report.rejected)
             totals = _wait_until_processed(worker, expected, options.timeout_s)
             _print_summary(report, totals)
             if options.forever:
+                dashboard = start_dashboard(broker.bootstrap, options.db, worker.metrics_url, options.workdir,
+                                            options.dashboard_port or free_port())
                 click.echo(f"running until Ctrl-C; metrics at {worker.metrics_url}")
                 while True:
                     worker.check_alive()
+                    dashboard.check_alive()
                     time.sleep(1)
         except KeyboardInterrupt:
             click.echo("stopping")
         finally:
+            if dashboard is not None:
+                dashboard.stop()
             worker.stop()
     click.echo(f"query the store:  pvwatch sql --db {options.db} \"SELECT rule_id, severity, summary FROM alerts\"")
     return report
