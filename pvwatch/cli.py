@@ -9,17 +9,22 @@ import time
 from pathlib import Path
 
 import click
+from pydantic import ValidationError
 
 from pvwatch.config import Settings
-from pvwatch.errors import PvwatchError
+from pvwatch.errors import ConfigError, PvwatchError
 
 BOOTSTRAP_HELP = "Kafka bootstrap servers (host:port[,host:port]); default from PVWATCH_KAFKA_BOOTSTRAP."
 
 
 def _settings(**overrides: object) -> Settings:
-    """Environment first (PVWATCH_*), then any flag the user gave."""
+    """Environment first (PVWATCH_*), then any flag the user gave; a bad value is a clear error, not a trace."""
     given = {key: value for key, value in overrides.items() if value is not None}
-    return Settings(**given)  # type: ignore[arg-type]
+    try:
+        return Settings(**given)  # type: ignore[arg-type]
+    except ValidationError as error:
+        problems = "; ".join(f"PVWATCH_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in error.errors())
+        raise ConfigError(f"invalid settings: {problems}") from None
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

@@ -1,0 +1,88 @@
+"""The skeleton's commands as a user runs them: `pvwatch broker`, `ingest`, `worker` and `sql`."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from kafka.admin import KafkaAdminClient
+
+from pvwatch.cohort import generate_cohort
+from pvwatch.errors import BrokerError
+from pvwatch.events import ALL_TOPICS
+from pvwatch.streams.broker import free_port, wait_for_port
+from tests.conftest import Workers, wait_for
+
+pytestmark = pytest.mark.integration
+
+
+def pvwatch(*arguments: str, env: dict[str, str | None] | None = None) -> subprocess.CompletedProcess[str]:
+    """Run the CLI; an env value of None removes that variable."""
+    merged = {**os.environ, **(env or {})}
+    return subprocess.run([sys.executable, "-m", "pvwatch", *arguments], capture_output=True, text=True,
+                          timeout=120, env={k: v for k, v in merged.items() if v is not None})
+
+
+def test_broker_command_serves_the_kafka_protocol_with_the_topics_and_stops_on_ctrl_c(tmp_path):
+    port = free_port()
+    process = subprocess.Popen([sys.executable, "-m", "pvwatch", "broker", "--port", str(port)],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        wait_for_port("127.0.0.1", port, 15)
+        wait_for(lambda: _topics(port) >= set(ALL_TOPICS), 15, 0.3, "pvwatch topics created")
+    finally:
+        process.send_signal(signal.SIGINT)
+        output, _ = process.communicate(timeout=15)
+    assert process.returncode == 0, output
+    assert f"broker listening on 127.0.0.1:{port}" in output
+    time.sleep(0.2)
+    with pytest.raises(BrokerError, match="nothing listening"):
+        wait_for_port("127.0.0.1", port, 1)
+
+
+def _topics(port: int) -> set[str]:
+    try:
+        admin = KafkaAdminClient(bootstrap_servers=f"127.0.0.1:{port}")
+    except Exception:
+        return set()
+    try:
+        return set(admin.list_topics())
+    finally:
+        admin.close()
+
+
+def test_ingest_then_sql_read_the_same_events_back(workers: Workers, tmp_path):
+    records = list(generate_cohort(8, seed=9))
+    source = tmp_path / "events.jsonl"
+    source.write_text("\n".join(json.dumps(r) for r in records) + "\n" + '{"type": "adverse-event"}\n')
+    worker = workers.start()
+    env: dict[str, str | None] = {"PVWATCH_KAFKA_BOOTSTRAP": workers.broker.bootstrap}
+
+    missing_key = pvwatch("ingest", str(source), env={**env, "PVWATCH_PSEUDONYM_KEY": None, "PVWATCH_DEMO_MODE": None})
+    assert missing_key.returncode == 2 and "PVWATCH_PSEUDONYM_KEY" in missing_key.stderr
+
+    strict = pvwatch("ingest", "--strict", str(source), env={**env, "PVWATCH_DEMO_MODE": "1"})
+    assert strict.returncode == 1 and "nothing sent" in strict.stderr
+    assert f"events.jsonl:{len(records) + 1}: schema" in strict.stderr
+
+    result = pvwatch("ingest", str(source), env={**env, "PVWATCH_DEMO_MODE": "1"})
+    assert result.returncode == 1, "a rejected line makes the exit code non-zero"
+    assert f"accepted {len(records)}  rejected 1" in result.stdout
+    wait_for(lambda: workers.metric(worker, "pv_events_ingested_total") >= len(records)
+             and workers.metric(worker, "pv_events_rejected_total") >= 1, 30, what="ingested")
+    worker.stop()
+
+    table = pvwatch("sql", "--db", str(workers.db), "SELECT type, count(*) AS n FROM event_log GROUP BY type")
+    assert table.returncode == 0, table.stderr
+    assert "adverse-event" in table.stdout and f"{len(records)}" in table.stdout and "(1 row)" in table.stdout
+    as_csv = pvwatch("sql", "--db", str(workers.db), "--csv", "SELECT reason FROM dead_letters")
+    assert list(csv.reader(io.StringIO(as_csv.stdout))) == [["reason"], ["schema"]]
+    write = pvwatch("sql", "--db", str(workers.db), "DELETE FROM event_log")
+    assert write.returncode != 0 and "read-only" in write.stderr.lower()
