@@ -23,6 +23,7 @@ from pvwatch.events.alert import SafetyAlert
 from pvwatch.events.registry import ALERT_TOPIC, DEAD_LETTER_TOPIC, SOURCE_TOPICS
 from pvwatch.store.eventstore import EventStore, MessageOrigin
 from pvwatch.store.snapshot import SnapshotError, publish_snapshot
+from pvwatch.streams.alertmanager import AlertmanagerNotifier, initialise_alert_series, load_direct_routes
 from pvwatch.streams.pipeline import BatchProcessor, IncomingMessage
 
 log = logging.getLogger("pvwatch.worker")
@@ -114,6 +115,10 @@ def build_app(settings: Settings) -> faust.App:
                 metrics.CONSUMER_LAG.labels(tp.topic, str(tp.partition)).set(max(0, highwater - offset - 1))
 
     running: dict[str, EventStore] = {}
+    direct_routes = load_direct_routes()
+    initialise_alert_series(direct_routes.values())
+    url = settings.alertmanager_url
+    notifier = AlertmanagerNotifier(url, direct_routes) if url else None  # pages in < 1 s (streams/alertmanager.py)
 
     @app.agent(source, concurrency=1)
     async def store_and_evaluate(stream: faust.StreamT[bytes]) -> None:
@@ -124,12 +129,16 @@ def build_app(settings: Settings) -> faust.App:
             processor = BatchProcessor(store)
             gc.freeze()  # the rebuilt histories are permanent: keep them out of every future collection
             outbox = Outbox(store, alert_topic, dead_letter_topic)
+            if notifier:  # alerts a crashed worker stored but never published may never have paged anyone
+                notifier.post(outbox.pending_alerts)
             await outbox.flush()
             batches = stream.take_events(  # type: ignore[attr-defined]  # missing from Faust's StreamT stub
                 settings.batch_max_events, within=settings.batch_within_s
             )
             async for batch in batches:
                 outcome = await asyncio.to_thread(processor.process, [_incoming(event) for event in batch])
+                if notifier:  # the alerts are durable in DuckDB now; page before publishing them
+                    notifier.post(outcome.new_alerts)
                 outbox.pending_alerts.extend(outcome.new_alerts)
                 outbox.has_pending_letters |= bool(outcome.new_dead_letters)
                 await outbox.flush()
@@ -140,6 +149,8 @@ def build_app(settings: Settings) -> faust.App:
                         metrics.ALERT_LATENCY.observe(max(0.0, published - produced))
                 _update_lag(batch)
         finally:
+            if notifier:
+                await notifier.close()
             running.pop("store", None)
             metrics.WORKER_UP.set(0)
             store.close()

@@ -1,0 +1,105 @@
+"""The worker's direct post to Alertmanager (streams/alertmanager.py) against a real HTTP server on loopback:
+the labels are the alerting rule's, failures are retried, a rejected body is not, and every outcome is counted.
+The whole path with the real Alertmanager binary is tests/e2e/test_alert_path.py."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from uuid import uuid4
+
+import pytest
+import yaml
+from aiohttp import web
+
+from pvwatch.events.alert import SafetyAlert, Severity
+from pvwatch.metrics import REGISTRY
+from pvwatch.streams.alertmanager import ALERT_RULES, AlertmanagerNotifier, load_direct_routes
+from pvwatch.streams.broker import free_port
+
+pytestmark = pytest.mark.integration
+RAISED = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
+
+
+def safety_alert(rule_id: str = "serious-ae", severity: Severity = Severity.CRITICAL) -> SafetyAlert:
+    return SafetyAlert(
+        alert_id=uuid4(), rule_id=rule_id, rule_version=1, severity=severity, patient="pt-" + "a" * 20,
+        case_id="CASE-1", evidence_event_ids=(uuid4(),), occurred_at=RAISED, raised_at=RAISED,
+        summary="Serious adverse event (hospitalisation): Lupus nephritis",
+    )
+
+
+def notifications(outcome: str) -> float:
+    return REGISTRY.get_sample_value("pv_alert_notifications_total", {"outcome": outcome}) or 0.0
+
+
+def run_against(statuses: list[int], alerts: list[SafetyAlert]) -> list[list[dict]]:
+    """Serve /api/v2/alerts answering with `statuses` in turn (then 200), post `alerts`, return the bodies seen."""
+    received: list[list[dict]] = []
+
+    async def scenario() -> None:
+        async def post_alerts(request: web.Request) -> web.Response:
+            received.append(await request.json())
+            status = statuses[len(received) - 1] if len(received) <= len(statuses) else 200
+            return web.Response(status=status, text="{}")
+
+        app = web.Application()
+        app.router.add_post("/api/v2/alerts", post_alerts)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        port = free_port()
+        await web.TCPSite(runner, "127.0.0.1", port).start()
+        notifier = AlertmanagerNotifier(f"http://127.0.0.1:{port}/", load_direct_routes(), retry_delays_s=(0.01,) * 3)
+        notifier.post(alerts)
+        await notifier.close()
+        await runner.cleanup()
+
+    asyncio.run(scenario())
+    return received
+
+
+def test_the_post_carries_exactly_the_labels_of_the_serious_adverse_event_rule():
+    rules = yaml.safe_load(ALERT_RULES.read_text())["groups"]
+    rule = next(r for g in rules for r in g["rules"] if r.get("alert") == "SeriousAdverseEvent")
+    alert = safety_alert()
+    sent_before = notifications("sent")
+
+    received = run_against([], [alert, safety_alert("duplicate-case", Severity.WARNING)])
+
+    assert len(received) == 1 and len(received[0]) == 1, "one post, and only the critical alert"
+    posted = received[0][0]
+    assert posted["labels"] == {"alertname": "SeriousAdverseEvent", **rule["labels"]}
+    assert posted["annotations"]["runbook_url"] == rule["annotations"]["runbook_url"]
+    assert posted["annotations"]["pvwatch_alert_id"] == str(alert.alert_id)
+    assert "pt-" not in str(posted), "no patient pseudonym leaves for the pager"
+    assert posted["startsAt"] == "2026-03-02T12:00:00+00:00"
+    assert posted["endsAt"] == "2026-03-02T12:10:00+00:00", "kept firing as long as the rule's 10-minute window"
+    assert notifications("sent") == sent_before + 1
+
+
+def test_unavailable_alertmanager_is_retried_until_it_accepts():
+    sent_before, failed_before = notifications("sent"), notifications("failed")
+    received = run_against([503, 503], [safety_alert()])
+    assert len(received) == 3
+    assert received[0] == received[2], "the same alert each time"
+    assert (notifications("sent"), notifications("failed")) == (sent_before + 1, failed_before)
+
+
+def test_rejected_body_is_not_retried_and_counted_as_failed():
+    failed_before = notifications("failed")
+    received = run_against([400], [safety_alert()])
+    assert len(received) == 1
+    assert notifications("failed") == failed_before + 1
+
+
+def test_unreachable_alertmanager_gives_up_after_every_attempt_and_counts_a_failure():
+    failed_before = notifications("failed")
+
+    async def scenario() -> None:
+        notifier = AlertmanagerNotifier(f"http://127.0.0.1:{free_port()}", load_direct_routes(),
+                                        retry_delays_s=(0.01, 0.01))
+        notifier.post([safety_alert()])
+        await notifier.close()
+
+    asyncio.run(scenario())
+    assert notifications("failed") == failed_before + 1
