@@ -5,10 +5,12 @@ from __future__ import annotations
 from datetime import date
 from enum import StrEnum
 from typing import Annotated, ClassVar, Literal
+from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from pvwatch.events.envelope import EventEnvelope, ShortText
+from pvwatch.events.vocabulary import AtcCode, LotId
 
 CaseId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")]
 
@@ -63,6 +65,12 @@ class Outcome(StrEnum):
 
 
 class SuspectProduct(BaseModel):
+    """A suspect, concomitant or interacting product (E2B(R3) G.k.1 drug role), with the reporter's causality.
+
+    WHO-UMC causality categories (who-umc.org, "The use of the WHO-UMC system for standardised case causality
+    assessment"): certain, probable/likely, possible, unlikely, conditional/unclassified, unassessable.
+    """
+
     model_config = ConfigDict(frozen=True, extra="allow")
 
     name: ShortText
@@ -70,6 +78,10 @@ class SuspectProduct(BaseModel):
     causality: Literal["certain", "probable", "possible", "unlikely", "conditional", "unassessable"] | None = Field(
         default=None, description="Reporter's WHO-UMC causality category."
     )
+    atc_code: AtcCode | None = None
+    lot_id: LotId | None = Field(default=None, description="Lot/batch of the product given (E2B(R3) G.k.4.r.7).")
+    infusion_event_id: UUID | None = Field(
+        default=None, description="The msc-infusion event this product was given in, when known.")
 
 
 class AdverseEventReported(EventEnvelope):
@@ -83,8 +95,14 @@ class AdverseEventReported(EventEnvelope):
     reporter_type: ReporterType
     awareness_date: date = Field(description="ICH day 0: first awareness of the four minimum criteria.")
     onset_date: date | None = None
+    resolution_date: date | None = Field(default=None, description="When the event resolved (E2B(R3) E.i.5).")
+    follow_up_number: int | None = Field(default=None, ge=1, le=999, description="1 for the first follow-up, ...")
     term: ShortText = Field(description="Reported term (MedDRA PT when coded).")
     meddra_pt_code: Annotated[str, StringConstraints(pattern=r"^\d{8}$")] | None = None
+    meddra_version: Annotated[str, StringConstraints(pattern=r"^\d{1,2}\.\d$")] | None = Field(
+        default=None, description="MedDRA release of the code, e.g. '27.1' (E2B(R3) E.i.2.1a).")
+    ctcae_term: ShortText | None = Field(
+        default=None, description="CTCAE v5.0 term, e.g. 'Neutrophil count decreased'.")
     ctcae_grade: int | None = Field(default=None, ge=1, le=5)
     seriousness: SeriousnessCriteria = Field(default_factory=SeriousnessCriteria)
     outcome: Outcome = Outcome.UNKNOWN
@@ -101,4 +119,14 @@ class AdverseEventReported(EventEnvelope):
             raise ValueError("awareness_date is after recorded_at: day 0 cannot be in the future of the record")
         if self.outcome is Outcome.FATAL and not self.seriousness.death:
             raise ValueError("outcome is fatal but seriousness.death is false")
+        if self.resolution_date is not None:
+            if self.onset_date is not None and self.resolution_date < self.onset_date:
+                raise ValueError("resolution_date is before onset_date")
+            if self.resolution_date > self.recorded_at.date():
+                raise ValueError("resolution_date is after recorded_at: a resolution cannot be reported in advance")
+        # CTCAE v5.0: "Grade 5 Death related to AE".
+        if self.ctcae_grade == 5 and not self.seriousness.death:
+            raise ValueError("ctcae_grade 5 means death related to the AE, but seriousness.death is false")
+        if self.report_kind == "initial" and self.follow_up_number is not None:
+            raise ValueError("an initial report has no follow_up_number")
         return self

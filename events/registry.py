@@ -4,10 +4,26 @@ from __future__ import annotations
 
 from pvwatch.events.adverse_event import AdverseEventReported
 from pvwatch.events.alert_action import AlertActionRecorded
+from pvwatch.events.disease_activity import DiseaseActivityAssessed
 from pvwatch.events.envelope import EventEnvelope
+from pvwatch.events.infusion import MscInfusionGiven
+from pvwatch.events.lab import LabResultReported
+from pvwatch.events.outcome_claim import OutcomeClaimReported
+from pvwatch.events.patient import PatientEnrolled, PatientUpdated
+from pvwatch.events.treatment import TreatmentDoseChanged, TreatmentStarted, TreatmentStopped, TreatmentTapered
 
 EVENT_TYPES: dict[str, type[EventEnvelope]] = {
+    "patient-enrolled": PatientEnrolled,
+    "patient-updated": PatientUpdated,
+    "treatment-started": TreatmentStarted,
+    "treatment-dose-changed": TreatmentDoseChanged,
+    "treatment-tapered": TreatmentTapered,
+    "treatment-stopped": TreatmentStopped,
+    "msc-infusion": MscInfusionGiven,
     "adverse-event": AdverseEventReported,
+    "lab-result": LabResultReported,
+    "disease-activity": DiseaseActivityAssessed,
+    "outcome-claim": OutcomeClaimReported,
     "alert-action": AlertActionRecorded,
 }
 

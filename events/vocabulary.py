@@ -1,0 +1,107 @@
+"""Codes and units shared by the clinical event types, checked for form (pvwatch ships no licensed dictionary).
+
+A code that is not even well formed (an ICD-10 code without its letter, a LOINC code whose check digit is wrong,
+an ATC code of the wrong shape) is an "unknown code" and the record is rejected at the edge with the field named.
+Whether a well-formed code exists in the current release of its terminology is the importer's or the analyst's
+question, not the wire contract's.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from enum import StrEnum
+from typing import Annotated
+
+from pydantic import AfterValidator, Field, StringConstraints
+
+#: ICD-10 (WHO): a letter, two digits, optionally a dot and up to four more characters: M32.1, M35.1, M08.0.
+Icd10Code = Annotated[str, StringConstraints(pattern=r"^[A-Z][0-9]{2}(\.[0-9A-Z]{1,4})?$")]
+
+#: WHO ATC/DDD index: any level from anatomical group (L) to chemical substance (L04AC07, tocilizumab).
+AtcCode = Annotated[str, StringConstraints(pattern=r"^[A-V]([0-9]{2}([A-Z]([A-Z]([0-9]{2})?)?)?)?$")]
+
+#: UCUM (unitsofmeasure.org) case-sensitive code: printable ASCII without spaces, e.g. 10*9/L, U/L, mg/dL, mg/kg.
+UcumUnit = Annotated[str, StringConstraints(pattern=r"^[!-~]{1,40}$")]
+
+#: ISO 3166-1 alpha-2 country code.
+CountryCode = Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")]
+
+#: A manufacturing lot or batch number as printed (E2B(R3) G.k.4.r.7 batch/lot number).
+LotId = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^[A-Za-z0-9][A-Za-z0-9 ._/:#-]{0,63}$")]
+
+#: Producer-chosen id linking the events of one treatment course (started -> changed -> tapered -> stopped).
+CourseId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")]
+
+#: A finite number (NaN and infinity are not clinical values).
+Finite = Annotated[float, Field(allow_inf_nan=False)]
+
+
+def loinc_check_digit(number: str) -> int:
+    """LOINC's mod-10 check digit (LOINC User's Guide, appendix "Calculating Mod 10 check digits").
+
+    Digits in odd positions counted from the right are read as one number and doubled, the even-position digits
+    are prepended, and the check digit brings the digit sum up to the next multiple of ten: 751-8, 1742-6.
+    """
+    digits = number[::-1]
+    doubled = str(2 * int(digits[0::2][::-1]))
+    rest = digits[1::2][::-1]
+    total = sum(int(d) for d in rest + doubled)
+    return (10 - total % 10) % 10
+
+
+def _valid_loinc(code: str) -> str:
+    number, _, check = code.partition("-")
+    if loinc_check_digit(number) != int(check):
+        raise ValueError(f"{code} is not a LOINC code: its check digit should be {loinc_check_digit(number)}")
+    return code
+
+
+#: LOINC code (loinc.org), with its check digit verified: 751-8 neutrophils, 1742-6 ALT, 1975-2 bilirubin.
+LoincCode = Annotated[str, StringConstraints(pattern=r"^[0-9]{1,7}-[0-9]$"), AfterValidator(_valid_loinc)]
+
+
+def _valid_year_month(value: str) -> str:
+    month = int(value[5:7])
+    if not 1 <= month <= 12:
+        raise ValueError(f"{value}: month must be 01-12")
+    return value
+
+
+#: Year and month only (YYYY-MM): a child's full birth date is identifying and never travels (issue 4).
+YearMonth = Annotated[str, StringConstraints(pattern=r"^(19|20)[0-9]{2}-[0-9]{2}$"), AfterValidator(_valid_year_month)]
+
+
+def year_month_of(moment: date | datetime) -> str:
+    return f"{moment.year:04d}-{moment.month:02d}"
+
+
+class DrugClass(StrEnum):
+    """Therapeutic class as paediatric rheumatology uses it (EULAR/ACR nomenclature, Smolen 2014)."""
+
+    CSDMARD = "csDMARD"  # conventional synthetic: methotrexate, hydroxychloroquine, mycophenolate, ...
+    BDMARD = "bDMARD"  # biologic: tocilizumab, adalimumab, etanercept, rituximab, belimumab, ...
+    TSDMARD = "tsDMARD"  # targeted synthetic, the JAK inhibitors: tofacitinib, baricitinib, ...
+    GLUCOCORTICOID = "glucocorticoid"
+    OTHER = "other"
+
+
+class Route(StrEnum):
+    """Route of administration (a subset of EDQM Standard Terms, as E2B(R3) G.k.4.r.10 uses)."""
+
+    ORAL = "oral"
+    SUBCUTANEOUS = "subcutaneous"
+    INTRAVENOUS = "intravenous"
+    INTRAMUSCULAR = "intramuscular"
+    INTRA_ARTICULAR = "intra-articular"
+    INTRATHECAL = "intrathecal"
+    TOPICAL = "topical"
+    OTHER = "other"
+    UNKNOWN = "unknown"
+
+
+class Assessor(StrEnum):
+    """Who says so. Benefit reported by a parent but never documented by a clinician is the gap pvwatch exposes."""
+
+    CLINICIAN = "clinician"
+    PARENT = "parent"
+    PATIENT = "patient"
