@@ -1,0 +1,278 @@
+"""The monitoring files docker-compose.yml mounts, checked with the real Debian binaries (promtool, amtool):
+the compose file parses and mounts exactly these files, tags are pinned, every rule and route behaves as
+documented, a real worker's exposition passes `promtool check metrics`, and every metric name a rule or a
+Grafana panel queries exists in pvwatch's registry (a renamed metric must break this test, not a dashboard)."""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import re
+import shutil
+import subprocess
+import tomllib
+import urllib.request
+from pathlib import Path
+
+import pytest
+import yaml
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, InfoMetricFamily
+
+from pvwatch.cohort import generate_cohort
+from pvwatch.events import AdverseEventReported
+from pvwatch.metrics import REGISTRY
+from pvwatch.streams.producer import EventPublisher
+from tests.conftest import REPO, Workers, wait_for
+
+pytestmark = pytest.mark.integration
+
+MONITORING = REPO / "dashboards" / "monitoring"
+PROMETHEUS = MONITORING / "prometheus"
+ALERT_RULES = PROMETHEUS / "rules" / "pvwatch-alerts.yml"
+RECORDING_RULES = PROMETHEUS / "rules" / "pvwatch-recording.yml"
+ALERTMANAGER = MONITORING / "alertmanager" / "alertmanager.yml"
+GRAFANA = MONITORING / "grafana"
+DATASOURCE_UID = "pvwatch-prometheus"
+#: Series Prometheus itself makes: `up` per scrape target, `ALERTS` per alert (Prometheus docs, "Alerting rules").
+PROMETHEUS_SERIES = {"up", "ALERTS"}
+
+
+def run(*command: str | Path, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    if shutil.which(str(command[0])) is None:
+        pytest.fail(f"{command[0]} is not installed: run `bash scripts/install.sh --system`")
+    return subprocess.run([str(c) for c in command], capture_output=True, text=True, input=stdin, timeout=60)
+
+
+def compose() -> dict:
+    return yaml.safe_load((REPO / "docker-compose.yml").read_text())
+
+
+def bind_mounts() -> dict[str, list[tuple[Path, str]]]:
+    """Service -> [(file in the repository, path in the container)] for every `./...` volume."""
+    mounts: dict[str, list[tuple[Path, str]]] = {}
+    for name, service in compose()["services"].items():
+        for volume in service.get("volumes", []):
+            source, target, *_ = volume.split(":")
+            if source.startswith("./"):
+                mounts.setdefault(name, []).append(((REPO / source).resolve(), target))
+    return mounts
+
+
+def alerting_rules() -> list[dict]:
+    return [rule for group in yaml.safe_load(ALERT_RULES.read_text())["groups"] for rule in group["rules"]]
+
+
+def dashboards() -> dict[str, dict]:
+    return {p.name: json.loads(p.read_text()) for p in sorted((GRAFANA / "dashboards").glob("*.json"))}
+
+
+# --- docker-compose.yml -------------------------------------------------------------------------------------
+
+def test_compose_runs_kafka_in_kraft_mode_the_worker_prometheus_alertmanager_and_grafana():
+    services = compose()["services"]
+    assert set(services) == {"kafka", "worker", "prometheus", "alertmanager", "grafana"}
+    kafka = services["kafka"]["environment"]
+    assert kafka["KAFKA_PROCESS_ROLES"] == "broker,controller", "single-node KRaft, no ZooKeeper"
+    worker = services["worker"]
+    assert worker["build"] == "." and (REPO / "Dockerfile").is_file()
+    assert worker["environment"]["PVWATCH_KAFKA_BOOTSTRAP"] == "kafka:9092"
+    assert worker["environment"]["PVWATCH_ALERTMANAGER_URL"] == "http://alertmanager:9093"
+    scrape = yaml.safe_load((PROMETHEUS / "prometheus.yml").read_text())["scrape_configs"]
+    pvwatch_job = next(job for job in scrape if job["job_name"] == "pvwatch")
+    assert pvwatch_job["static_configs"][0]["targets"] == [f"worker:{worker['environment']['PVWATCH_METRICS_PORT']}"]
+
+
+def test_every_image_tag_is_pinned_to_a_version():
+    for name, service in compose()["services"].items():
+        image = service["image"]
+        repository, _, tag = image.rpartition(":")
+        assert repository and re.fullmatch(r"v?\d+\.\d+\.\d+", tag), f"{name}: {image} is not pinned to a version"
+    base = re.search(r"^FROM (\S+)", (REPO / "Dockerfile").read_text(), re.M)
+    assert base and re.search(r":\d+\.\d+\.\d+-", base.group(1)), "the Dockerfile's base image is pinned"
+
+
+@pytest.mark.parametrize(("service", "binary"),
+                         [("prometheus", "prometheus"), ("alertmanager", "prometheus-alertmanager")])
+def test_compose_runs_the_versions_whose_checkers_validate_these_files(service, binary):
+    printed = run(binary, "--version")
+    version = re.search(r"version (\d+\.\d+\.\d+)", printed.stdout + printed.stderr)
+    assert version, f"{binary} --version"
+    assert compose()["services"][service]["image"].endswith(f":v{version.group(1)}")
+
+
+def test_every_mounted_file_exists_and_every_monitoring_file_is_mounted():
+    mounted = [source for mounts in bind_mounts().values() for source, _ in mounts]
+    for source in mounted:
+        assert source.is_file(), f"{source} is mounted but missing"
+    shipped = {p.resolve() for p in MONITORING.rglob("*")
+               if p.is_file() and "tests" not in p.relative_to(MONITORING).parts}
+    assert set(mounted) == shipped, "docker-compose mounts exactly the monitoring files, no more, no fewer"
+
+
+def test_prometheus_finds_its_rule_files_where_compose_mounts_them():
+    config = yaml.safe_load((PROMETHEUS / "prometheus.yml").read_text())
+    targets = {target for _, target in bind_mounts()["prometheus"]}
+    for rule_file in config["rule_files"]:
+        assert f"/etc/prometheus/{rule_file}" in targets
+    assert "external_labels" not in config.get("global", {}), "they would change the alerts' label sets"
+
+
+def test_monitoring_files_are_package_data_so_the_worker_image_can_read_the_rules():
+    package_data = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
+    patterns = package_data["pvwatch.dashboards"]
+    for path in MONITORING.rglob("*.yml"):
+        relative = path.relative_to(REPO / "dashboards").as_posix()
+        assert any(fnmatch.fnmatch(relative, pattern) for pattern in patterns), relative
+
+
+# --- promtool and amtool ------------------------------------------------------------------------------------
+
+def test_promtool_check_config_and_rules():
+    checked = run("promtool", "check", "config", PROMETHEUS / "prometheus.yml")
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    rules = run("promtool", "check", "rules", ALERT_RULES, RECORDING_RULES)
+    assert rules.returncode == 0, rules.stdout + rules.stderr
+
+
+def test_promtool_rule_unit_tests_pass():
+    tested = subprocess.run(["promtool", "test", "rules", "tests/pvwatch-alerts_test.yml"], cwd=PROMETHEUS,
+                            capture_output=True, text=True, timeout=120)
+    assert tested.returncode == 0, tested.stdout + tested.stderr
+
+
+def test_every_alert_is_unit_tested_and_documented():
+    tests = yaml.safe_load((PROMETHEUS / "tests" / "pvwatch-alerts_test.yml").read_text())["tests"]
+    tested = {case["alertname"] for test in tests for case in test.get("alert_rule_test", []) if case["exp_alerts"]}
+    runbooks = (REPO / "docs" / "runbooks.md").read_text()
+    anchors = {heading.strip().lower() for heading in re.findall(r"^## (.+)$", runbooks, re.M)}
+    for rule in alerting_rules():
+        assert rule["alert"] in tested, f"{rule['alert']} has no promtool test in which it fires"
+        assert {"severity", "team"} <= set(rule["labels"]), rule["alert"]
+        assert {"summary", "description", "runbook_url"} <= set(rule["annotations"]), rule["alert"]
+        path, _, anchor = rule["annotations"]["runbook_url"].partition("#")
+        assert path == "docs/runbooks.md" and anchor in anchors, f"{rule['alert']}: runbook {anchor} missing"
+
+
+def test_amtool_check_config():
+    checked = run("amtool", "check-config", ALERTMANAGER)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+@pytest.mark.parametrize(("labels", "receiver"), [
+    ({"alertname": "SeriousAdverseEvent", "team": "safety", "severity": "critical", "rule": "serious-ae"},
+     "safety-officer"),
+    ({"alertname": "ExpeditedReportOverdue", "team": "safety", "severity": "critical"}, "safety-officer"),
+    ({"alertname": "ExpeditedReportDueSoon", "team": "safety", "severity": "warning"}, "safety-team"),
+    ({"alertname": "WorkerDown", "team": "platform", "severity": "critical"}, "platform-oncall"),
+    ({"alertname": "DeadLetterQueueNotEmpty", "team": "platform", "severity": "warning"}, "platform-team"),
+    ({"alertname": "Unknown", "severity": "info"}, "platform-team"),
+])
+def test_amtool_routes_each_severity_to_its_receiver(labels, receiver):
+    routed = run("amtool", "config", "routes", "test", f"--config.file={ALERTMANAGER}",
+                 *(f"{k}={v}" for k, v in labels.items()))
+    assert routed.returncode == 0, routed.stderr
+    assert routed.stdout.split() == [receiver]
+
+
+def test_critical_safety_alerts_go_out_at_once_and_warnings_are_grouped():
+    route = yaml.safe_load(ALERTMANAGER.read_text())["route"]
+    safety = next(r for r in route["routes"] if r["receiver"] == "safety-officer")
+    assert safety["group_wait"] == "0s"
+    warning_routes = [r for r in route["routes"] if 'severity="warning"' in r.get("matchers", [])]
+    assert all(r["group_wait"] != "0s" for r in [route, *warning_routes])
+
+
+def test_every_alert_routes_to_the_receiver_its_team_and_severity_call_for():
+    expected = {("safety", "critical"): "safety-officer", ("safety", "warning"): "safety-team",
+                ("platform", "critical"): "platform-oncall", ("platform", "warning"): "platform-team"}
+    for rule in alerting_rules():
+        labels = {"alertname": rule["alert"], **rule["labels"]}
+        routed = run("amtool", "config", "routes", "test", f"--config.file={ALERTMANAGER}",
+                     *(f"{k}={v}" for k, v in labels.items()))
+        assert routed.stdout.split() == [expected[labels["team"], labels["severity"]]], rule["alert"]
+
+
+# --- metric names -------------------------------------------------------------------------------------------
+
+def exported_series_names() -> set[str]:
+    """Every series name pvwatch's registry can expose, by metric type (prometheus-client's suffixes)."""
+    names: set[str] = set()
+    for family in REGISTRY.collect():
+        suffixes = {
+            CounterMetricFamily("x", "").type: ("_total", "_created"),
+            HistogramMetricFamily("x", "").type: ("_bucket", "_sum", "_count", "_created"),
+            InfoMetricFamily("x", "").type: ("_info",),
+            GaugeMetricFamily("x", "").type: ("",),
+        }[family.type]
+        names.update(family.name + suffix for suffix in suffixes)
+    return names
+
+
+def metric_names(promql: str) -> set[str]:
+    """Metric and recording-rule names in an expression (label values and function names excluded)."""
+    without_strings = re.sub(r'"[^"]*"', '""', promql)
+    without_matchers = re.sub(r"\{[^}]*\}", "", without_strings)
+    without_grouping = re.sub(r"\b(?:by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)", " ", without_matchers)
+    tokens = re.findall(r"(?<![\w:.])([a-zA-Z_:][\w:]*)(?![\w:])(?!\s*\()", without_grouping)
+    keywords = {"and", "or", "unless", "offset", "bool", "group_left", "group_right", "inf", "nan"}
+    return {t for t in tokens if t.lower() not in keywords}
+
+
+def all_expressions() -> list[tuple[str, str]]:
+    found = [(f"rule {r.get('alert') or r.get('record')}", r["expr"])
+             for path in (ALERT_RULES, RECORDING_RULES)
+             for g in yaml.safe_load(path.read_text())["groups"] for r in g["rules"]]
+    for name, dashboard in dashboards().items():
+        for panel in dashboard["panels"]:
+            found += [(f"{name} panel {panel['title']!r}", target["expr"]) for target in panel["targets"]]
+    return found
+
+
+def test_metric_name_extraction_sees_names_and_skips_labels_and_functions():
+    expr = 'sum by (rule) (increase(pv_alerts_raised_total{rule="x"}[10m])) > 0 and on(instance) up == 1'
+    assert metric_names(expr) == {"pv_alerts_raised_total", "up"}
+
+
+def test_every_metric_in_every_rule_and_panel_exists_in_pvwatch_registry():
+    recorded = {r["record"] for g in yaml.safe_load(RECORDING_RULES.read_text())["groups"] for r in g["rules"]}
+    known = exported_series_names() | recorded | PROMETHEUS_SERIES
+    used: set[str] = set()
+    for where, expr in all_expressions():
+        names = metric_names(expr)
+        assert names, f"{where}: no metric found in {expr!r}"
+        assert names <= known, f"{where}: unknown metric(s) {sorted(names - known)} in {expr!r}"
+        used |= names
+    assert {"pv_alerts_raised_total", "pv_expedited_reports_overdue", "pv_dead_letter_messages"} <= used
+
+
+def test_grafana_dashboards_have_stable_uids_and_use_the_provisioned_datasource_by_uid():
+    datasource = yaml.safe_load((GRAFANA / "provisioning" / "datasources" / "pvwatch-prometheus.yml").read_text())
+    assert [d["uid"] for d in datasource["datasources"]] == [DATASOURCE_UID]
+    found = dashboards()
+    assert {d["uid"] for d in found.values()} == {"pv-safety-overview", "pv-pipeline-health", "pv-signals"}
+    for name, dashboard in found.items():
+        for panel in dashboard["panels"]:
+            refs = [panel["datasource"], *(target["datasource"] for target in panel["targets"])]
+            assert all(ref == {"type": "prometheus", "uid": DATASOURCE_UID} for ref in refs), (name, panel["title"])
+
+
+# --- a real worker's exposition -----------------------------------------------------------------------------
+
+def test_promtool_check_metrics_passes_on_a_real_workers_exposition(workers: Workers, demo_pseudonymiser):
+    worker = workers.start()
+    events = [AdverseEventReported.model_validate(demo_pseudonymiser.pseudonymise_record(record))
+              for record in generate_cohort(10, 3)]
+    assert any(e.seriousness.is_serious for e in events), "cohort seed 3 holds a serious AE"
+    with EventPublisher(workers.broker.bootstrap) as publisher:
+        for event in events:
+            publisher.publish(event)
+        publisher.publish_raw(AdverseEventReported.topic, b"{not json", key=b"pt-bad")
+    wait_for(lambda: workers.metric(worker, "pv_events_rejected_total") >= 1
+             and workers.metric(worker, "pv_events_ingested_total") >= len(events), 30, what="events processed")
+    with urllib.request.urlopen(worker.metrics_url, timeout=5) as response:
+        exposition = response.read().decode()
+    assert 'pv_alerts_raised_total{rule="serious-ae",severity="critical"}' in exposition
+    checked = run("promtool", "check", "metrics", stdin=exposition)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    served = {line.split("{")[0].split(" ")[0] for line in exposition.splitlines() if line and line[0] != "#"}
+    assert {n for n in served if n.startswith("pv_")} <= exported_series_names()
