@@ -282,6 +282,57 @@ def audit_verify(file: Path, expect_head: str | None) -> None:
     click.echo(f"intact: {result.entries} entries, head {result.head}")
 
 
+from pvwatch.interop.cli import export_group, import_group  # noqa: E402  (bodies in pvwatch/interop)
+
+cli.add_command(import_group)
+cli.add_command(export_group)
+
+
+@cli.command()
+@click.option("--reports", type=click.Path(dir_okay=False, path_type=Path),
+              help="CSV with a header naming at least report_id,product,event (one row per report-product-event).")
+@click.option("--from-store", is_flag=True, help="Count the adverse events of the event store instead (see --db).")
+@click.option("--db", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Store for --from-store (opened read-only; PVWATCH_DB). Use the snapshot while a worker runs.")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="OUT.csv: one row per product-event pair with a,b,c,d, expected, PRR, chi2, ROR, IC, EBGM.")
+@click.option("--hyperparameters-out", type=click.Path(dir_okay=False, path_type=Path),
+              help="HYPER.json: the fitted EBGM prior, its log-likelihood and convergence facts.")
+@click.option("--stratify", help="Expected counts summed over strata: age_group, sex, or age_group,sex.")
+@click.option("--plot", type=click.Path(dir_okay=False, path_type=Path),
+              help="FILE.png or FILE.svg: EBGM with its EB05-EB95 interval for the top pairs by EB05.")
+@click.option("--top", type=click.IntRange(1, 200), default=30, show_default=True, help="Pairs in --plot.")
+def signals(reports: Path | None, from_store: bool, db: Path | None, out: Path, hyperparameters_out: Path | None,
+            stratify: str | None, plot: Path | None, top: int) -> None:
+    """Disproportionality statistics of every product-event pair: PRR with chi-square, ROR with 95% CI,
+    Norén's IC with IC025, and EBGM with EB05/EB95 from a fitted gamma-mixture prior (docs/signals.md).
+
+    Counts distinct reports. Fails with an error, writing nothing, if the EBGM prior fit does not converge.
+    """
+    from pvwatch.signals_command import parse_strata, run_signals
+
+    run_signals(_settings(), reports=reports, from_store=from_store, db=db, out=out,
+                hyperparameters_out=hyperparameters_out, stratify=parse_strata(stratify), plot=plot, top=top)
+
+
+@cli.command()
+@click.option("--alpha", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.05, show_default=True,
+              help="Type I error of the whole surveillance.")
+@click.option("--length", type=click.FloatRange(0, min_open=True), required=True,
+              help="Surveillance length T: the expected event count under the background rate at its end.")
+@click.option("--min-events", type=click.IntRange(1), default=4, show_default=True,
+              help="Events needed before a signal may be raised (Kulldorff & Silva 2015 recommend 4).")
+@click.option("--observed", type=click.IntRange(0), help="Events observed so far (with --expected: test now).")
+@click.option("--expected", type=click.FloatRange(0, min_open=True),
+              help="Events expected so far under the background rate (exposure x rate).")
+def maxsprt(alpha: float, length: float, min_events: int, observed: int | None, expected: float | None) -> None:
+    """Poisson MaxSPRT (Kulldorff 2011): the exact critical value for continuous monitoring, and the test at
+    one look. Exits 1 when the observed count crosses it (a signal)."""
+    from pvwatch.signals_command import run_maxsprt
+
+    run_maxsprt(alpha=alpha, length=length, min_events=min_events, observed=observed, expected=expected)
+
+
 def main() -> None:
     try:
         cli(standalone_mode=True)
