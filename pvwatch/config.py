@@ -33,6 +33,19 @@ class Settings(BaseSettings):
     )
     snapshot_path: Path | None = Field(default=None, description="Published snapshot; default <db>.snapshot.duckdb.")
 
+    # Signal detection (issue 6; docs/signals.md): the worker recomputes the signals table over the store.
+    signal_interval_s: float = Field(
+        default=300.0, ge=0, description="How often the worker recomputes the signals table (0: never)."
+    )
+    signal_prr_min: float = Field(default=2.0, gt=0, description="PRR signal: PRR at least this (Evans 2001).")
+    signal_chi2_min: float = Field(default=4.0, ge=0, description="PRR signal: Yates chi-square at least this.")
+    signal_a_min: int = Field(default=3, ge=1, description="PRR signal: at least this many reports.")
+    signal_eb05_min: float = Field(default=2.0, gt=0, description="EBGM signal: EB05 at least this (FDA).")
+    signal_ic025_min: float = Field(default=0.0, description="IC signal: IC025 above this (Noren 2013).")
+    signal_strengthen_ratio: float = Field(
+        default=1.5, gt=1, description="A published signal is republished when PRR, EB05 or 2^IC025 grew this much."
+    )
+
     @property
     def snapshot_target(self) -> Path:
         return self.snapshot_path or self.db.with_name(self.db.name + ".snapshot.duckdb")

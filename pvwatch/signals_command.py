@@ -1,0 +1,142 @@
+"""`pvwatch signals` and `pvwatch maxsprt`: the command bodies (registered in pvwatch.cli)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import click
+import duckdb
+import numpy as np
+from tqdm import tqdm
+
+from pvwatch.config import Settings
+from pvwatch.domain.signals.criteria import SignalThresholds
+from pvwatch.errors import ConfigError
+from pvwatch.store.signals import (
+    STAGES,
+    STRATUM_COLUMNS,
+    SignalComputation,
+    compute_signals,
+    load_reports_csv,
+    load_reports_store,
+    write_csv,
+)
+
+
+def thresholds_from(settings: Settings) -> SignalThresholds:
+    return SignalThresholds(
+        prr_min=settings.signal_prr_min, chi2_min=settings.signal_chi2_min, a_min=settings.signal_a_min,
+        eb05_min=settings.signal_eb05_min, ic025_min=settings.signal_ic025_min,
+        strengthen_ratio=settings.signal_strengthen_ratio,
+    )
+
+
+def parse_strata(value: str | None) -> tuple[str, ...]:
+    if not value:
+        return ()
+    names = tuple(name.strip() for name in value.split(",") if name.strip())
+    unknown = [name for name in names if name not in STRATUM_COLUMNS]
+    if unknown:
+        raise click.BadParameter(f"unknown stratum {', '.join(unknown)}; choose from {', '.join(STRATUM_COLUMNS)}")
+    return names
+
+
+def run_signals(settings: Settings, *, reports: Path | None, from_store: bool, db: Path | None, out: Path,
+                hyperparameters_out: Path | None, stratify: Sequence[str], plot: Path | None, top: int) -> None:
+    if (reports is None) == (not from_store):
+        raise ConfigError("give exactly one source: --reports FILE.csv or --from-store")
+    if plot is not None and plot.suffix.lower() not in {".png", ".svg"}:
+        raise ConfigError(f"--plot {plot}: the file name must end in .png or .svg")
+    if from_store:
+        from pvwatch.store.eventstore import connect
+
+        con = connect(db or settings.db, read_only=True)
+    else:
+        con = duckdb.connect()
+    try:
+        with tqdm(total=len(STAGES) + 1, desc="signals", unit="step", leave=False) as bar:
+            def stage(name: str) -> None:
+                bar.set_postfix_str(name)
+                bar.update(0 if bar.n == 0 and name == STAGES[0] else 1)
+
+            if reports is not None:
+                load_reports_csv(con, reports, stratify)
+            else:
+                load_reports_store(con, stratify)
+            computation = compute_signals(con, thresholds_from(settings), stratify=stratify, on_stage=stage)
+            bar.set_postfix_str("write OUT.csv")
+            write_csv(con, out)
+            bar.update(bar.total - bar.n)
+        if hyperparameters_out is not None and computation.fit is not None:
+            hyperparameters_out.parent.mkdir(parents=True, exist_ok=True)
+            hyperparameters_out.write_text(json.dumps(computation.fit.as_json(), indent=2) + "\n")
+        if plot is not None:
+            plot_top_signals(con, plot, top)
+    finally:
+        con.close()
+    _summary(computation, out)
+
+
+def _summary(computation: SignalComputation, out: Path) -> None:
+    table, fit = computation.table, computation.fit
+    flagged = "  ".join(f"{method.value} {int(mask.sum())}" for method, mask in computation.flags.items())
+    click.echo(f"{table.reports:,} reports, {len(table):,} product-event pairs -> {out} "
+               f"({computation.seconds:.2f} s)")
+    if fit is not None:
+        p = fit.prior
+        click.echo(f"EBGM prior alpha1 {p.alpha1:.4f} beta1 {p.beta1:.4f} alpha2 {p.alpha2:.4f} beta2 {p.beta2:.4f} "
+                   f"p {p.p:.4f}; negative log-likelihood {fit.negative_log_likelihood:.3f} "
+                   f"({fit.agreeing_starts} starts agree)")
+    click.echo(f"signals: {flagged}")
+
+
+def plot_top_signals(con: duckdb.DuckDBPyConnection, path: Path, top: int) -> None:
+    """EBGM with its EB05-EB95 interval for the `top` pairs of highest EB05 (DuMouchel 1999), log scale."""
+    import matplotlib
+    import matplotlib.ticker
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = con.execute(
+        "SELECT left(p.product, 32) || ' / ' || left(p.event, 32), s.ebgm, s.eb05, s.eb95, p.a FROM signal_pairs p "
+        "JOIN signal_stats s USING (pair_index) WHERE s.eb05 IS NOT NULL ORDER BY s.eb05 DESC, p.a DESC LIMIT ?",
+        [top]).fetchall()
+    if not rows:
+        raise ConfigError("nothing to plot: no pair has EBGM scores")
+    labels = [f"{label} (a={a})" for label, _, _, _, a in rows][::-1]
+    ebgm = np.array([r[1] for r in rows])[::-1]
+    low = np.array([r[2] for r in rows])[::-1]
+    high = np.array([r[3] for r in rows])[::-1]
+    figure, axes = plt.subplots(figsize=(9, 0.28 * len(rows) + 1.2))
+    y = np.arange(len(rows))
+    axes.errorbar(ebgm, y, xerr=[ebgm - low, high - ebgm], fmt="o", color="#1565c0", ecolor="#90caf9",
+                  capsize=2, markersize=4)
+    axes.axvline(2.0, color="#c62828", linestyle="--", linewidth=1, label="EB05 = 2 (screening threshold)")
+    axes.set_xscale("log")
+    axes.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
+    axes.set_yticks(y, labels, fontsize=7)
+    axes.set_xlabel("EBGM with EB05-EB95 interval (log scale)")
+    axes.set_title(f"Top {len(rows)} product-event pairs by EB05")
+    axes.legend(loc="lower right", fontsize=7)
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path)
+    plt.close(figure)
+
+
+def run_maxsprt(*, alpha: float, length: float, min_events: int, observed: int | None,
+                expected: float | None) -> None:
+    from pvwatch.domain.signals.maxsprt import critical_value, monitor
+
+    cv = critical_value(alpha, length, min_events)
+    click.echo(f"critical value {cv:.6f} (alpha {alpha}, surveillance length {length:g} expected events, "
+               f"minimum {min_events} events)")
+    if observed is not None and expected is not None:
+        decision = monitor(observed, expected, cv, min_events)
+        verdict = "SIGNAL: LLR crossed the critical value" if decision.signal else "no signal"
+        click.echo(f"observed {observed}, expected {expected:g}: LLR {decision.llr:.6f} -> {verdict}")
+        if decision.signal:
+            raise SystemExit(1)

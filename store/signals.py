@@ -1,0 +1,268 @@
+"""Counting the 2x2 tables of every product-event pair in DuckDB, over distinct reports.
+
+Two sources give the same relation `signal_rows(report_id, product, event[, stratum columns])`, one row per
+distinct (report, product, event): a CSV of report-product-event rows, or the adverse events in the event log.
+From it one aggregate gives, per pair, a (reports with both), the product's and the event's report counts and
+N (distinct reports), and the expected count E (optionally summed over strata, as openEBGM's processRaw:
+E = sum_s n_product,s n_event,s / N_s). Counting distinct reports, not rows or pair counts, is the definition
+(vigipy's `convert` uses pair counts and gets margins about 5x too large on CAERS: docs/signals.md).
+
+`compute_signals` then scores every pair (numpy, vectorised) and keeps the result next to the counts in DuckDB,
+which writes OUT.csv or the `signals` table (migration 005) without a round trip through Python objects.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import duckdb
+import numpy as np
+from numpy.typing import NDArray
+
+from pvwatch.domain.signals.criteria import SignalMethod, SignalThresholds, signal_flags
+from pvwatch.domain.signals.disproportionality import (
+    CountArray,
+    FloatArray,
+    PairCounts,
+    empirical_bayes,
+    frequentist,
+    information_component,
+)
+from pvwatch.domain.signals.ebgm_fit import PriorFit, PriorFitFailed, WeightedPoints, fit_prior
+from pvwatch.errors import PvwatchError
+
+REQUIRED_COLUMNS = ("report_id", "product", "event")
+#: Stratum columns `--stratify` accepts, and how the event store derives them.
+STRATUM_COLUMNS = ("age_group", "sex")
+
+
+class ReportsInvalid(PvwatchError):
+    """The report set cannot be counted: missing file or column, or no report at all."""
+
+
+@dataclass(frozen=True)
+class PairTable:
+    """Every product-event pair with at least one report, with its 2x2 cells and expected count."""
+
+    counts: PairCounts
+    expected: FloatArray
+    reports: int
+    strata: tuple[str, ...] = ()
+
+    def __len__(self) -> int:
+        return int(self.counts.a.size)
+
+
+def load_reports_csv(con: duckdb.DuckDBPyConnection, path: Path, stratify: Sequence[str] = ()) -> None:
+    """Create the temporary relation `signal_rows` from a CSV with a header naming at least report_id, product
+    and event; repeated (report, product, event) rows count once. Empty product or event cells are refused."""
+    if not path.is_file():
+        raise ReportsInvalid(f"{path}: no such file")
+    try:
+        header = [row[0] for row in con.execute(
+            "DESCRIBE SELECT * FROM read_csv(?, header = true, all_varchar = true)", [str(path)]).fetchall()]
+    except duckdb.Error as error:
+        raise ReportsInvalid(f"{path}: cannot read as CSV: {str(error).splitlines()[0]}") from None
+    wanted = (*REQUIRED_COLUMNS, *stratify)
+    missing = [name for name in wanted if name not in header]
+    if missing:
+        raise ReportsInvalid(f"{path}: header lacks column(s) {', '.join(missing)} (it has {', '.join(header)})")
+    strata = "".join(f', coalesce(trim("{name}"), \'\') AS "{name}"' for name in stratify)
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE signal_rows AS SELECT DISTINCT trim(report_id) AS report_id, "
+        f"trim(product) AS product, trim(event) AS event{strata} "
+        "FROM read_csv(?, header = true, all_varchar = true)", [str(path)])
+    _check_rows(con, str(path))
+
+
+def load_reports_store(con: duckdb.DuckDBPyConnection, stratify: Sequence[str] = ()) -> None:
+    """Create `signal_rows` from the adverse events in the event log: one report per case (its latest version,
+    so a follow-up replaces its initial report instead of counting twice), its suspect and interacting
+    products (concomitant ones are not suspected of the event) and its reported term."""
+    if stratify:
+        raise ReportsInvalid(
+            f"--stratify {','.join(stratify)} over the store needs patient age and sex, which the event log does "
+            "not carry yet")
+    con.execute("""
+        CREATE OR REPLACE TEMP TABLE signal_rows AS
+        WITH latest AS (
+            SELECT payload->>'case_id' AS report_id, payload
+            FROM event_log WHERE type = 'adverse-event'
+            QUALIFY row_number() OVER (PARTITION BY payload->>'case_id' ORDER BY recorded_at DESC, log_seq DESC) = 1
+        ), products AS (
+            SELECT report_id, trim(payload->>'term') AS event,
+                   unnest(from_json(payload->'products', '[{"name": "VARCHAR", "role": "VARCHAR"}]')) AS product
+            FROM latest
+        )
+        SELECT DISTINCT report_id, trim(product.name) AS product, event FROM products
+        WHERE coalesce(product.role, 'suspect') IN ('suspect', 'interacting')
+    """)
+    _check_rows(con, "the event store")
+
+
+def _check_rows(con: duckdb.DuckDBPyConnection, where: str) -> None:
+    empty = con.execute("SELECT count(*) FROM signal_rows WHERE report_id IS NULL OR report_id = '' "
+                        "OR product IS NULL OR product = '' OR event IS NULL OR event = ''").fetchone()
+    if empty and empty[0]:
+        raise ReportsInvalid(f"{where}: {empty[0]} row(s) with an empty report_id, product or event")
+    total = con.execute("SELECT count(*) FROM signal_rows").fetchone()
+    if not total or not total[0]:
+        raise ReportsInvalid(f"{where}: no report-product-event rows")
+
+
+def count_pairs(con: duckdb.DuckDBPyConnection, stratify: Sequence[str] = ()) -> PairTable:
+    """a, b, c, d and E of every pair in `signal_rows`, as columns (one pass of DuckDB aggregates)."""
+    strata = [f'"{name}"' for name in stratify]
+    n_reports = con.execute("SELECT count(DISTINCT report_id) FROM signal_rows").fetchone()
+    reports = int(n_reports[0]) if n_reports else 0
+    if stratify:
+        # Each report belongs to one stratum (its first value if a report disagrees with itself).
+        key = ", ".join(strata)
+        con.execute(f"""
+            CREATE OR REPLACE TEMP TABLE signal_report_stratum AS
+            SELECT report_id, min(concat_ws('|', {key})) AS stratum FROM signal_rows GROUP BY report_id""")
+        expected_sql = """
+            WITH r AS (SELECT DISTINCT s.product, s.event, s.report_id, t.stratum
+                       FROM signal_rows s JOIN signal_report_stratum t USING (report_id)),
+            n_s AS (SELECT stratum, count(*) AS n FROM signal_report_stratum GROUP BY stratum),
+            p_s AS (SELECT product, stratum, count(DISTINCT report_id) AS n FROM r GROUP BY ALL),
+            e_s AS (SELECT event, stratum, count(DISTINCT report_id) AS n FROM r GROUP BY ALL),
+            pairs AS (SELECT DISTINCT product, event FROM r)
+            SELECT pairs.product, pairs.event, sum(p_s.n * e_s.n / n_s.n) AS expected
+            FROM pairs JOIN p_s USING (product) JOIN e_s ON e_s.event = pairs.event AND e_s.stratum = p_s.stratum
+            JOIN n_s ON n_s.stratum = p_s.stratum GROUP BY ALL"""
+    else:
+        expected_sql = None
+    con.execute("""
+        CREATE OR REPLACE TEMP TABLE signal_pairs AS
+        WITH pair AS (SELECT product, event, count(*) AS a FROM signal_rows GROUP BY ALL),
+        product AS (SELECT product, count(DISTINCT report_id) AS n_product FROM signal_rows GROUP BY ALL),
+        event AS (SELECT event, count(DISTINCT report_id) AS n_event FROM signal_rows GROUP BY ALL)
+        SELECT (row_number() OVER (ORDER BY pair.product, pair.event) - 1)::BIGINT AS pair_index,
+               pair.product, pair.event, a, n_product - a AS b, n_event - a AS c,
+               $n - n_product - n_event + a AS d, n_product::DOUBLE * n_event / $n AS expected
+        FROM pair JOIN product USING (product) JOIN event USING (event)
+        ORDER BY pair_index""", {"n": reports})
+    if expected_sql:
+        con.execute(f"""
+            CREATE OR REPLACE TEMP TABLE signal_pairs AS
+            SELECT p.* EXCLUDE (expected), s.expected FROM signal_pairs p JOIN ({expected_sql}) s USING (product, event)
+            ORDER BY p.pair_index""")
+    columns = con.execute("SELECT a, b, c, d, expected FROM signal_pairs ORDER BY pair_index").fetchnumpy()
+
+    def counts(name: str) -> CountArray:
+        return np.asarray(columns[name], dtype=np.int64)
+
+    return PairTable(
+        counts=PairCounts(counts("a"), counts("b"), counts("c"), counts("d")),
+        expected=np.asarray(columns["expected"], dtype=np.float64), reports=reports, strata=tuple(stratify),
+    )
+
+
+#: OUT.csv columns, in order (issue 6).
+OUTPUT_COLUMNS = ("product", "event", "a", "b", "c", "d", "expected", "prr", "chi2", "chi2_yates", "ror",
+                  "ror_lo95", "ror_hi95", "ic", "ic025", "ebgm", "eb05", "eb95")
+STAGES = ("count reports", "PRR, ROR, IC", "fit EBGM prior", "EBGM scores")
+
+
+@dataclass(frozen=True)
+class SignalComputation:
+    """Every pair's statistics (held in the temporary relations signal_pairs and signal_stats of `con`)."""
+
+    table: PairTable
+    fit: PriorFit | None
+    fit_error: str | None
+    flags: dict[SignalMethod, NDArray[np.bool_]]
+    seconds: float
+
+
+def compute_signals(con: duckdb.DuckDBPyConnection, thresholds: SignalThresholds, *, stratify: Sequence[str] = (),
+                    require_fit: bool = True, on_stage: Callable[[str], None] | None = None) -> SignalComputation:
+    """Count, score and flag every pair of `signal_rows`; the EBGM prior is fitted on the distinct (a, E) values.
+
+    With require_fit the command fails when the prior fit does not converge (PriorFitFailed); otherwise (the live
+    timer) EBGM, EB05 and EB95 are left empty and the reason is kept, so PRR and IC signals still flow.
+    """
+    started = time.perf_counter()
+
+    def stage(name: str) -> None:
+        if on_stage:
+            on_stage(name)
+
+    stage(STAGES[0])
+    table = count_pairs(con, stratify)
+    stage(STAGES[1])
+    frequent = frequentist(table.counts)
+    ic, ic025 = information_component(table.counts.a, table.expected)
+    stage(STAGES[2])
+    con.execute("""CREATE OR REPLACE TEMP TABLE signal_keys AS
+        SELECT a, expected, count(*) AS pairs, (row_number() OVER (ORDER BY a, expected) - 1)::BIGINT AS key
+        FROM signal_pairs GROUP BY a, expected""")
+    keys = con.execute("SELECT a, expected, pairs FROM signal_keys ORDER BY key").fetchnumpy()
+    points = WeightedPoints(np.asarray(keys["a"], dtype=np.float64), np.asarray(keys["expected"], dtype=np.float64),
+                            np.asarray(keys["pairs"], dtype=np.float64))
+    fit: PriorFit | None = None
+    fit_error: str | None = None
+    try:
+        fit = fit_prior(points)
+    except PriorFitFailed as error:
+        if require_fit:
+            raise
+        fit_error = str(error)
+    stage(STAGES[3])
+    missing = np.full(len(table), np.nan)
+    ebgm, eb05, eb95 = missing, missing, missing
+    if fit is not None:
+        scores = empirical_bayes(fit.prior, points.n.astype(np.int64), points.expected)
+        key_of_pair = np.asarray(con.execute(
+            "SELECT k.key FROM signal_pairs p JOIN signal_keys k USING (a, expected) ORDER BY p.pair_index"
+        ).fetchnumpy()["key"], dtype=np.int64)
+        ebgm, eb05, eb95 = scores.ebgm[key_of_pair], scores.eb05[key_of_pair], scores.eb95[key_of_pair]
+    flags = signal_flags(thresholds, table.counts.a, frequent.prr, frequent.chi2_yates, eb05, ic025)
+    stats = {
+        "pair_index": np.arange(len(table), dtype=np.int64),
+        "prr": frequent.prr, "chi2": frequent.chi2, "chi2_yates": frequent.chi2_yates, "ror": frequent.ror,
+        "ror_lo95": frequent.ror_lo95, "ror_hi95": frequent.ror_hi95, "ic": ic, "ic025": ic025,
+        "ebgm": ebgm, "eb05": eb05, "eb95": eb95,
+        "signal_prr": flags[SignalMethod.PRR], "signal_ebgm": flags[SignalMethod.EBGM],
+        "signal_ic": flags[SignalMethod.IC],
+    }
+    con.register("signal_stats", stats)
+    return SignalComputation(table, fit, fit_error, flags, time.perf_counter() - started)
+
+
+_RESULT_SQL = """SELECT p.product, p.event, p.a, p.b, p.c, p.d, p.expected, s.prr, s.chi2, s.chi2_yates, s.ror,
+    s.ror_lo95, s.ror_hi95, s.ic, s.ic025, s.ebgm, s.eb05, s.eb95{extra}
+    FROM signal_pairs p JOIN signal_stats s USING (pair_index) ORDER BY p.pair_index"""
+
+
+def write_csv(con: duckdb.DuckDBPyConnection, path: Path) -> None:
+    """OUT.csv: one row per pair, OUTPUT_COLUMNS, empty where a statistic is undefined (DuckDB's parallel writer)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    con.execute(f"COPY ({_RESULT_SQL.format(extra='')}) TO '{_sql_path(path)}' (HEADER, DELIMITER ',')")
+
+
+def write_signals_table(con: duckdb.DuckDBPyConnection, computation: SignalComputation, computed_at: datetime) -> None:
+    """Replace the `signals` table (migration 005) and record the run, in one transaction."""
+    hyper = json.dumps(computation.fit.as_json()) if computation.fit else None
+    con.execute("BEGIN TRANSACTION")
+    try:
+        con.execute("DELETE FROM signals")
+        flags = ", s.signal_prr, s.signal_ebgm, s.signal_ic, $at"
+        con.execute(f"INSERT INTO signals {_RESULT_SQL.format(extra=flags)}", {"at": computed_at})
+        con.execute("INSERT INTO signal_runs VALUES ($at, $reports, $pairs, $hyper, $error, $seconds)",
+                    {"at": computed_at, "reports": computation.table.reports, "pairs": len(computation.table),
+                     "hyper": hyper, "error": computation.fit_error, "seconds": computation.seconds})
+        con.execute("COMMIT")
+    except Exception:
+        con.execute("ROLLBACK")
+        raise
+
+
+def _sql_path(path: Path) -> str:
+    return str(path).replace("'", "''")
