@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from pvwatch.interop.common import ImportResult
+from pvwatch.interop.csv_import import CSV_KINDS
 from pvwatch.pseudonym import Pseudonymiser
 
 BOOTSTRAP_HELP = "Kafka bootstrap servers (host:port[,host:port]); default from PVWATCH_KAFKA_BOOTSTRAP."
@@ -79,6 +80,22 @@ def import_e2b_command(file: Path, out: Path | None, bootstrap_servers: str | No
     from pvwatch.interop.e2b_import import import_e2b
 
     _run_import(lambda pseudonymiser: import_e2b(file, pseudonymiser), out, bootstrap_servers, strict)
+
+
+@import_group.command("csv")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--kind", required=True, type=click.Choice(CSV_KINDS),
+              help="Event type of every row; the columns are its fields (docs/interop.md).")
+@import_options
+def import_csv_command(file: Path, kind: str, out: Path | None, bootstrap_servers: str | None, strict: bool) -> None:
+    """Import a CSV FILE (UTF-8, header row) of one event type: one row per event, raw `patient_ref` pseudonymised.
+
+    Columns are the type's JSON field names (`pvwatch schema TYPE`), nested fields with a dot
+    (seriousness.death), list fields as a JSON array; an unknown column stops the import before anything is sent.
+    """
+    from pvwatch.interop.csv_import import import_csv
+
+    _run_import(lambda pseudonymiser: import_csv(file, kind, pseudonymiser), out, bootstrap_servers, strict)
 
 
 @click.group("export")
