@@ -1,0 +1,158 @@
+"""A serious adverse event reaches a person: embedded broker, a real worker, real Prometheus and Alertmanager
+(Debian binaries, loopback, temp storage) and a webhook receiver standing in for the safety officer's pager.
+
+Direct path: the worker posts the alert to Alertmanager itself (under a second, the issue's target).
+Rule path: Prometheus scrapes the worker, its SeriousAdverseEvent rule fires and Alertmanager notifies: the
+safety net when the direct post fails. Both give the same labels, so Alertmanager pages once, not twice.
+Prometheus runs with 1 s scrape and evaluation intervals here; bench/bench_alert_path.py measures the shipped ones.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.request
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from pvwatch.cohort import generate_cohort
+from pvwatch.events import AdverseEventReported
+from pvwatch.events.alert import alert_id_for
+from pvwatch.metrics_client import scrape_labelled
+from pvwatch.pseudonym import Pseudonymiser
+from pvwatch.streams.broker import free_port
+from pvwatch.streams.producer import EventPublisher
+from tests.alerting_stack import Alertmanager, Prometheus, WebhookReceiver, http_json
+from tests.conftest import Workers, wait_for
+
+pytestmark = pytest.mark.e2e
+#: The labels of the SeriousAdverseEvent rule (dashboards/monitoring/prometheus/rules/pvwatch-alerts.yml).
+SERIOUS_AE_LABELS = {"alertname": "SeriousAdverseEvent", "rule": "serious-ae", "severity": "critical", "team": "safety"}
+
+
+@pytest.fixture
+def webhook() -> Iterator[WebhookReceiver]:
+    receiver = WebhookReceiver()
+    yield receiver
+    receiver.close()
+
+
+@pytest.fixture
+def alertmanager(tmp_path: Path, webhook: WebhookReceiver) -> Iterator[Alertmanager]:
+    server = Alertmanager(tmp_path / "alertmanager", webhook.url)
+    yield server
+    server.stop()
+
+
+def first_serious_event(pseudonymiser: Pseudonymiser) -> AdverseEventReported:
+    for record in generate_cohort(30, 5):
+        event = AdverseEventReported.model_validate(pseudonymiser.pseudonymise_record(record))
+        if event.seriousness.is_serious:
+            return event
+    raise AssertionError("the synthetic cohort (30 patients, seed 5) holds a serious adverse event")
+
+
+def start_prometheus(tmp_path: Path, worker_metrics_url: str, alertmanager: Alertmanager) -> Prometheus:
+    worker_port = int(worker_metrics_url.split(":")[-1].split("/")[0])
+    prometheus = Prometheus(tmp_path / "prometheus", worker_port, alertmanager.port, interval="1s")
+    # the worker creates the serious-ae series at 0; the rule needs one scrape of it before the increase
+    wait_for(lambda: prometheus.query('pv_alerts_raised_total{rule="serious-ae"}'), 20, 0.2, "first scrape")
+    return prometheus
+
+
+def publish(bootstrap: str, event: AdverseEventReported) -> float:
+    """Send one event; returns the wall-clock time just before the send (the start of the measured path)."""
+    with EventPublisher(bootstrap, linger_ms=0) as publisher:
+        sent_at = time.time()
+        publisher.publish(event)
+    return sent_at
+
+
+def test_serious_adverse_event_reaches_the_safety_officer_in_under_a_second_and_pages_once(
+    tmp_path, workers: Workers, alertmanager: Alertmanager, webhook: WebhookReceiver, demo_pseudonymiser
+):
+    worker = workers.start(env={"PVWATCH_ALERTMANAGER_URL": alertmanager.url})
+    prometheus = start_prometheus(tmp_path, worker.metrics_url, alertmanager)
+    try:
+        event = first_serious_event(demo_pseudonymiser)
+        sent_at = publish(workers.broker.bootstrap, event)
+
+        notification = webhook.wait_for("SeriousAdverseEvent", timeout_s=10)
+        elapsed = notification.received_at - sent_at
+        print(f"\nevent to webhook, direct path: {elapsed * 1000:.0f} ms")
+        assert elapsed < 1.0, f"the safety officer was paged {elapsed:.2f} s after the event (target < 1 s)"
+        assert notification.receiver == "safety-officer"
+        [paged] = notification.alerts("SeriousAdverseEvent")
+        assert paged["labels"] == SERIOUS_AE_LABELS
+        assert paged["annotations"]["pvwatch_alert_id"] == str(alert_id_for("serious-ae", 1, event.case_id))
+        assert paged["annotations"]["runbook_url"] == "docs/runbooks.md#seriousadverseevent"
+        assert event.patient not in json.dumps(notification.body), "no patient pseudonym leaves for the pager"
+
+        # the rule path fires too, on the same alert: Alertmanager holds one alert and pages no second time
+        wait_for(lambda: prometheus.firing("SeriousAdverseEvent"), 15, 0.2, "the Prometheus rule firing")
+        wait_for(lambda: any(a["annotations"].get("description", "").startswith("pvwatch raised")
+                             for a in alertmanager.alerts()), 15, 0.2, "Prometheus's alert in Alertmanager")
+        held = [a for a in alertmanager.alerts() if a["labels"]["alertname"] == "SeriousAdverseEvent"]
+        assert [a["labels"] for a in held] == [SERIOUS_AE_LABELS]
+        time.sleep(2)
+        assert sum(1 for n in webhook.notifications if n.alerts("SeriousAdverseEvent")) == 1
+        assert scrape_labelled(worker.metrics_url, "pv_alert_notifications_total") == {
+            (("outcome", "sent"),): 1.0, (("outcome", "failed"),): 0.0}
+    finally:
+        prometheus.stop()
+
+
+def test_prometheus_rule_pages_the_safety_officer_when_the_direct_post_fails(
+    tmp_path, workers: Workers, alertmanager: Alertmanager, webhook: WebhookReceiver, demo_pseudonymiser
+):
+    unreachable = f"http://127.0.0.1:{free_port()}"
+    worker = workers.start(env={"PVWATCH_ALERTMANAGER_URL": unreachable})
+    prometheus = start_prometheus(tmp_path, worker.metrics_url, alertmanager)
+    try:
+        sent_at = publish(workers.broker.bootstrap, first_serious_event(demo_pseudonymiser))
+
+        notification = webhook.wait_for("SeriousAdverseEvent", timeout_s=30)
+        elapsed = notification.received_at - sent_at
+        print(f"\nevent to webhook, Prometheus rule path (1 s scrape, 1 s evaluation): {elapsed * 1000:.0f} ms")
+        assert notification.receiver == "safety-officer"
+        [paged] = notification.alerts("SeriousAdverseEvent")
+        assert paged["labels"] == SERIOUS_AE_LABELS
+        assert "pvwatch_alert_id" not in paged["annotations"], "this one came from the rule, not the worker"
+        assert paged["annotations"]["description"].startswith("pvwatch raised 1 serious adverse event alert(s)")
+        assert elapsed < 6.0, "1 s scrape + 1 s evaluation + Alertmanager should page within a few seconds"
+        wait_for(lambda: scrape_labelled(worker.metrics_url, "pv_alert_notifications_total").get(
+            (("outcome", "failed"),)) == 1.0, 10, 0.2, "the failed direct post counted")
+    finally:
+        prometheus.stop()
+
+
+def test_overdue_report_inhibits_its_due_soon_warning_but_not_other_warnings(
+    alertmanager: Alertmanager, webhook: WebhookReceiver
+):
+    now = datetime.now(UTC)
+    window = {"startsAt": now.isoformat(), "endsAt": (now + timedelta(minutes=5)).isoformat()}
+    expedited = {"team": "safety", "component": "expedited-reporting"}
+    alerts = [
+        {"labels": {"alertname": "ExpeditedReportOverdue", "severity": "critical", **expedited}, **window},
+        {"labels": {"alertname": "ExpeditedReportDueSoon", "severity": "warning", **expedited}, **window},
+        {"labels": {"alertname": "DeadLetterQueueNotEmpty", "severity": "warning", "team": "platform",
+                    "component": "ingest"}, **window},
+    ]
+    request = urllib.request.Request(f"{alertmanager.url}/api/v2/alerts", data=json.dumps(alerts).encode(),
+                                     headers={"Content-Type": "application/json"}, method="POST")
+    with urllib.request.urlopen(request, timeout=5) as response:
+        assert response.status == 200
+
+    notification = webhook.wait_for("ExpeditedReportOverdue", timeout_s=5)
+    assert notification.receiver == "safety-officer", "critical safety alerts go out at once (group_wait 0s)"
+
+    def states() -> dict[str, str]:
+        held = http_json(f"{alertmanager.url}/api/v2/alerts")
+        return {a["labels"]["alertname"]: a["status"]["state"] for a in held}
+
+    wait_for(lambda: states().get("ExpeditedReportDueSoon") == "suppressed", 5, 0.1, "due-soon inhibited")
+    assert states() == {"ExpeditedReportOverdue": "active", "ExpeditedReportDueSoon": "suppressed",
+                        "DeadLetterQueueNotEmpty": "active"}
