@@ -10,6 +10,7 @@ from pvwatch.events.infusion import MscInfusionGiven
 from pvwatch.events.lab import LabResultReported
 from pvwatch.events.outcome_claim import OutcomeClaimReported
 from pvwatch.events.patient import PatientEnrolled, PatientUpdated
+from pvwatch.events.report_submission import ExpeditedReportSubmitted
 from pvwatch.events.treatment import TreatmentDoseChanged, TreatmentStarted, TreatmentStopped, TreatmentTapered
 
 EVENT_TYPES: dict[str, type[EventEnvelope]] = {
@@ -25,6 +26,7 @@ EVENT_TYPES: dict[str, type[EventEnvelope]] = {
     "disease-activity": DiseaseActivityAssessed,
     "outcome-claim": OutcomeClaimReported,
     "alert-action": AlertActionRecorded,
+    "report-submitted": ExpeditedReportSubmitted,
 }
 
 TOPIC_OF_TYPE: dict[str, str] = {name: model.topic for name, model in EVENT_TYPES.items()}

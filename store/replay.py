@@ -17,9 +17,12 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from pvwatch.domain.engine import SafetyEngine
+from pvwatch.domain.engine import ClockRow, SafetyEngine
+from pvwatch.domain.parameters import RuleParameters
 from pvwatch.events.alert import SafetyAlert
+from pvwatch.rulebook import load_rule_parameters
 from pvwatch.store.eventstore import EventStore
+from pvwatch.store.expedited import replace_clocks
 
 
 @dataclass(frozen=True)
@@ -48,14 +51,22 @@ def paused_gc() -> Iterator[None]:
             gc.enable()
 
 
-def derive(store: EventStore, *, progress: bool = False) -> tuple[int, list[SafetyAlert]]:
-    """Every alert the log implies, computed as the live path would, in occurred_at order."""
+@dataclass(frozen=True)
+class Derived:
+    events: int
+    alerts: list[SafetyAlert]
+    clocks: list[ClockRow]
+
+
+def derive(store: EventStore, *, progress: bool = False, parameters: RuleParameters | None = None) -> Derived:
+    """Every alert and expedited clock the log implies, computed as the live path would, in occurred_at order;
+    time-driven alerts (due-soon, overdue) as of now."""
     with paused_gc():
-        return _derive(store, progress)
+        return _derive(store, progress, parameters)
 
 
-def _derive(store: EventStore, progress: bool) -> tuple[int, list[SafetyAlert]]:
-    engine = SafetyEngine()
+def _derive(store: EventStore, progress: bool, parameters: RuleParameters | None) -> Derived:
+    engine = SafetyEngine(parameters or load_rule_parameters())  # the packaged rules.yaml by default
     now = datetime.now(UTC)
     alerts: list[SafetyAlert] = []
     events = 0
@@ -64,17 +75,21 @@ def _derive(store: EventStore, progress: bool) -> tuple[int, list[SafetyAlert]]:
             alerts.extend(engine.apply(batch, now).alerts)
             events += len(batch)
             bar.update(len(batch))
+    alerts.extend(engine.clock_alerts(now))
     unique = {alert.alert_id: alert for alert in reversed(alerts)}  # first derivation of an id wins
-    return events, sorted(unique.values(), key=lambda a: (a.occurred_at, str(a.alert_id)))
+    ordered = sorted(unique.values(), key=lambda a: (a.occurred_at, str(a.alert_id)))
+    return Derived(events, ordered, sorted(engine.clocks.values(), key=lambda r: (r.clock.case_id, r.clock.category)))
 
 
-def replay(path: Path, *, progress: bool = False) -> ReplayReport:
+def replay(path: Path, *, progress: bool = False, parameters: RuleParameters | None = None) -> ReplayReport:
     started = time.perf_counter()
     store = EventStore(path)
     try:
-        events, alerts = derive(store, progress=progress)
+        derived = derive(store, progress=progress, parameters=parameters)
+        events, alerts = derived.events, derived.alerts
         with store.transaction():
             added, removed = store.replace_alerts(alerts)
+            replace_clocks(store.con, derived.clocks)
     finally:
         store.close()
     return ReplayReport(events, len(alerts), added, removed, time.perf_counter() - started)

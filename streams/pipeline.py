@@ -16,12 +16,16 @@ from uuid import UUID
 
 from pvwatch import metrics
 from pvwatch.domain.engine import RULE_IDS, SafetyEngine
+from pvwatch.domain.expedited import ClockCategory
+from pvwatch.domain.parameters import RuleParameters
 from pvwatch.errors import InvalidEvent
 from pvwatch.events.alert import SafetyAlert
 from pvwatch.events.codec import decode_event
 from pvwatch.events.envelope import EventEnvelope
 from pvwatch.events.registry import DEAD_LETTER_TOPIC, EVENT_TYPES
+from pvwatch.rulebook import load_rule_parameters
 from pvwatch.store.eventstore import DeadLetter, EventStore, MessageOrigin
+from pvwatch.store.expedited import upsert_clocks
 
 
 @dataclass(frozen=True)
@@ -56,9 +60,9 @@ def _edge_dead_letter(message: IncomingMessage, now: datetime) -> DeadLetter | N
 class BatchProcessor:
     """Owns the store; called with one batch at a time (a single writer, as DuckDB requires)."""
 
-    def __init__(self, store: EventStore) -> None:
+    def __init__(self, store: EventStore, parameters: RuleParameters | None = None) -> None:
         self.store = store
-        self.engine = SafetyEngine()
+        self.engine = SafetyEngine(parameters or load_rule_parameters())  # the packaged rules.yaml by default
         for stored in store.iter_events():  # the log is the truth: rebuild the rules' memory from it
             self.engine.remember(stored)
         self._ingested = {name: metrics.EVENTS_INGESTED.labels(name) for name in EVENT_TYPES}
@@ -99,6 +103,7 @@ class BatchProcessor:
             outcome.stored = [event for event, _ in valid.values() if event.event_id in new_ids]
             derived = self.engine.apply(outcome.stored, now)
             outcome.new_alerts = self.store.insert_alerts(derived.alerts)
+            upsert_clocks(self.store.con, derived.clocks.values())
             outcome.new_dead_letters = self.store.insert_dead_letters(letters)
         metrics.STORE_WRITE_SECONDS.observe(time.perf_counter() - started)
         metrics.STORE_BATCH_SIZE.observe(len(valid))
@@ -125,3 +130,22 @@ class BatchProcessor:
             metrics.STORE_LATENCY.observe(max(0.0, finished - timestamp))
         metrics.LAST_EVENT_PROCESSED.set(finished)
         return outcome
+
+    def evaluate_clocks(self, now: datetime | None = None) -> list[SafetyAlert]:
+        """Due-soon and overdue alerts as of `now` (the worker's timer), stored once; updates the clock gauges."""
+        now = now or datetime.now(UTC)
+        with self.store.transaction():
+            new = self.store.insert_alerts(self.engine.clock_alerts(now))
+        for alert in new:
+            metrics.ALERTS_RAISED.labels(alert.rule_id, alert.severity.value).inc()
+        self._set_clock_gauges(now)
+        return new
+
+    def _set_clock_gauges(self, now: datetime) -> None:
+        open_clocks = [row.clock for row in self.engine.clocks.values() if row.clock.submitted_at is None]
+        for category in ClockCategory:
+            metrics.EXPEDITED_CLOCKS_OPEN.labels(category.value).set(
+                sum(1 for clock in open_clocks if clock.category is category))
+        metrics.EXPEDITED_NEAREST_DEADLINE.set(
+            min((clock.seconds_until_due(now) for clock in open_clocks), default=float("inf")))
+        metrics.EXPEDITED_OVERDUE.set(sum(1 for clock in open_clocks if clock.became_overdue(now)))

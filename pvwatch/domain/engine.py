@@ -1,57 +1,479 @@
-"""The rule engine: patient histories in, alerts out. The live worker and `pvwatch replay` both use it.
+"""The rule engine: patient histories in, alerts and expedited-report clocks out. The live worker and
+`pvwatch replay` both use it.
 
-`SafetyEngine.apply` takes newly stored events, adds them to the histories and runs every rule on each of
-them; rules are pure functions of (new event, patient history, parameters). Because alert ids are derived
-from the evidence, the same log yields the same alerts whether it arrives live, late, out of order or is
-replayed in bulk.
+`SafetyEngine.apply` takes newly stored events, adds them to the histories and runs the rules that read each
+event type; rules are pure functions of (new event, patient history, parameters), parameters come from
+pvwatch/rules.yaml. Because alert ids are derived from the evidence (rule, version, what the alert is about),
+the same log yields the same alerts whether it arrives live, late, out of order or is replayed in bulk.
+Time-driven alerts (`expedited-due-soon`, `expedited-overdue`) come from `clock_alerts(now)`, called on a timer
+by the worker and once at the end of a replay; their occurred_at is the deadline instant, not the call time.
 """
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
+from uuid import UUID
 
-from pvwatch.domain import duplicate_case, serious_ae
-from pvwatch.domain.history import History
+from pvwatch.domain import (
+    ctcae,
+    duplicate_case,
+    expedited,
+    flare,
+    hys_law,
+    infusion_temporal,
+    lot_cluster,
+    serious_ae,
+    undocumented_benefit,
+)
+from pvwatch.domain.expectedness import unexpected_suspects
+from pvwatch.domain.history import History, PatientHistory
+from pvwatch.domain.parameters import RuleParameters
 from pvwatch.events.adverse_event import AdverseEventReported
-from pvwatch.events.alert import SafetyAlert
+from pvwatch.events.alert import AlertDetail, SafetyAlert, Severity, alert_id_for
+from pvwatch.events.disease_activity import DiseaseActivityAssessed
 from pvwatch.events.envelope import EventEnvelope
+from pvwatch.events.infusion import MscInfusionGiven
+from pvwatch.events.lab import LabResultReported
+from pvwatch.events.outcome_claim import OutcomeClaimReported
+from pvwatch.events.patient import PatientEnrolled, PatientUpdated
+from pvwatch.events.report_submission import ExpeditedReportSubmitted
+from pvwatch.events.treatment import TreatmentStopped, TreatmentTapered
 
-RULE_IDS: tuple[str, ...] = (serious_ae.RULE_ID, duplicate_case.RULE_ID)
+CTCAE_LAB = "ctcae-lab"
+HYS_LAW = "hys-law"
+EXPEDITED_CLOCK = "expedited-clock"
+EXPEDITED_DUE_SOON = "expedited-due-soon"
+EXPEDITED_OVERDUE = "expedited-overdue"
+INFUSION_TEMPORAL = "infusion-temporal"
+LOT_CLUSTER = "lot-cluster"
+FLARE_AFTER_TAPER = "flare-after-taper"
+UNDOCUMENTED_BENEFIT = "undocumented-benefit"
+
+RULE_IDS: tuple[str, ...] = (
+    serious_ae.RULE_ID, duplicate_case.RULE_ID, CTCAE_LAB, HYS_LAW, EXPEDITED_CLOCK, EXPEDITED_DUE_SOON,
+    EXPEDITED_OVERDUE, INFUSION_TEMPORAL, LOT_CLUSTER, FLARE_AFTER_TAPER, UNDOCUMENTED_BENEFIT,
+)
+
+#: Treatment classes whose taper or stop can be followed by a flare (the issue: DMARDs and biologics).
+TAPERED_CLASSES = frozenset({"csDMARD", "bDMARD", "tsDMARD"})
+LIVER = frozenset({ctcae.Analyte.ALT, ctcae.Analyte.AST, ctcae.Analyte.BILIRUBIN, ctcae.Analyte.ALP})
+
+
+@dataclass(frozen=True)
+class ClockRow:
+    """An expedited-report clock with the patient it belongs to (the `expedited_reports` row)."""
+
+    patient: str
+    clock: expedited.ExpeditedClock
 
 
 @dataclass
 class EngineOutput:
     alerts: list[SafetyAlert] = field(default_factory=list)
     evaluations: dict[str, int] = field(default_factory=lambda: dict.fromkeys(RULE_IDS, 0))
+    #: clocks started or changed by this batch (upsert into expedited_reports)
+    clocks: dict[tuple[str, str], ClockRow] = field(default_factory=dict)
 
 
 class SafetyEngine:
-    def __init__(self) -> None:
+    def __init__(self, parameters: RuleParameters | None = None) -> None:
+        self.p = parameters or RuleParameters()
         self.history = History()
+        self.clocks: dict[tuple[str, str], ClockRow] = {}
+        #: (scope, lot or clinic) -> patients who received an infusion from it (lot clusters cross patients)
+        self._infused: dict[tuple[str, str], set[str]] = defaultdict(set)
+
+    # --- loading and applying ---------------------------------------------------------------------------------
 
     def remember(self, events: Iterable[EventEnvelope]) -> None:
         """Load history without evaluating (worker start-up: these events were evaluated before)."""
+        touched: set[tuple[str, str]] = set()
         for event in events:
             self.history.add(event)
+            self._index(event)
+            if isinstance(event, AdverseEventReported | ExpeditedReportSubmitted):
+                touched.add((event.patient, event.case_id))
+        for pseudonym, case_id in touched:
+            self._recompute_clocks(self.history.patient(pseudonym), case_id)
 
     def apply(self, events: Iterable[EventEnvelope], now: datetime) -> EngineOutput:
         output = EngineOutput()
         ordered = sorted(events, key=lambda e: (e.occurred_at, e.event_id))
         for event in ordered:
             patient = self.history.add(event)
-            if isinstance(event, AdverseEventReported):
-                output.evaluations[serious_ae.RULE_ID] += 1
-                alert = serious_ae.evaluate(event, now)
-                if alert is not None:
-                    output.alerts.append(alert)
-                output.evaluations[duplicate_case.RULE_ID] += 1
-                output.alerts.extend(duplicate_case.evaluate(event, patient, now))
+            self._index(event)
+            self._evaluate(event, patient, now, output)
         return output
 
+    def _index(self, event: EventEnvelope) -> None:
+        if isinstance(event, MscInfusionGiven):
+            self._infused[("clinic", event.clinic)].add(event.patient)
+            if event.lot_id:
+                self._infused[("lot", event.lot_id)].add(event.patient)
 
-def evaluate_events(events: Iterable[EventEnvelope], now: datetime) -> tuple[list[SafetyAlert], dict[str, int]]:
+    def _enabled(self, rule_id: str, output: EngineOutput) -> bool:
+        if not self.p.enabled(rule_id):
+            return False
+        output.evaluations[rule_id] += 1
+        return True
+
+    def _evaluate(self, event: EventEnvelope, patient: PatientHistory, now: datetime, output: EngineOutput) -> None:
+        alerts = output.alerts
+        if isinstance(event, AdverseEventReported):
+            if self._enabled(serious_ae.RULE_ID, output):
+                alert = serious_ae.evaluate(event, now)
+                if alert is not None:
+                    alerts.append(alert)
+            if self._enabled(duplicate_case.RULE_ID, output):
+                alerts.extend(duplicate_case.evaluate(event, patient, now, self.p.duplicate_case.onset_days))
+            if self._enabled(EXPEDITED_CLOCK, output):
+                alerts.extend(self._clock_started(patient, event.case_id, now, output))
+            if self._enabled(INFUSION_TEMPORAL, output):
+                alerts.extend(self._infusion_links(patient, [self._ae_after(event)], self._infusions(patient), now))
+            if self._enabled(LOT_CLUSTER, output):
+                alerts.extend(self._lot_clusters(patient, now))
+        elif isinstance(event, LabResultReported):
+            analyte = ctcae.LOINC_ANALYTES.get(event.loinc_code)
+            if analyte is None:
+                return
+            if analyte is not ctcae.Analyte.ALP and self._enabled(CTCAE_LAB, output):
+                alert = self._graded(event, analyte, patient, now)
+                if alert is not None:
+                    alerts.append(alert)
+            if analyte in LIVER and self._enabled(HYS_LAW, output):
+                alerts.extend(self._hys_law(event, analyte, patient, now))
+        elif isinstance(event, MscInfusionGiven):
+            if self._enabled(INFUSION_TEMPORAL, output):
+                events = [self._ae_after(e) for e in patient.of_type("adverse-event", AdverseEventReported)]
+                alerts.extend(self._infusion_links(patient, events, [self._infusion(event)], now))
+            if self._enabled(LOT_CLUSTER, output):
+                alerts.extend(self._lot_clusters(patient, now))
+            if self._enabled(UNDOCUMENTED_BENEFIT, output) and event.incompletely_documented:
+                alerts.append(self._undocumented_infusion(event, now))
+        elif isinstance(event, DiseaseActivityAssessed | TreatmentTapered | TreatmentStopped):
+            if isinstance(event, TreatmentTapered | TreatmentStopped) and event.drug_class not in TAPERED_CLASSES:
+                return
+            if self._enabled(FLARE_AFTER_TAPER, output):
+                alerts.extend(self._flares(event, patient, now))
+        elif isinstance(event, OutcomeClaimReported):
+            if self._enabled(UNDOCUMENTED_BENEFIT, output) and undocumented_benefit.benefit_is_undocumented(
+                None if event.documented_measure is None else event.documented_measure.name,
+                None if event.documented_measure is None else event.documented_measure.evidence_event_id,
+            ):
+                alerts.append(self._undocumented_claim(event, now))
+        elif isinstance(event, ExpeditedReportSubmitted) and self._enabled(EXPEDITED_CLOCK, output):
+            self._recompute_clocks(patient, event.case_id, output)
+
+    def _alert(self, rule_id: str, key: str, severity: Severity, patient: str, evidence: tuple[EventEnvelope, ...],
+               now: datetime, summary: str, details: dict[str, AlertDetail], case_id: str | None = None,
+               occurred_at: datetime | None = None) -> SafetyAlert:
+        version = self.p.version(rule_id)
+        return SafetyAlert(
+            alert_id=alert_id_for(rule_id, version, key), rule_id=rule_id, rule_version=version, severity=severity,
+            patient=patient, case_id=case_id, evidence_event_ids=tuple(e.event_id for e in evidence),
+            occurred_at=occurred_at or max(e.occurred_at for e in evidence), raised_at=now, summary=summary[:300],
+            details=details,
+        )
+
+    # --- ctcae-lab and hys-law ------------------------------------------------------------------------------------
+
+    def _baseline(self, event: LabResultReported, patient: PatientHistory) -> float | None:
+        """The patient's first result of the same LOINC code before this one (CTCAE's baseline)."""
+        for earlier in patient.of_type("lab-result", LabResultReported):
+            if earlier.loinc_code == event.loinc_code and earlier.unit == event.unit:
+                return earlier.value if earlier.occurred_at < event.occurred_at else None
+        return None
+
+    def _graded(self, event: LabResultReported, analyte: ctcae.Analyte, patient: PatientHistory,
+                now: datetime) -> SafetyAlert | None:
+        if event.comparator is not None:
+            return None  # "<0.1" is not a value to grade from
+        try:
+            graded = ctcae.grade(analyte, event.value, event.unit, event.reference_low, event.reference_high,
+                                 self._baseline(event, patient))
+        except ctcae.UngradableResult:
+            return None
+        if graded is None or graded.grade < self.p.ctcae_lab.alert_from_grade:
+            return None
+        severity = Severity.CRITICAL if graded.grade >= 4 else Severity.WARNING
+        # The derived adverse event (CTCAE term and grade) travels in the alert; the derived_adverse_events view
+        # lists them, so they are rebuilt with the alerts by replay.
+        return self._alert(
+            CTCAE_LAB, str(event.event_id), severity, event.patient, (event,), now,
+            f"CTCAE v5.0 grade {graded.grade}: {graded.term.value} ({event.value:g} {event.unit}, {graded.basis})",
+            {"derived_ae_term": graded.term.value, "derived_ae_grade": graded.grade, "criterion": graded.basis,
+             "loinc_code": event.loinc_code, "value": event.value, "unit": event.unit,
+             "reference_low": event.reference_low, "reference_high": event.reference_high},
+        )
+
+    def _liver_results(self, patient: PatientHistory) -> dict[UUID, tuple[LabResultReported, hys_law.LiverResult]]:
+        found: dict[UUID, tuple[LabResultReported, hys_law.LiverResult]] = {}
+        for lab in patient.of_type("lab-result", LabResultReported):
+            analyte = ctcae.LOINC_ANALYTES.get(lab.loinc_code)
+            if analyte in LIVER and lab.reference_high and lab.comparator is None:
+                found[lab.event_id] = (lab, hys_law.LiverResult(lab.event_id, analyte, lab.occurred_at, lab.value,
+                                                                lab.reference_high))
+        return found
+
+    def _hys_law(self, event: LabResultReported, analyte: ctcae.Analyte, patient: PatientHistory,
+                 now: datetime) -> list[SafetyAlert]:
+        results = self._liver_results(patient)
+        if event.event_id not in results:
+            return []
+        labs = {key: lab for key, (lab, _) in results.items()}
+        new = results[event.event_id][1]
+        alerts = []
+        for case in hys_law.cases_with(new, [r for _, r in results.values()], self.p.hys_law):
+            t, b = case.transaminase, case.bilirubin
+            # The alert is the pair: an ALP that arrives after it cannot change what was raised, so the ALP is
+            # not part of its content (replay and live then agree whatever order the results came in).
+            alerts.append(self._alert(
+                HYS_LAW, f"{t.event_id}|{b.event_id}", Severity.CRITICAL, event.patient,
+                (labs[t.event_id], labs[b.event_id]), now,
+                f"Potential Hy's law case: {t.analyte.value.upper()} {t.times_uln:.1f} x ULN with total bilirubin "
+                f"{b.times_uln:.1f} x ULN, no ALP >= {self.p.hys_law.alp_uln_multiple:g} x ULN within "
+                f"{self.p.hys_law.pairing_window_days} days",
+                {"transaminase": t.analyte.value, "transaminase_x_uln": round(t.times_uln, 2),
+                 "bilirubin_x_uln": round(b.times_uln, 2)},
+            ))
+        return alerts
+
+    # --- expedited-clock --------------------------------------------------------------------------------------------
+
+    def _qualifying(self, report: AdverseEventReported) -> expedited.QualifyingReport | None:
+        """The version as a SUSAR (serious + unexpected + suspect product), or None when it is not one."""
+        if not report.seriousness.is_serious:
+            return None
+        suspects = [p.name for p in report.products if p.role == "suspect"]
+        unexpected = unexpected_suspects(self.p.rsi, suspects, report.term, report.meddra_pt_code,
+                                         report.awareness_date)
+        if not unexpected:
+            return None
+        versions = sorted({f"{a.product}: {a.rsi_version or 'no RSI'}" for a in unexpected})
+        s = report.seriousness
+        return expedited.QualifyingReport(report.event_id, report.case_id, report.awareness_date,
+                                          s.death or s.life_threatening, "; ".join(versions))
+
+    def _recompute_clocks(self, patient: PatientHistory, case_id: str,
+                          output: EngineOutput | None = None) -> list[ClockRow]:
+        reports = [r for r in patient.of_type("adverse-event", AdverseEventReported) if r.case_id == case_id]
+        qualifying = [q for q in map(self._qualifying, reports) if q is not None]
+        submissions = [
+            expedited.ReportSubmission(s.event_id, s.case_id, expedited.ClockCategory(s.category), s.occurred_at)
+            for s in patient.of_type("report-submitted", ExpeditedReportSubmitted) if s.case_id == case_id
+        ]
+        rows = []
+        for clock in expedited.clocks_for_case(qualifying, submissions, self.p.clocks):
+            key = (clock.case_id, clock.category.value)
+            row = ClockRow(patient.patient, clock)
+            if self.clocks.get(key) != row:
+                self.clocks[key] = row
+                if output is not None:
+                    output.clocks[key] = row
+            rows.append(row)
+        return rows
+
+    def _clock_started(self, patient: PatientHistory, case_id: str, now: datetime,
+                       output: EngineOutput) -> list[SafetyAlert]:
+        reports = {r.event_id: r for r in patient.of_type("adverse-event", AdverseEventReported)
+                   if r.case_id == case_id}
+        alerts = []
+        for row in self._recompute_clocks(patient, case_id, output):
+            clock = row.clock
+            seven = clock.category is not expedited.ClockCategory.OTHER_SERIOUS
+            first = reports[clock.evidence_event_ids[0]]
+            alerts.append(self._alert(
+                EXPEDITED_CLOCK, f"{case_id}|{clock.category.value}",
+                Severity.CRITICAL if seven else Severity.WARNING, patient.patient, (first,), now,
+                f"SUSAR {first.term}: {clock.category.value} expedited report due {clock.due_date.isoformat()}",
+                {"category": clock.category.value, "day0": clock.day0.isoformat(),
+                 "due_date": clock.due_date.isoformat(), "rsi_version": clock.rsi_version},
+                case_id=case_id,
+            ))
+        return alerts
+
+    def clock_alerts(self, now: datetime) -> list[SafetyAlert]:
+        """Due-soon and overdue alerts for every clock, as of `now` (occurred_at: when the clock crossed)."""
+        alerts = []
+        for row in self.clocks.values():
+            clock = row.clock
+            for rule_id, crossed, at, severity in (
+                (EXPEDITED_DUE_SOON, clock.became_due_soon(now, self.p.clocks), clock.due_soon_at(self.p.clocks),
+                 Severity.WARNING),
+                (EXPEDITED_OVERDUE, clock.became_overdue(now), clock.due_at, Severity.CRITICAL),
+            ):
+                if not crossed or not self.p.enabled(rule_id):
+                    continue
+                version = self.p.version(rule_id)
+                what = "due within" if rule_id == EXPEDITED_DUE_SOON else "overdue since"
+                alerts.append(SafetyAlert(
+                    alert_id=alert_id_for(rule_id, version, f"{clock.case_id}|{clock.category.value}"),
+                    rule_id=rule_id, rule_version=version, severity=severity, patient=row.patient,
+                    case_id=clock.case_id, evidence_event_ids=clock.evidence_event_ids, occurred_at=at,
+                    raised_at=now,
+                    summary=f"{clock.category.value} expedited report for case {clock.case_id} {what} "
+                            f"{clock.due_at.isoformat() if rule_id == EXPEDITED_OVERDUE else self._hours()}",
+                    details={"category": clock.category.value, "due_date": clock.due_date.isoformat(),
+                             "submitted": clock.submitted_at is not None},
+                ))
+        return alerts
+
+    def _hours(self) -> str:
+        return f"{self.p.clocks.due_soon_hours:g} h"
+
+    # --- infusion-temporal and lot-cluster ------------------------------------------------------------------
+
+    @staticmethod
+    def _infusion(event: MscInfusionGiven) -> infusion_temporal.InfusionGiven:
+        return infusion_temporal.InfusionGiven(event.event_id, event.occurred_at, event.lot_id, event.clinic,
+                                               event.product_name)
+
+    def _infusions(self, patient: PatientHistory) -> list[infusion_temporal.InfusionGiven]:
+        return [self._infusion(e) for e in patient.of_type("msc-infusion", MscInfusionGiven)]
+
+    @staticmethod
+    def _ae_after(event: AdverseEventReported) -> infusion_temporal.AdverseEventAfter:
+        return infusion_temporal.AdverseEventAfter(event.event_id, event.case_id, event.term, event.occurred_at,
+                                                   event.seriousness.is_serious)
+
+    def _infusion_links(self, patient: PatientHistory, after: list[infusion_temporal.AdverseEventAfter],
+                        infusions: list[infusion_temporal.InfusionGiven], now: datetime) -> list[SafetyAlert]:
+        if not infusions or not after:
+            return []
+        by_id: dict[UUID, EventEnvelope] = {e.event_id: e for e in patient.of_type(
+            "adverse-event", AdverseEventReported)}
+        by_id.update({e.event_id: e for e in patient.of_type("msc-infusion", MscInfusionGiven)})
+        alerts = []
+        for link in infusion_temporal.links(after, infusions, self.p.infusion_temporal):
+            ae, infusion = by_id[link.event.event_id], by_id[link.infusion.event_id]
+            alerts.append(self._alert(
+                INFUSION_TEMPORAL, f"{link.event.case_id}|{link.infusion.event_id}|{link.window.category}",
+                Severity.CRITICAL if link.event.serious else Severity.WARNING, patient.patient, (infusion, ae), now,
+                f"{link.event.term} {link.hours_after:.0f} h after MSC infusion "
+                f"(lot {link.infusion.lot or 'unknown'}, {link.infusion.clinic})",
+                {"category": link.window.category, "hours_after_infusion": round(link.hours_after, 1),
+                 "lot": link.infusion.lot, "clinic": link.infusion.clinic, "product": link.infusion.product,
+                 "term": link.event.term},
+                case_id=link.event.case_id,
+            ))
+        return alerts
+
+    def _attributed(self, scope: str, key: str) -> tuple[list[lot_cluster.AttributedEvent],
+                                                         dict[UUID, EventEnvelope]]:
+        window = timedelta(days=self.p.lot_cluster.attribution_days)
+        found = []
+        evidence: dict[UUID, EventEnvelope] = {}
+        for pseudonym in sorted(self._infused.get((scope, key), ())):
+            history = self.history.patient(pseudonym)
+            infusions = [i for i in history.of_type("msc-infusion", MscInfusionGiven)
+                         if (i.lot_id if scope == "lot" else i.clinic) == key]
+            for ae in history.of_type("adverse-event", AdverseEventReported):
+                before = [i for i in infusions if timedelta(0) <= ae.occurred_at - i.occurred_at <= window]
+                if before:
+                    latest = max(before, key=lambda i: (i.occurred_at, str(i.event_id)))
+                    found.append(lot_cluster.AttributedEvent(ae.event_id, ae.case_id, pseudonym, ae.occurred_at,
+                                                             ae.seriousness.is_serious, latest.event_id))
+                    evidence[ae.event_id] = ae
+        return found, evidence
+
+    def _lot_clusters(self, patient: PatientHistory, now: datetime) -> list[SafetyAlert]:
+        scopes = set()
+        for infusion in patient.of_type("msc-infusion", MscInfusionGiven):
+            scopes.add(("clinic", infusion.clinic))
+            if infusion.lot_id:
+                scopes.add(("lot", infusion.lot_id))
+        alerts = []
+        for scope, key in sorted(scopes):
+            events, evidence = self._attributed(scope, key)
+            for cluster in lot_cluster.clusters(scope, key, events, self.p.lot_cluster):
+                members = tuple(evidence[m.event_id] for m in cluster.members)
+                count = len(cluster.members)
+                what = "serious adverse event" if cluster.trigger == "serious" else "adverse events"
+                alerts.append(self._alert(
+                    LOT_CLUSTER, f"{scope}|{key}|{cluster.trigger}|{cluster.completing.case_id}", Severity.CRITICAL,
+                    cluster.completing.patient, members, now,
+                    f"{count} {what} within {self.p.lot_cluster.window_days} days after infusions from {scope} {key}",
+                    {"scope": scope, scope: key, "trigger": cluster.trigger, "events": count,
+                     "patients": len({m.patient for m in cluster.members}),
+                     "cases": [m.case_id for m in cluster.members]},
+                    case_id=cluster.completing.case_id,
+                ))
+        return alerts
+
+    # --- flare-after-taper ---------------------------------------------------------------------------------------
+
+    @staticmethod
+    def _conditions(patient: PatientHistory) -> list[str]:
+        facts: list[PatientEnrolled | PatientUpdated] = [*patient.of_type("patient-enrolled", PatientEnrolled),
+                                                         *patient.of_type("patient-updated", PatientUpdated)]
+        latest: list[str] = []
+        for event in sorted(facts, key=lambda e: (e.occurred_at, str(e.event_id))):
+            if event.diagnoses is not None:
+                latest = [d.condition.value for d in event.diagnoses]  # the latest list replaces the earlier
+        return latest
+
+    def _flares(self, event: EventEnvelope, patient: PatientHistory, now: datetime) -> list[SafetyAlert]:
+        changes = [*patient.of_type("treatment-tapered", TreatmentTapered),
+                   *patient.of_type("treatment-stopped", TreatmentStopped)]
+        tapers_raw = [t for t in changes if t.drug_class in TAPERED_CLASSES]
+        if not tapers_raw:
+            return []
+        scores_raw = patient.of_type("disease-activity", DiseaseActivityAssessed)
+        conditions = self._conditions(patient)
+        by_id: dict[UUID, EventEnvelope] = {e.event_id: e for e in (*tapers_raw, *scores_raw)}
+        tapers = [flare.Taper(t.event_id, t.drug, t.occurred_at, isinstance(t, TreatmentStopped)) for t in tapers_raw]
+        scores = [flare.ActivityScore(s.event_id, s.instrument.value, s.score, s.occurred_at, s.assessed_by.value)
+                  for s in scores_raw]
+        jia = next((c for c in conditions if c.startswith("JIA")), None)
+        diseases = [(flare.Disease.JIA, self.p.jia_categories.category_of(jia or ""))]
+        diseases.append((flare.Disease.MCTD if "MCTD" in conditions and "SLE" not in conditions else flare.Disease.SLE,
+                         self.p.jia_categories.default))
+        alerts = []
+        for disease, category in diseases:
+            for found in flare.flares(tapers, scores, disease, category, self.p.flare):
+                if event.event_id not in (found.taper.event_id, found.after.event_id, found.baseline.event_id):
+                    continue
+                label = "parent-reported" if found.after.assessed_by != "clinician" else "clinician-documented"
+                proxy = " (proxy index: no validated MCTD flare index)" if found.proxy else ""
+                alerts.append(self._alert(
+                    FLARE_AFTER_TAPER, f"{found.taper.event_id}|{found.after.event_id}",
+                    Severity.CRITICAL if found.severity in ("severe", "high") else Severity.WARNING,
+                    patient.patient, (by_id[found.taper.event_id], by_id[found.baseline.event_id],
+                                      by_id[found.after.event_id]), now,
+                    f"{found.severity} flare ({label} {found.after.instrument} {found.baseline.score:g} -> "
+                    f"{found.after.score:g}) after {found.taper.drug} "
+                    f"{'stopped' if found.taper.stopped else 'tapered'}{proxy}",
+                    {"disease": disease.value, "instrument": found.after.instrument, "assessed_by": label,
+                     "baseline": found.baseline.score, "after": found.after.score, "severity": found.severity,
+                     "from_level": found.from_level, "to_level": found.to_level, "drug": found.taper.drug,
+                     "days_after_taper": (found.after.at - found.taper.at).days, "proxy_index": found.proxy},
+                ))
+        return alerts
+
+    # --- undocumented-benefit -------------------------------------------------------------------------------------
+
+    def _undocumented_claim(self, event: OutcomeClaimReported, now: datetime) -> SafetyAlert:
+        return self._alert(
+            UNDOCUMENTED_BENEFIT, f"claim|{event.event_id}", Severity.INFO, event.patient, (event,), now,
+            f"{event.claimed_by.value} reports '{event.what}' {event.direction.value} with no documented measure",
+            {"finding": "benefit-without-measure", "claimed_by": event.claimed_by.value,
+             "attributed_to": event.attributed_to},
+        )
+
+    def _undocumented_infusion(self, event: MscInfusionGiven, now: datetime) -> SafetyAlert:
+        missing = list(event.missing_documentation)
+        return self._alert(
+            UNDOCUMENTED_BENEFIT, f"infusion|{event.event_id}", Severity.WARNING, event.patient, (event,), now,
+            f"MSC infusion at {event.clinic} recorded without {' and '.join(missing)}",
+            {"finding": "infusion-incompletely-documented", "missing": missing, "clinic": event.clinic},
+        )
+
+
+def evaluate_events(events: Iterable[EventEnvelope], now: datetime,
+                    parameters: RuleParameters | None = None) -> tuple[list[SafetyAlert], dict[str, int]]:
     """Alerts raised by `events` alone, with a fresh history (for tests and one-off checks)."""
-    output = SafetyEngine().apply(events, now)
+    output = SafetyEngine(parameters).apply(events, now)
     return output.alerts, output.evaluations

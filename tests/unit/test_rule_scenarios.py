@@ -1,0 +1,57 @@
+"""Every planted story (tests/scenarios/*.yaml) through the rule engine with the shipped rules.yaml and RSI:
+in the order written, in reverse and shuffled (rules go by occurred_at, so arrival order must not matter)."""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime
+
+import pytest
+
+from pvwatch.domain.engine import SafetyEngine
+from pvwatch.rulebook import load_rule_parameters
+from tests.scenarios.stories import Story, all_stories
+
+PARAMETERS = load_rule_parameters()
+STORIES = all_stories()
+LATER = datetime(2026, 12, 31, tzinfo=UTC)
+
+
+def run(story: Story, events) -> tuple[list, SafetyEngine]:
+    engine = SafetyEngine(PARAMETERS)
+    now = story.now or LATER
+    alerts = []
+    for event in events:  # one event per batch: the worst case for late arrival
+        alerts.extend(engine.apply([event], now).alerts)
+    alerts.extend(engine.clock_alerts(now))
+    unique = {a.alert_id: a for a in alerts}
+    return list(unique.values()), engine
+
+
+@pytest.mark.parametrize("story", STORIES, ids=[s.name for s in STORIES])
+def test_story_raises_exactly_its_alerts(story: Story):
+    alerts, _ = run(story, story.events)
+    story.check(alerts)
+
+
+@pytest.mark.parametrize("story", STORIES, ids=[s.name for s in STORIES])
+def test_story_alerts_do_not_depend_on_arrival_order(story: Story):
+    forward, _ = run(story, story.events)
+    shuffled = list(story.events)
+    random.Random(7).shuffle(shuffled)
+    for order in (list(reversed(story.events)), shuffled):
+        again, _ = run(story, order)
+        assert {a.alert_id for a in again} == {a.alert_id for a in forward}
+        story.check(again)
+
+
+@pytest.mark.parametrize("story", [s for s in STORIES if s.clocks is not None], ids=lambda s: s.name)
+def test_story_expedited_clocks(story: Story):
+    _, engine = run(story, story.events)
+    assert story.now is not None
+    found = sorted((row.clock.case_id, row.clock.category.value, row.clock.day0.isoformat(),
+                    row.clock.due_date.isoformat(), row.clock.status(story.now, PARAMETERS.clocks).value)
+                   for row in engine.clocks.values())
+    expected = sorted((c["case"], c["category"], str(c["day0"]), str(c["due_date"]),
+                       c["status"] if c["status"] != "open" else "overdue") for c in story.clocks or [])
+    assert found == expected
