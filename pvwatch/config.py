@@ -46,6 +46,13 @@ class Settings(BaseSettings):
         default=1.5, gt=1, description="A published signal is republished when PRR, EB05 or 2^IC025 grew this much."
     )
 
+    # Safety rules (issue 5; docs/rules.md): the officer's rules file and reference safety information.
+    rules_file: Path | None = Field(default=None, description="Rules file (YAML); default: the packaged rules.yaml.")
+    rsi_file: Path | None = Field(default=None, description="Reference safety information (YAML); default: rsi.yaml.")
+    clock_interval_s: float = Field(
+        default=60.0, gt=0, description="How often the worker re-evaluates expedited clocks (due-soon, overdue)."
+    )
+
     @property
     def snapshot_target(self) -> Path:
         return self.snapshot_path or self.db.with_name(self.db.name + ".snapshot.duckdb")

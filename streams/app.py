@@ -21,6 +21,7 @@ from pvwatch import metrics
 from pvwatch.config import Settings
 from pvwatch.events.alert import SafetyAlert
 from pvwatch.events.registry import ALERT_TOPIC, DEAD_LETTER_TOPIC, SOURCE_TOPICS
+from pvwatch.rulebook import load_rule_parameters
 from pvwatch.store.eventstore import EventStore, MessageOrigin
 from pvwatch.store.snapshot import SnapshotError, publish_snapshot
 from pvwatch.streams.alertmanager import AlertmanagerNotifier, initialise_alert_series, load_direct_routes
@@ -114,7 +115,8 @@ def build_app(settings: Settings) -> faust.App:
             if highwater is not None:
                 metrics.CONSUMER_LAG.labels(tp.topic, str(tp.partition)).set(max(0, highwater - offset - 1))
 
-    running: dict[str, EventStore] = {}
+    running: dict[str, Any] = {}
+    parameters = load_rule_parameters(settings.rules_file, settings.rsi_file)  # a bad rules file fails at start
     direct_routes = load_direct_routes()
     initialise_alert_series(direct_routes.values())
     url = settings.alertmanager_url
@@ -126,9 +128,13 @@ def build_app(settings: Settings) -> faust.App:
         running["store"] = store
         try:
             metrics.BUILD_INFO.info({"version": _version(), "store_schema": str(store.schema_version)})
-            processor = BatchProcessor(store)
+            processor = BatchProcessor(store, parameters)
+            running["processor"] = processor
             gc.freeze()  # the rebuilt histories are permanent: keep them out of every future collection
             outbox = Outbox(store, alert_topic, dead_letter_topic)
+            running["outbox"] = outbox
+            lock = running["lock"] = asyncio.Lock()
+            outbox.pending_alerts.extend(await asyncio.to_thread(processor.evaluate_clocks))
             if notifier:  # alerts a crashed worker stored but never published may never have paged anyone
                 notifier.post(outbox.pending_alerts)
             await outbox.flush()
@@ -136,12 +142,13 @@ def build_app(settings: Settings) -> faust.App:
                 settings.batch_max_events, within=settings.batch_within_s
             )
             async for batch in batches:
-                outcome = await asyncio.to_thread(processor.process, [_incoming(event) for event in batch])
-                if notifier:  # the alerts are durable in DuckDB now; page before publishing them
-                    notifier.post(outcome.new_alerts)
-                outbox.pending_alerts.extend(outcome.new_alerts)
-                outbox.has_pending_letters |= bool(outcome.new_dead_letters)
-                await outbox.flush()
+                async with lock:  # the clock timer uses the same store connection and engine
+                    outcome = await asyncio.to_thread(processor.process, [_incoming(event) for event in batch])
+                    if notifier:  # the alerts are durable in DuckDB now; page before publishing them
+                        notifier.post(outcome.new_alerts)
+                    outbox.pending_alerts.extend(outcome.new_alerts)
+                    outbox.has_pending_letters |= bool(outcome.new_dead_letters)
+                    await outbox.flush()
                 published = time.time()
                 for alert in outcome.new_alerts:
                     produced = outcome.broker_timestamps.get(alert.evidence_event_ids[-1])
@@ -152,8 +159,26 @@ def build_app(settings: Settings) -> faust.App:
             if notifier:
                 await notifier.close()
             running.pop("store", None)
+            running.pop("processor", None)
+            running.pop("outbox", None)
+            running.pop("lock", None)
             metrics.WORKER_UP.set(0)
             store.close()
+
+    @app.timer(settings.clock_interval_s)  # type: ignore[untyped-decorator]
+    async def evaluate_expedited_clocks() -> None:
+        """Due-soon and overdue are functions of time, not of new events: re-evaluate the open clocks."""
+        processor: BatchProcessor | None = running.get("processor")
+        outbox: Outbox | None = running.get("outbox")
+        if processor is None or outbox is None:
+            return
+        async with running["lock"]:
+            alerts = await asyncio.to_thread(processor.evaluate_clocks)
+            if alerts:
+                if notifier:
+                    notifier.post(alerts)
+                outbox.pending_alerts.extend(alerts)
+                await outbox.flush()
 
     if settings.snapshot_interval_s > 0:
 

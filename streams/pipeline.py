@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from uuid import UUID
 
 from pvwatch import metrics
-from pvwatch.domain.engine import RULE_IDS, SafetyEngine
+from pvwatch.domain.engine import EXPEDITED_DUE_SOON, EXPEDITED_OVERDUE, RULE_IDS, SafetyEngine
 from pvwatch.domain.expedited import ClockCategory
 from pvwatch.domain.parameters import RuleParameters
 from pvwatch.errors import InvalidEvent
@@ -134,6 +134,8 @@ class BatchProcessor:
     def evaluate_clocks(self, now: datetime | None = None) -> list[SafetyAlert]:
         """Due-soon and overdue alerts as of `now` (the worker's timer), stored once; updates the clock gauges."""
         now = now or datetime.now(UTC)
+        for rule in (EXPEDITED_DUE_SOON, EXPEDITED_OVERDUE):
+            self._evaluations[rule].inc(len(self.engine.clocks))
         with self.store.transaction():
             new = self.store.insert_alerts(self.engine.clock_alerts(now))
         for alert in new:
