@@ -82,6 +82,20 @@ def import_e2b_command(file: Path, out: Path | None, bootstrap_servers: str | No
     _run_import(lambda pseudonymiser: import_e2b(file, pseudonymiser), out, bootstrap_servers, strict)
 
 
+@import_group.command("fhir")
+@click.argument("bundle", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@import_options
+def import_fhir_command(bundle: Path, out: Path | None, bootstrap_servers: str | None, strict: bool) -> None:
+    """Import a FHIR R4 Bundle (JSON) of Patient, Condition, MedicationStatement, MedicationAdministration,
+    Procedure, Observation and AdverseEvent resources.
+
+    Resources pvwatch does not model are listed as skipped (stderr), never dropped silently.
+    """
+    from pvwatch.interop.fhir_import import import_fhir
+
+    _run_import(lambda pseudonymiser: import_fhir(bundle, pseudonymiser), out, bootstrap_servers, strict)
+
+
 @import_group.command("csv")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--kind", required=True, type=click.Choice(CSV_KINDS),

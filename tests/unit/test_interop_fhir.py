@@ -1,0 +1,173 @@
+"""`pvwatch import fhir`: HL7 FHIR R4 specification examples (CC0, tests/data/fhir, provenance in
+tests/data/README.md) and pvwatch's own MSC-story bundle.
+
+Expected values are read off the example resources (element cited); FHIR R4 value sets used: adverse-event
+seriousness, adverse-event outcome, SNOMED CT route codes (26643006 oral, 47625008 intravenous).
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pvwatch.events.codec import encode_event
+from pvwatch.interop.common import ImportFileError, ImportResult
+from pvwatch.interop.fhir_import import import_fhir
+from pvwatch.pseudonym import DEMO_KEY, Pseudonymiser
+
+DATA = Path(__file__).resolve().parents[1] / "data" / "fhir"
+SPEC_EXAMPLES = ("patient-example.json", "medicationstatementexample1.json", "medicationadministration0301.json",
+                 "procedure-example.json", "observation-example-f001-glucose.json", "adverseevent-example.json")
+EDGE = Pseudonymiser(DEMO_KEY)
+
+
+def spec_bundle(tmp_path: Path, timestamp: str | None = "2019-11-01T09:29:23+11:00") -> Path:
+    """The unchanged specification examples as entries of one collection Bundle (the wrapper is ours)."""
+    entries = []
+    for name in SPEC_EXAMPLES:
+        resource = json.loads((DATA / name).read_text())
+        entries.append({"fullUrl": f"http://hl7.org/fhir/{resource['resourceType']}/{resource['id']}",
+                        "resource": resource})
+    bundle: dict[str, Any] = {"resourceType": "Bundle", "type": "collection", "entry": entries}
+    if timestamp:
+        bundle["timestamp"] = timestamp
+    path = tmp_path / "spec-bundle.json"
+    path.write_text(json.dumps(bundle))
+    return path
+
+
+def by_type(result: ImportResult) -> dict[str, list[Any]]:
+    grouped: dict[str, list[Any]] = {}
+    for event in result.events:
+        grouped.setdefault(event.type, []).append(event)
+    return grouped
+
+
+def test_specification_examples_map_to_pvwatch_events(tmp_path):
+    result = import_fhir(spec_bundle(tmp_path), EDGE)
+    assert [r.message() for r in result.rejections] == []
+    events = by_type(result)
+    (patient,) = events["patient-updated"]  # patient-example.json: no Condition in the bundle -> not enrolled
+    assert (patient.birth_year_month, patient.sex) == ("1974-12", "male")  # birthDate 1974-12-25, gender male
+    statement, administration = events["treatment-started"]
+    assert (statement.drug, statement.route, statement.occurred_at) == (
+        "Tylenol PM", "oral", datetime(2015, 1, 23, tzinfo=UTC))  # contained Medication display, route 26643006
+    assert (administration.drug, administration.dose, administration.dose_unit, administration.route) == (
+        "Vancomycin Hydrochloride (VANCOMYCIN HYDROCHLORIDE)", 500, "mg", "intravenous")  # dosage.dose, 47625008
+    (lab,) = events["lab-result"]  # observation-example-f001-glucose.json
+    assert (lab.loinc_code, lab.value, lab.unit, lab.reference_low, lab.reference_high) == (
+        "15074-8", 6.3, "mmol/L", 3.1, 6.2)
+    (adverse,) = events["adverse-event"]  # adverseevent-example.json
+    assert adverse.case_id == "49476534"  # identifier.value
+    assert adverse.reporter_type == "clinician"  # recorder Practitioner/example
+    assert adverse.awareness_date == date(2017, 1, 29)  # date 2017-01-29T12:34:56+00:00
+    assert adverse.term == "This was a mild rash on the left forearm"
+    assert not adverse.seriousness.is_serious  # seriousness Non-serious
+
+
+def test_the_patient_and_their_adverse_event_share_one_pseudonym_from_the_mrn(tmp_path):
+    events = by_type(import_fhir(spec_bundle(tmp_path), EDGE))
+    # patient-example.json: identifier of type MR, value 12345; adverseevent-example.json subject Patient/example.
+    assert events["patient-updated"][0].patient == EDGE.pseudonym("12345")
+    assert events["adverse-event"][0].patient == EDGE.pseudonym("12345")
+
+
+def test_no_name_address_or_birth_date_of_the_example_patient_leaves_the_importer(tmp_path):
+    wire = b"".join(encode_event(e) for e in import_fhir(spec_bundle(tmp_path), EDGE).events)
+    # patient-example.json: Peter James Chalmers, 534 Erewhon St, born 1974-12-25; "Donald Duck" is a display.
+    for raw in (b"Chalmers", b"Peter", b"Erewhon", b"1974-12-25", b"Donald", b"12345"):
+        assert raw not in wire
+
+
+def test_unmodelled_resources_are_listed_as_skipped_not_dropped_silently(tmp_path):
+    result = import_fhir(spec_bundle(tmp_path), EDGE)
+    assert any("Procedure/example" in note and "Appendectomy" in note for note in result.notes)
+    assert any("Medication/example" in note for note in result.notes)  # the AE's suspect is not in the bundle
+    assert len(result.events) + len(result.rejections) == 5  # 6 resources, 1 skipped
+
+
+def test_a_patient_without_any_record_time_is_rejected_naming_the_element(tmp_path):
+    result = import_fhir(spec_bundle(tmp_path, timestamp=None), EDGE)
+    (rejection,) = result.rejections
+    assert "Patient/example" in rejection.message() and "meta.lastUpdated" in rejection.message()
+
+
+def test_the_msc_story_bundle_gives_the_whole_clinical_story():
+    result = import_fhir(DATA / "msc-story-bundle.json", EDGE)
+    assert [r.message() for r in result.rejections] == []
+    events = by_type(result)
+    (enrolled,) = events["patient-enrolled"]
+    assert (enrolled.birth_year_month, enrolled.diagnoses[0].condition, enrolled.diagnoses[0].icd10_code) == (
+        "2012-05", "SLE", "M32.1")
+    assert {(e.drug, e.drug_class) for e in events["treatment-started"]} == {
+        ("methotrexate", "csDMARD"), ("prednisolone", "glucocorticoid")}  # ATC L04AX03, H02AB06
+    assert [e.drug for e in events["treatment-stopped"]] == ["prednisolone"]
+    documented, procedure = events["msc-infusion"]
+    assert (documented.lot_id, documented.cells_per_kg, documented.tissue_origin, documented.donor_type) == (
+        "UCMSC-2024-031", 1e6, "umbilical-cord", "allogeneic")
+    assert not documented.incompletely_documented
+    assert procedure.incompletely_documented and procedure.missing_documentation == ["lot_id", "cell_dose"]
+    assert {(e.instrument, e.assessed_by, e.documented) for e in events["disease-activity"]} == {
+        ("SLEDAI-2K", "clinician", True), ("parent-global", "parent", False)}
+    (neutrophils,) = events["lab-result"]
+    assert (neutrophils.loinc_code, neutrophils.value, neutrophils.unit) == ("751-8", 0.8, "10*9/L")
+    (fever,) = events["adverse-event"]
+    assert (fever.reporter_type, fever.meddra_pt_code, fever.outcome) == ("parent", "10037660", "recovered")
+    assert [(p.name, p.lot_id, p.causality) for p in fever.products] == [
+        ("Allogeneic umbilical cord mesenchymal stromal cells", "UCMSC-2024-031", "possible")]
+    assert len({e.patient for e in result.events}) == 1
+    assert any("Encounter" in note for note in result.notes)
+
+
+def test_reimporting_a_bundle_gives_the_same_event_ids():
+    first = [e.event_id for e in import_fhir(DATA / "msc-story-bundle.json", EDGE).events]
+    again = [e.event_id for e in import_fhir(DATA / "msc-story-bundle.json", EDGE).events]
+    assert first == again and len(set(first)) == len(first)
+
+
+def _story_with(tmp_path: Path, resource_id: str, **changes: Any) -> ImportResult:
+    bundle = json.loads((DATA / "msc-story-bundle.json").read_text())
+    for entry in bundle["entry"]:
+        if entry["resource"]["id"] == resource_id:
+            entry["resource"].update(changes)
+    path = tmp_path / "changed.json"
+    path.write_text(json.dumps(bundle))
+    return import_fhir(path, EDGE)
+
+
+@pytest.mark.parametrize(("resource_id", "changes", "expected"), [
+    ("anc-1", {"valueQuantity": {"value": 0.8, "unit": "x10^9/l"}}, "valueQuantity.code"),  # not UCUM
+    ("anc-1", {"effectiveDateTime": "2024-02-31T08:00:00+02:00"}, "effectiveDateTime"),  # impossible date
+    ("sledai-1", {"valueInteger": 130}, "above the SLEDAI-2K maximum"),  # 0-105 (Gladman 2002)
+    ("msc-1", {"dosage": {"dose": {"value": 1, "code": "mL"}}}, "dosage.dose.code"),
+    ("fever-1", {"recorder": {"reference": "Device/pump"}}, "recorder"),
+    ("pred", {"dosage": "10 mg"}, "dosage: expected a list"),  # a string where FHIR has a list of Dosage
+    ("fever-1", {"suspectEntity": [{"instance": "msc-1"}]}, "unexpected FHIR structure"),  # string, not Reference
+])
+def test_a_bad_resource_is_rejected_naming_it_and_the_rest_is_imported(tmp_path, resource_id, changes, expected):
+    result = _story_with(tmp_path, resource_id, **changes)
+    (rejection,) = result.rejections
+    assert f"/{resource_id})" in rejection.message() and expected in rejection.message()
+    assert len(result.events) >= 8
+
+
+def test_a_serious_r4_adverse_event_stays_serious_and_says_how(tmp_path):
+    serious = {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/adverse-event-seriousness",
+                           "code": "serious"}]}
+    result = _story_with(tmp_path, "fever-1", seriousness=serious)
+    (fever,) = by_type(result)["adverse-event"]
+    assert fever.seriousness.met() == ["medically_important"]
+    assert any("E.i.3.2f" in note for note in result.notes)
+
+
+@pytest.mark.parametrize("content", [b"{not json", b'{"resourceType": "Patient"}', b"\xff\xfe{}",
+                                     b'{"resourceType": "Bundle", "entry": {}}'])
+def test_a_file_that_is_not_a_bundle_fails_as_a_whole(tmp_path, content):
+    path = tmp_path / "bad.json"
+    path.write_bytes(content)
+    with pytest.raises(ImportFileError, match=r"bad\.json"):
+        import_fhir(path, EDGE)
