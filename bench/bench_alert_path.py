@@ -29,6 +29,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from uuid import uuid4
 
 import yaml
 from kafka import KafkaConsumer
@@ -65,16 +66,15 @@ class Sample:
 
 
 def serious_events(count: int) -> list[AdverseEventReported]:
+    """`count` serious adverse events, each its own case (so each raises its own alert): copies of the first
+    serious report in the synthetic cohort with new event and case ids."""
     pseudonymiser = Pseudonymiser.from_secret(None, demo_mode=True)
-    found: dict[str, AdverseEventReported] = {}
-    patients = 100
-    while len(found) < count:
-        for record in generate_cohort(patients, 17):
-            event = AdverseEventReported.model_validate(pseudonymiser.pseudonymise_record(record))
-            if event.seriousness.is_serious:
-                found.setdefault(event.case_id, event)
-        patients *= 2
-    return list(found.values())[:count]
+    template = next(
+        event for record in generate_cohort(30, 5) if record["type"] == "adverse-event"
+        for event in [AdverseEventReported.model_validate(pseudonymiser.pseudonymise_record(record))]
+        if event.seriousness.is_serious
+    )
+    return [template.model_copy(update={"event_id": uuid4(), "case_id": f"BENCH-{i:04d}"}) for i in range(count)]
 
 
 def start_worker(broker: EmbeddedBroker, workdir: Path, name: str, env: dict[str, str]) -> WorkerProcess:
