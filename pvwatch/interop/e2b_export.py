@@ -7,6 +7,7 @@ What the safety officer can rely on (ICH E2B(R3) IG data elements):
   gateway rejects a reaction without them), outcome E.i.7 as the E2B code 0-5 (0 unknown);
 * products G.k with their role G.k.1, lot G.k.4.r.7 and, per reaction, the reporter's WHO-UMC causality (G.k.9.i.2.r);
 * the patient is masked (D.1 nullFlavor MSK): pvwatch holds only a pseudonym, never initials or a birth date;
+  sex D.5 and the birth year-month D.2.1 (never the day) come from the patient's patient-* events;
 * lossy by design: a "clinician" reporter is written as physician (C.2.r.4 = 1), parent and patient both as
   consumer (5); the report type C.1.3 is always 1 (spontaneous).
 """
@@ -24,6 +25,7 @@ from lxml import etree
 from pvwatch.errors import PvwatchError
 from pvwatch.events.adverse_event import AdverseEventReported, Outcome, SuspectProduct
 from pvwatch.events.codec import parse_event
+from pvwatch.events.envelope import EventEnvelope
 from pvwatch.interop.e2b_import import CS_MEDDRA, CS_OBSERVATION, NS, OID_REPORT_ID, OID_WORLDWIDE_ID
 
 HL7 = NS["hl7"]
@@ -49,8 +51,9 @@ class CaseNotFound(PvwatchError):
     """No adverse-event version of this case id is in the store."""
 
 
-def case_versions(db: Path, case_id: str) -> list[AdverseEventReported]:
-    """Every stored adverse-event of the case, in log order (validated again: the store is the wire contract)."""
+def case_from_store(db: Path, case_id: str) -> tuple[list[AdverseEventReported], list[EventEnvelope]]:
+    """Every stored adverse-event of the case and its patient's patient-* events, in log order (validated
+    again: the store holds the wire contract)."""
     from pvwatch.store.eventstore import connect
 
     con = connect(db, read_only=True)
@@ -58,10 +61,24 @@ def case_versions(db: Path, case_id: str) -> list[AdverseEventReported]:
         rows = con.execute(
             "SELECT payload FROM event_log WHERE type = 'adverse-event' AND payload->>'case_id' = ? "
             "ORDER BY recorded_at, log_seq", [case_id]).fetchall()
+        versions = [e for e in (parse_event(json.loads(r[0])) for r in rows) if isinstance(e, AdverseEventReported)]
+        patient_rows = con.execute(
+            "SELECT payload FROM event_log WHERE type IN ('patient-enrolled', 'patient-updated') AND patient = ? "
+            "ORDER BY recorded_at, log_seq", [versions[-1].patient if versions else ""]).fetchall()
     finally:
         con.close()
-    events = [parse_event(json.loads(row[0])) for row in rows]
-    return [event for event in events if isinstance(event, AdverseEventReported)]
+    return versions, [parse_event(json.loads(row[0])) for row in patient_rows]
+
+
+def patient_facts(events: Iterable[EventEnvelope]) -> dict[str, str]:
+    """Latest sex and birth year-month from patient-enrolled/-updated events in log order (D.5, D.2.1)."""
+    facts: dict[str, str] = {}
+    for event in events:
+        for name in ("sex", "birth_year_month"):
+            value = getattr(event, name, None)
+            if value is not None and (name != "sex" or value != "unknown"):
+                facts[name] = str(value)
+    return facts
 
 
 def hl7_date(day: date) -> str:
@@ -93,7 +110,8 @@ def _stable_id(*parts: str) -> str:
     return str(uuid.uuid5(EXPORT_NAMESPACE, "|".join(parts)))
 
 
-def build_icsr(versions: list[AdverseEventReported], *, sender: str, receiver: str, now: datetime) -> bytes:
+def build_icsr(versions: list[AdverseEventReported], *, sender: str, receiver: str, now: datetime,
+               patient: dict[str, str] | None = None) -> bytes:
     """The latest version of the case as an MCCI_IN200100UV01 batch holding one PORR_IN049016UV ICSR."""
     if not versions:
         raise CaseNotFound("no adverse-event versions given")
@@ -146,6 +164,12 @@ def build_icsr(versions: list[AdverseEventReported], *, sender: str, receiver: s
     role = _element(_element(assessment, "subject1", typeCode="SBJ"), "primaryRole", classCode="INVSBJ")
     player = _element(role, "player1", classCode="PSN", determinerCode="INSTANCE")
     _element(player, "name", nullFlavor="MSK")  # D.1: masked, pvwatch holds a pseudonym only
+    facts = patient or {}
+    if "sex" in facts:
+        _element(player, "administrativeGenderCode", code={"male": "1", "female": "2"}[facts["sex"]],
+                 codeSystem="1.0.5218")  # D.5
+    if "birth_year_month" in facts:
+        _element(player, "birthTime", value=facts["birth_year_month"].replace("-", ""))  # D.2.1, year-month only
     reaction_ids = [_stable_id("reaction", str(event.event_id)) for event in reactions]
     for reaction_id, event in zip(reaction_ids, reactions, strict=True):
         _reaction(role, reaction_id, event)
@@ -274,7 +298,8 @@ def _characteristic(icsr: etree._Element, code: str, display: str, value_system:
 
 def export_case(db: Path, case_id: str, *, sender: str = "PVWATCH", receiver: str = "ZZFDA",
                 now: datetime | None = None) -> bytes:
-    versions = case_versions(db, case_id)
+    versions, patient_events = case_from_store(db, case_id)
     if not versions:
         raise CaseNotFound(f"case {case_id!r}: no adverse-event in {db}")
-    return build_icsr(versions, sender=sender, receiver=receiver, now=now or datetime.now(UTC))
+    return build_icsr(versions, sender=sender, receiver=receiver, now=now or datetime.now(UTC),
+                      patient=patient_facts(patient_events))

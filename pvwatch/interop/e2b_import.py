@@ -14,7 +14,8 @@ The model's choice, documented in docs/interop.md:
   a file, or an export of the same case, stores nothing twice; a follow-up (new C.1.5) is a new version; two
   different reports that reuse the same identifiers (FDA's own examples do) are both kept, not one dropped;
 * the patient pseudonym is the keyed hash of the first patient record number D.1.1.1-4, or else of the case
-  id; initials (D.1) and birth date (D.2.1) are read only to be dropped: they never leave this module.
+  id; initials (D.1) never leave this module; sex (D.5) and the birth date (D.2.1) cut to year-month go out as
+  one `patient-updated` per ICSR.
 """
 
 from __future__ import annotations
@@ -61,6 +62,8 @@ CODE_DRUG_ROLE, CODE_CAUSALITY, CODE_AGE, CODE_DRUG_INFORMATION = "20", "39", "3
 #: E.i.7 outcome codes (ICH code list 2.16.840.1.113883.3.989.2.1.1.11).
 OUTCOMES = {"0": "unknown", "1": "recovered", "2": "recovering", "3": "not-recovered",
             "4": "recovered-with-sequelae", "5": "fatal"}
+#: D.5 sex (ISO/IEC 5218: 1 male, 2 female; 0 unknown and 9 not applicable are left out).
+SEXES = {"1": "male", "2": "female"}
 #: G.k.1 characterisation of drug role; 4 "drug not administered" is not a product the patient received.
 DRUG_ROLES = {"1": "suspect", "2": "concomitant", "3": "interacting"}
 #: C.2.r.4 qualification: 1 physician, 2 pharmacist, 3 other health professional, 4 lawyer, 5 consumer or
@@ -79,7 +82,8 @@ WHO_UMC = {"certain": "certain", "probable": "probable", "likely": "probable", "
 #: pvwatch field -> E2B(R3) data element, so a rejection names the field the sender knows.
 E2B_FIELDS = {"case_id": "C.1.8.1", "awareness_date": "C.1.4/C.1.5", "recorded_at": "C.1.5",
               "reporter_type": "C.2.r.4", "onset_date": "E.i.4", "term": "E.i.1", "meddra_pt_code": "E.i.2.1b",
-              "meddra_version": "E.i.2.1a", "resolution_date": "E.i.5",
+              "meddra_version": "E.i.2.1a", "resolution_date": "E.i.5", "birth_year_month": "D.2.1",
+              "sex": "D.5",
               "seriousness": "E.i.3.2", "outcome": "E.i.7", "products": "G.k", "narrative": "H.1"}
 
 
@@ -344,6 +348,27 @@ class IcsrReader:
         for number, reaction in enumerate(reactions, start=1):
             self._read_reaction(f"{where} reaction {number}", reaction, case_id, patient, products,
                                 recorded_at, (most_recent if is_follow_up else first_received), is_follow_up)
+        self._read_patient(f"{where} patient", patient, recorded_at)
+
+    def _read_patient(self, where: str, patient: str, recorded_at: datetime | None) -> None:
+        """D.5 sex and D.2.1 birth date, cut to year-month, as a `patient-updated` (nothing else of D travels)."""
+        if self.role is None:
+            return
+        record: dict[str, Any] = {"type": "patient-updated", "patient": patient, "occurred_at": recorded_at,
+                                  "recorded_at": recorded_at, "source": SOURCE}
+        sex = SEXES.get(_attr(self.role, "hl7:player1/hl7:administrativeGenderCode", "code") or "")
+        if sex:
+            record["sex"] = sex
+        try:
+            birth = _time(self.role, "hl7:player1/hl7:birthTime")
+        except ValueError as error:
+            self.result.reject(where, "schema", f"birth_year_month (D.2.1): {error}")
+            return
+        if birth is not None and birth.precision >= 6:
+            record["birth_year_month"] = f"{birth.raw[:4]}-{birth.raw[4:6]}"
+        if len(record) > 5:
+            record["event_id"] = import_event_id("e2b", content_digest(record))
+            self.result.add(where, record, E2B_FIELDS)
 
     def _read_reaction(self, where: str, reaction: etree._Element, case_id: str, patient: str,
                        products: dict[str, _Product], recorded_at: datetime | None, awareness: HL7Time,

@@ -19,7 +19,7 @@ from lxml import etree
 from pvwatch.events.adverse_event import AdverseEventReported
 from pvwatch.events.codec import encode_event
 from pvwatch.interop.common import ImportFileError, ImportResult
-from pvwatch.interop.e2b_export import build_icsr
+from pvwatch.interop.e2b_export import build_icsr, patient_facts
 from pvwatch.interop.e2b_import import NS, import_e2b
 from pvwatch.pseudonym import Pseudonymiser
 
@@ -33,9 +33,7 @@ def pseudonymiser() -> Pseudonymiser:
 
 
 def adverse_events(result: ImportResult) -> list[AdverseEventReported]:
-    events = [event for event in result.events if isinstance(event, AdverseEventReported)]
-    assert len(events) == len(result.events)
-    return events
+    return [event for event in result.events if isinstance(event, AdverseEventReported)]
 
 
 def variant(tmp_path: Path, source: Path, *replacements: tuple[str, str]) -> Path:
@@ -85,29 +83,37 @@ def test_every_fda_example_imports_without_rejection(pseudonymiser):
     for path in sorted(DATA.glob("*.xml")):
         result = import_e2b(path, pseudonymiser)
         assert result.rejections == [], path.name
-        assert len(result.events) == 2, path.name  # each example holds two reactions E.i
+        assert len(adverse_events(result)) == 2, path.name  # each example holds two reactions E.i
 
 
 def test_no_raw_patient_identifier_leaves_the_importer(pseudonymiser):
     # D.1 initials "JD" and D.2.1 birth date 20010615 (scenario 1, lines 65-69) must not appear downstream.
     result = import_e2b(SCENARIO_1, pseudonymiser)
     wire = b"".join(encode_event(event) for event in result.events)
-    for raw in (b'"JD"', b"JD ", b"20010615", b"2001-06-15", b"2001-06"):
+    for raw in (b'"JD"', b"JD ", b"20010615", b"2001-06-15"):
         assert raw not in wire
     assert all(event.patient.startswith("pt-") for event in result.events)
+
+
+def test_sex_and_birth_year_month_but_never_the_birth_day_go_out_as_a_patient_update(pseudonymiser):
+    # Scenario 1: D.5 administrativeGenderCode 1 (male), D.2.1 birthTime 20010615 (lines 67-69).
+    result = import_e2b(SCENARIO_1, pseudonymiser)
+    (update,) = [event for event in result.events if event.type == "patient-updated"]
+    assert (update.sex, update.birth_year_month) == ("male", "2001-06")
+    assert update.patient == adverse_events(result)[0].patient
 
 
 def test_reimporting_a_file_gives_the_same_event_ids(pseudonymiser):
     once = [event.event_id for event in import_e2b(SCENARIO_1, pseudonymiser).events]
     again = [event.event_id for event in import_e2b(SCENARIO_1, pseudonymiser).events]
-    assert once == again and len(set(once)) == 2
+    assert once == again and len(set(once)) == 3  # two reactions and the patient update
 
 
 def test_reports_that_reuse_identifiers_with_other_content_are_both_kept(pseudonymiser):
     # Scenarios 2 and 3 carry the same C.1.1, C.1.5 and reaction ids but different suspect drugs (MK-001 in 3).
-    two = {event.event_id for event in import_e2b(DATA / "FAERS2022Scenario2.xml", pseudonymiser).events}
-    three = {event.event_id for event in import_e2b(DATA / "FAERS2022Scenario3.xml", pseudonymiser).events}
-    assert two.isdisjoint(three)
+    two = {e.event_id for e in adverse_events(import_e2b(DATA / "FAERS2022Scenario2.xml", pseudonymiser))}
+    three = {e.event_id for e in adverse_events(import_e2b(DATA / "FAERS2022Scenario3.xml", pseudonymiser))}
+    assert len(two) == len(three) == 2 and two.isdisjoint(three)
 
 
 def test_a_later_most_recent_information_date_is_a_follow_up_of_the_same_case(tmp_path, pseudonymiser):
@@ -130,8 +136,8 @@ def test_a_consumer_report_is_the_parent_s_for_a_child_and_the_patient_s_for_an_
     adult = variant(tmp_path / "adult", SCENARIO_1, consumer)  # D.2.2 age 48 a
     child = variant(tmp_path / "child", SCENARIO_1, consumer, ('<value value="48" unit="a" xsi:type="PQ"/>',
                                                             '<value value="13" unit="a" xsi:type="PQ"/>'))
-    assert {event.reporter_type for event in import_e2b(adult, pseudonymiser).events} == {"patient"}
-    assert {event.reporter_type for event in import_e2b(child, pseudonymiser).events} == {"parent"}
+    assert {e.reporter_type for e in adverse_events(import_e2b(adult, pseudonymiser))} == {"patient"}
+    assert {e.reporter_type for e in adverse_events(import_e2b(child, pseudonymiser))} == {"parent"}
 
 
 @pytest.mark.parametrize(("old", "new", "field"), [
@@ -146,7 +152,7 @@ def test_an_invalid_reaction_is_rejected_naming_the_record_and_the_field(tmp_pat
     message = result.rejections[0].message()
     assert "ICSR US-APHARMA-8744554B reaction 1" in message
     assert field in message
-    assert len(result.events) + len(result.rejections) == 2  # every reaction accounted for
+    assert len(adverse_events(result)) + len(result.rejections) == 2  # every reaction accounted for
 
 
 def test_files_that_are_not_icsrs_fail_as_a_whole(tmp_path, pseudonymiser):
@@ -180,8 +186,9 @@ def test_no_field_value_crashes_the_importer(tmp_path, pseudonymiser, onset, rec
 
 # --- export -----------------------------------------------------------------------------------------------------
 
-def exported(events: list[AdverseEventReported]) -> etree._Element:
-    document = build_icsr(events, sender="PVWATCH", receiver="ZZFDA", now=datetime(2026, 1, 1, tzinfo=UTC))
+def exported(events: list[AdverseEventReported], patient: dict[str, str] | None = None) -> etree._Element:
+    document = build_icsr(events, sender="PVWATCH", receiver="ZZFDA", now=datetime(2026, 1, 1, tzinfo=UTC),
+                          patient=patient)
     return etree.fromstring(document)
 
 
@@ -241,14 +248,30 @@ def test_every_element_the_export_writes_sits_where_fda_s_examples_put_it(pseudo
     events = adverse_events(import_e2b(SCENARIO_1, pseudonymiser))
     with_lot = [e.model_copy(update={"products": [p.model_copy(update={"lot_id": "L1", "causality": "possible"})
                                                    for p in e.products]}) for e in events]
-    missing = _element_paths(exported(with_lot)) - reference
+    missing = _element_paths(exported(with_lot, {"sex": "female", "birth_year_month": "2012-05"})) - reference
     assert missing == set()
 
 
 def test_export_then_import_gives_the_same_events(tmp_path, pseudonymiser):
     for source in sorted(DATA.glob("*.xml")):
-        events = adverse_events(import_e2b(source, pseudonymiser))
+        events = import_e2b(source, pseudonymiser).events
+        patient = patient_facts(e for e in events if e.type == "patient-updated")
         target = tmp_path / f"export-{source.name}"
-        target.write_bytes(build_icsr(events, sender="PVWATCH", receiver="ZZFDA", now=datetime.now(UTC)))
-        again = adverse_events(import_e2b(target, pseudonymiser))
+        target.write_bytes(build_icsr(adverse_events(ImportResult(items=list(events))), sender="PVWATCH",
+                                      receiver="ZZFDA", now=datetime.now(UTC), patient=patient))
+        again = import_e2b(target, pseudonymiser).events
         assert [e.model_dump() for e in again] == [e.model_dump() for e in events], source.name
+
+
+def test_a_follow_up_exports_with_the_first_awareness_as_c14_and_reimports_as_a_follow_up(tmp_path, pseudonymiser):
+    initial = adverse_events(import_e2b(SCENARIO_1, pseudonymiser))
+    later = variant(tmp_path, SCENARIO_1, ('<availabilityTime value="20220614101010-0500"/>',
+                                           '<availabilityTime value="20220701090000-0500"/>'))
+    follow_up = adverse_events(import_e2b(later, pseudonymiser))
+    icsr = exported(initial + follow_up)
+    assert icsr.find(".//hl7:investigationEvent/hl7:effectiveTime/hl7:low", NS).get("value").startswith("20220614")
+    assert icsr.find(".//hl7:investigationEvent/hl7:availabilityTime", NS).get("value") == "20220701090000-0500"
+    target = tmp_path / "follow-up-export.xml"
+    target.write_bytes(etree.tostring(icsr))
+    again = adverse_events(import_e2b(target, pseudonymiser))
+    assert [e.model_dump() for e in again] == [e.model_dump() for e in follow_up]
