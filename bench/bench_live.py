@@ -47,6 +47,8 @@ def cohort(n: int, seed: int) -> list[AdverseEventReported]:
     p = Pseudonymiser.from_secret(None, demo_mode=True)
     events: list[AdverseEventReported] = []
     for record in generate_cohort(n, seed):
+        if record["type"] != "adverse-event":
+            continue
         events.append(AdverseEventReported.model_validate(p.pseudonymise_record(record)))
         if len(events) == n:
             break

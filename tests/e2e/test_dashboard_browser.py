@@ -50,7 +50,8 @@ def stack(workers: Workers, tmp_path: Path) -> Iterator[dict[str, object]]:
     snapshot = workers.db.with_name(workers.db.name + ".snapshot.duckdb")
     worker = workers.start(env={"PVWATCH_SNAPSHOT_INTERVAL_S": "1", "PVWATCH_SNAPSHOT_PATH": str(snapshot)})
     p = Pseudonymiser.from_secret(None, demo_mode=True)
-    events = [AdverseEventReported.model_validate(p.pseudonymise_record(r)) for r in generate_cohort(20, seed=12)]
+    events = [AdverseEventReported.model_validate(p.pseudonymise_record(r)) for r in generate_cohort(20, seed=12)
+              if r["type"] == "adverse-event"]
     with EventPublisher(workers.broker.bootstrap) as publisher:
         for event in events:
             publisher.publish(event)

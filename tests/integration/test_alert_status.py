@@ -31,8 +31,10 @@ def action(alert: SafetyAlert, kind: AlertAction, minutes: int, actor: str = "of
 @pytest.fixture
 def store_with_alerts(tmp_path):
     p = Pseudonymiser.from_secret(None, demo_mode=True)
-    events = [AdverseEventReported.model_validate(p.pseudonymise_record(r)) for r in generate_cohort(40, seed=4)]
-    alerts, _ = evaluate_events(events, T0)
+    events = [AdverseEventReported.model_validate(p.pseudonymise_record(r)) for r in generate_cohort(40, seed=4)
+              if r["type"] == "adverse-event"]
+    derived, _ = evaluate_events(events, T0)
+    alerts = list({alert.alert_id: alert for alert in derived}.values())  # a follow-up re-derives its case's alert
     store = EventStore(tmp_path / "s.duckdb")
     with store.transaction():
         store.insert_events([(e, None) for e in events], T0)

@@ -59,7 +59,7 @@ def _topics(port: int) -> set[str]:
 
 
 def test_ingest_then_sql_read_the_same_events_back(workers: Workers, tmp_path):
-    records = list(generate_cohort(8, seed=9))
+    records = [r for r in generate_cohort(8, seed=9) if r["type"] == "adverse-event"]
     source = tmp_path / "events.jsonl"
     source.write_text("\n".join(json.dumps(r) for r in records) + "\n" + '{"type": "adverse-event"}\n')
     worker = workers.start()

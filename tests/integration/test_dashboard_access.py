@@ -37,7 +37,8 @@ NOW = datetime(2026, 11, 24, tzinfo=UTC)
 def snapshot(tmp_path_factory) -> tuple[Path, list[Any]]:
     folder = tmp_path_factory.mktemp("store")
     p = Pseudonymiser.from_secret(None, demo_mode=True)
-    events = [AdverseEventReported.model_validate(p.pseudonymise_record(r)) for r in generate_cohort(30, seed=8)]
+    events = [AdverseEventReported.model_validate(p.pseudonymise_record(r)) for r in generate_cohort(30, seed=8)
+              if r["type"] == "adverse-event"]
     alerts, _ = evaluate_events(events, NOW)
     store = EventStore(folder / "pvwatch.duckdb")
     with store.transaction():

@@ -24,7 +24,7 @@ def test_demo_runs_the_cohort_and_exits_zero(tmp_path):
     result = run_demo("--patients", "25", "--db", str(db), "--workdir", str(tmp_path / "run"), cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
     records = list(generate_cohort(25, 7))
-    serious = sum(1 for r in records if r["seriousness"])
+    serious = len({r["case_id"] for r in records if r.get("seriousness")})  # one serious-ae alert per case
     assert f"sent {len(records)}  stored {len(records)}" in result.stdout
     assert "metrics http://127.0.0.1:" in result.stdout and str(db) in result.stdout
     con = duckdb.connect(str(db), read_only=True)

@@ -20,7 +20,8 @@ NOW = datetime(2026, 11, 24, tzinfo=UTC)
 @pytest.fixture
 def events():
     p = Pseudonymiser.from_secret(None, demo_mode=True)
-    return [AdverseEventReported.model_validate(p.pseudonymise_record(r)) for r in generate_cohort(20, seed=2)]
+    return [AdverseEventReported.model_validate(p.pseudonymise_record(r)) for r in generate_cohort(20, seed=2)
+            if r["type"] == "adverse-event"]
 
 
 def test_writing_the_same_events_twice_stores_them_once(tmp_path, events):

@@ -28,6 +28,8 @@ AE_TOPIC = AdverseEventReported.topic
 def cohort_events(patients: int, seed: int, pseudonymiser: Pseudonymiser) -> list[AdverseEventReported]:
     events = []
     for record in generate_cohort(patients, seed):
+        if record["type"] != "adverse-event":
+            continue
         events.append(AdverseEventReported.model_validate(pseudonymiser.pseudonymise_record(record)))
     return events
 
