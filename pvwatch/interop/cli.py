@@ -47,7 +47,7 @@ def _run_import(read: Callable[[Pseudonymiser], ImportResult], out: Path | None,
         from pvwatch.streams.producer import EventPublisher
 
         with EventPublisher(bootstrap) as publisher:
-            report = publish(result, publisher)
+            report = publish(result, publisher, progress=True)
         click.echo(f"accepted {report.accepted}  rejected {len(report.rejected)} (sent to the dead-letter topic)")
     if rejected:
         sys.exit(1)

@@ -82,9 +82,15 @@ def write_jsonl(events: Iterable[EventEnvelope], out: IO[bytes]) -> int:
     return count
 
 
-def publish(result: ImportResult, sender: Sender) -> IngestReport:
-    """Publish accepted events to their topics and rejections to the dead-letter topic with their reason."""
-    return send_prepared(result.items, sender)
+def publish(result: ImportResult, sender: Sender, *, progress: bool = False) -> IngestReport:
+    """Publish accepted events to their topics and rejections to the dead-letter topic with their reason
+    (a progress bar on a terminal when asked: an import can be a whole registry extract)."""
+    items: Iterable[EventEnvelope | Rejection] = result.items
+    if progress:
+        from tqdm import tqdm
+
+        items = tqdm(result.items, unit="record", desc="publishing", disable=None, leave=False)
+    return send_prepared(items, sender)
 
 
 def read_limited(path: Path, max_bytes: int) -> bytes:

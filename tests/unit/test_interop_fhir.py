@@ -8,11 +8,14 @@ seriousness, adverse-event outcome, SNOMED CT route codes (26643006 oral, 476250
 from __future__ import annotations
 
 import json
+import tempfile
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pvwatch.events.codec import encode_event
 from pvwatch.interop.common import ImportFileError, ImportResult
@@ -171,3 +174,27 @@ def test_a_file_that_is_not_a_bundle_fails_as_a_whole(tmp_path, content):
     path.write_bytes(content)
     with pytest.raises(ImportFileError, match=r"bad\.json"):
         import_fhir(path, EDGE)
+
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=12),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+    max_leaves=8)
+STORY = json.loads((DATA / "msc-story-bundle.json").read_text())
+
+
+@settings(max_examples=150, deadline=None)
+@given(entry=st.integers(0, len(STORY["entry"]) - 1), key=st.sampled_from(
+    ["subject", "effectiveDateTime", "valueQuantity", "dosage", "code", "performer", "medicationReference",
+     "contained", "identifier", "birthDate", "suspectEntity", "seriousness", "event", "recorder", "status",
+     "effectivePeriod", "referenceRange", "date", "meta", "managingOrganization"]), value=JSON_VALUES)
+def test_no_element_value_crashes_the_importer_and_every_resource_is_accounted_for(entry, key, value):
+    """Any JSON value in any element: the resource is imported, rejected with a reason or skipped with a note."""
+    bundle = json.loads(json.dumps(STORY))
+    bundle["entry"][entry]["resource"][key] = value
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "bundle.json"
+        path.write_text(json.dumps(bundle))
+        result = import_fhir(path, EDGE)
+    assert all(rejection.reason and rejection.detail for rejection in result.rejections)
+    assert len(result.events) + len(result.rejections) + len(result.notes) >= len(bundle["entry"]) - 1
