@@ -287,6 +287,10 @@ from pvwatch.interop.cli import export_group, import_group  # noqa: E402  (bodie
 cli.add_command(import_group)
 cli.add_command(export_group)
 
+from pvwatch.schema_command import schema_command  # noqa: E402  (body in pvwatch/schema_command.py)
+
+cli.add_command(schema_command)
+
 
 @cli.command()
 @click.option("--reports", type=click.Path(dir_okay=False, path_type=Path),
