@@ -58,8 +58,9 @@ def run_signals(settings: Settings, *, reports: Path | None, from_store: bool, d
     try:
         with tqdm(total=len(STAGES) + 1, desc="signals", unit="step", leave=False) as bar:
             def stage(name: str) -> None:
-                bar.set_postfix_str(name)
-                bar.update(0 if bar.n == 0 and name == STAGES[0] else 1)
+                if name in STAGES:
+                    bar.set_postfix_str(name)
+                    bar.update(0 if name == STAGES[0] else 1)
 
             if reports is not None:
                 load_reports_csv(con, reports, stratify)
@@ -90,6 +91,7 @@ def _summary(computation: SignalComputation, out: Path) -> None:
                    f"p {p.p:.4f}; negative log-likelihood {fit.negative_log_likelihood:.3f} "
                    f"({fit.agreeing_starts} starts agree)")
     click.echo(f"signals: {flagged}")
+    click.echo("time: " + ", ".join(f"{name} {seconds:.2f} s" for name, seconds in computation.stage_seconds.items()))
 
 
 def plot_top_signals(con: duckdb.DuckDBPyConnection, path: Path, top: int) -> None:

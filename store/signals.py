@@ -179,6 +179,7 @@ class SignalComputation:
     fit_error: str | None
     flags: dict[SignalMethod, NDArray[np.bool_]]
     seconds: float
+    stage_seconds: dict[str, float]
 
 
 def compute_signals(con: duckdb.DuckDBPyConnection, thresholds: SignalThresholds, *, stratify: Sequence[str] = (),
@@ -189,8 +190,14 @@ def compute_signals(con: duckdb.DuckDBPyConnection, thresholds: SignalThresholds
     timer) EBGM, EB05 and EB95 are left empty and the reason is kept, so PRR and IC signals still flow.
     """
     started = time.perf_counter()
+    stage_seconds: dict[str, float] = {}
+    current: list[tuple[str, float]] = []
 
     def stage(name: str) -> None:
+        now = time.perf_counter()
+        if current:
+            stage_seconds[current[0][0]] = now - current[0][1]
+        current[:] = [(name, now)]
         if on_stage:
             on_stage(name)
 
@@ -198,14 +205,20 @@ def compute_signals(con: duckdb.DuckDBPyConnection, thresholds: SignalThresholds
     table = count_pairs(con, stratify)
     stage(STAGES[1])
     frequent = frequentist(table.counts)
-    ic, ic025 = information_component(table.counts.a, table.expected)
-    stage(STAGES[2])
+    # IC and EBGM depend on a pair only through (a, E): compute them once per distinct (a, E).
     con.execute("""CREATE OR REPLACE TEMP TABLE signal_keys AS
         SELECT a, expected, count(*) AS pairs, (row_number() OVER (ORDER BY a, expected) - 1)::BIGINT AS key
         FROM signal_pairs GROUP BY a, expected""")
     keys = con.execute("SELECT a, expected, pairs FROM signal_keys ORDER BY key").fetchnumpy()
+    key_of_pair = np.asarray(con.execute(
+        "SELECT k.key FROM signal_pairs p JOIN signal_keys k USING (a, expected) ORDER BY p.pair_index"
+    ).fetchnumpy()["key"], dtype=np.int64)
     points = WeightedPoints(np.asarray(keys["a"], dtype=np.float64), np.asarray(keys["expected"], dtype=np.float64),
                             np.asarray(keys["pairs"], dtype=np.float64))
+    key_a = points.n.astype(np.int64)
+    key_ic, key_ic025 = information_component(key_a, points.expected)
+    ic, ic025 = key_ic[key_of_pair], key_ic025[key_of_pair]
+    stage(STAGES[2])
     fit: PriorFit | None = None
     fit_error: str | None = None
     try:
@@ -218,10 +231,7 @@ def compute_signals(con: duckdb.DuckDBPyConnection, thresholds: SignalThresholds
     missing = np.full(len(table), np.nan)
     ebgm, eb05, eb95 = missing, missing, missing
     if fit is not None:
-        scores = empirical_bayes(fit.prior, points.n.astype(np.int64), points.expected)
-        key_of_pair = np.asarray(con.execute(
-            "SELECT k.key FROM signal_pairs p JOIN signal_keys k USING (a, expected) ORDER BY p.pair_index"
-        ).fetchnumpy()["key"], dtype=np.int64)
+        scores = empirical_bayes(fit.prior, key_a, points.expected)
         ebgm, eb05, eb95 = scores.ebgm[key_of_pair], scores.eb05[key_of_pair], scores.eb95[key_of_pair]
     flags = signal_flags(thresholds, table.counts.a, frequent.prr, frequent.chi2_yates, eb05, ic025)
     stats = {
@@ -233,7 +243,8 @@ def compute_signals(con: duckdb.DuckDBPyConnection, thresholds: SignalThresholds
         "signal_ic": flags[SignalMethod.IC],
     }
     con.register("signal_stats", stats)
-    return SignalComputation(table, fit, fit_error, flags, time.perf_counter() - started)
+    stage("done")
+    return SignalComputation(table, fit, fit_error, flags, time.perf_counter() - started, stage_seconds)
 
 
 _RESULT_SQL = """SELECT p.product, p.event, p.a, p.b, p.c, p.d, p.expected, s.prr, s.chi2, s.chi2_yates, s.ror,
