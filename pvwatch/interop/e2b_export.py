@@ -2,7 +2,9 @@
 
 What the safety officer can rely on (ICH E2B(R3) IG data elements):
 * the latest version of the case (the adverse-event events with the latest `recorded_at`), one reaction E.i per
-  event; C.1.4 is the earliest awareness date of the case, C.1.5 the latest version's;
+  event; C.1.4 is the earliest awareness date of the case, C.1.5 the latest version's `recorded_at`. E2B(R3) has
+  no initial/follow-up flag: the importer reads C.1.5 later than C.1.4 as a follow-up, so an initial report
+  recorded after its day 0 comes back as a follow-up dated C.1.5;
 * all six seriousness criteria E.i.3.2a-f written for every reaction as BL true or false, never omitted (FDA's
   gateway rejects a reaction without them), outcome E.i.7 as the E2B code 0-5 (0 unknown);
 * products G.k with their role G.k.1, lot G.k.4.r.7 and, per reaction, the reporter's WHO-UMC causality (G.k.9.i.2.r);
@@ -120,9 +122,9 @@ def build_icsr(versions: list[AdverseEventReported], *, sender: str, receiver: s
     head = reactions[-1]
     case_id = head.case_id
     first_received = min(event.awareness_date for event in versions)
-    most_recent_day = head.awareness_date if head.report_kind == "follow-up" else first_received
-    most_recent = hl7_instant(head.recorded_at) if head.recorded_at.date() == most_recent_day else hl7_date(
-        most_recent_day)
+    # C.1.5 is when the latest information was recorded; C.1.4 the case's first day 0 (the same instant when
+    # recorded that day, as FDA's examples send them).
+    most_recent = hl7_instant(head.recorded_at)
     first = hl7_instant(head.recorded_at) if head.recorded_at.date() == first_received else hl7_date(first_received)
 
     batch = etree.Element(f"{{{HL7}}}MCCI_IN200100UV01", nsmap={None: HL7, "xsi": XSI}, ITSVersion="XML_1.0")

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from lxml import etree
 
 from pvwatch.events.adverse_event import AdverseEventReported
-from pvwatch.events.codec import encode_event
+from pvwatch.events.codec import encode_event, parse_event
 from pvwatch.interop.common import ImportFileError, ImportResult
 from pvwatch.interop.e2b_export import build_icsr, patient_facts
 from pvwatch.interop.e2b_import import NS, import_e2b
@@ -275,3 +275,25 @@ def test_a_follow_up_exports_with_the_first_awareness_as_c14_and_reimports_as_a_
     target.write_bytes(etree.tostring(icsr))
     again = adverse_events(import_e2b(target, pseudonymiser))
     assert [e.model_dump() for e in again] == [e.model_dump() for e in follow_up]
+
+
+def test_a_pvwatch_case_exports_with_its_clinical_content(tmp_path, pseudonymiser):
+    """The wire contract's own adverse-event example (docs/events.md): everything E2B(R3) has an element for
+    survives export and re-import; what it has none for (ATC code, CTCAE grade, the infusion link, the clinic's
+    times of day and the patient pseudonym) is documented as lost in docs/interop.md."""
+    from tests.unit.test_events_models import documented_examples
+
+    original = parse_event(pseudonymiser.pseudonymise_record(documented_examples()["adverse-event"]))
+    assert isinstance(original, AdverseEventReported)
+    target = tmp_path / "native.xml"
+    target.write_bytes(build_icsr([original], sender="PVWATCH", receiver="ZZFDA", now=datetime.now(UTC)))
+    (again,) = adverse_events(import_e2b(target, pseudonymiser))
+    kept = ("case_id", "reporter_type", "onset_date", "resolution_date", "term", "meddra_pt_code",
+            "meddra_version", "seriousness", "outcome", "narrative", "recorded_at")
+    assert {k: getattr(again, k) for k in kept} == {k: getattr(original, k) for k in kept}
+    # Recorded the day after day 0: C.1.5 (2026-03-03) is later than C.1.4 (2026-03-02), which is how E2B(R3)
+    # reads as a follow-up; the case's first day 0 stays in C.1.4.
+    icsr = exported([original])
+    assert icsr.find(".//hl7:investigationEvent/hl7:effectiveTime/hl7:low", NS).get("value") == "20260302"
+    assert [(p.name, p.role, p.causality, p.lot_id) for p in again.products] == [
+        (p.name, p.role, p.causality, p.lot_id) for p in original.products]
