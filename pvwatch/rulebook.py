@@ -21,6 +21,7 @@ from pvwatch.domain.hys_law import HysLawParameters
 from pvwatch.domain.infusion_temporal import InfusionTemporalParameters, RiskWindow
 from pvwatch.domain.lot_cluster import LotClusterParameters
 from pvwatch.domain.parameters import (
+    DEFAULT_TAPERED_CLASSES,
     DEFAULT_VERSIONS,
     CtcaeLabParameters,
     DuplicateCaseParameters,
@@ -171,7 +172,8 @@ def load_rule_parameters(rules_file: Path | None = None, rsi_file: Path | None =
         hys_law=_scalar_parameters(HysLawParameters, *section_of("hys-law")),
         clocks=_scalar_parameters(ClockParameters, *section_of("expedited-clock")),
         flare=_scalar_parameters(FlareParameters, flare_where, flare_section,
-                                 frozenset({"jia_polyarticular", "jia_default"})),
+                                 frozenset({"jia_polyarticular", "jia_default", "tapered_classes"})),
+        tapered_classes=_classes(flare_where, flare_section.get("tapered_classes", sorted(DEFAULT_TAPERED_CLASSES))),
         jia_categories=jia,
         infusion_temporal=InfusionTemporalParameters(windows),
         lot_cluster=_scalar_parameters(LotClusterParameters, *section_of("lot-cluster")),
@@ -185,3 +187,10 @@ def _jia_default(where: str, value: Any) -> JiaCategory:
         return JiaCategory(value)
     except ValueError:
         raise ConfigError(f"{where}: jia_default must be one of {[c.value for c in JiaCategory]}") from None
+
+
+def _classes(where: str, value: Any) -> frozenset[str]:
+    known = {"csDMARD", "bDMARD", "tsDMARD", "glucocorticoid", "other"}  # pvwatch.events.vocabulary.DrugClass
+    if not isinstance(value, list) or not set(value) <= known:
+        raise ConfigError(f"{where}: tapered_classes must be a list of {sorted(known)}, got {value!r}")
+    return frozenset(value)

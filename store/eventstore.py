@@ -168,6 +168,29 @@ class EventStore:
         new_ids = {row[0] for row in new}
         return [alert for alert in alerts if alert.alert_id in new_ids]
 
+    def revise_alerts(self, alerts: Sequence[SafetyAlert]) -> list[SafetyAlert]:
+        """Update stored alerts whose derivation changed (a late report added evidence to a lot cluster, a late
+        baseline changed a flare's baseline); return the revised ones, marked unpublished so they are published
+        again under the same alert_id. An alert's id, rule and raised_at never change.
+        """
+        if not alerts:
+            return []
+        latest = {alert.alert_id: alert for alert in alerts}  # the last derivation of an id wins
+        revised = self.con.execute(
+            """UPDATE alerts SET severity = r.severity, patient = r.patient, case_id = r.case_id,
+                   evidence_event_ids = r.evidence_event_ids::UUID[], occurred_at = r.occurred_at::TIMESTAMPTZ,
+                   summary = r.summary, details = r.details::JSON, published_at = NULL
+               FROM (SELECT unnest($rows) AS r)
+               WHERE alerts.alert_id = r.alert_id::UUID
+                 AND (alerts.evidence_event_ids <> r.evidence_event_ids::UUID[] OR alerts.summary <> r.summary
+                      OR alerts.details <> r.details::JSON OR alerts.severity <> r.severity
+                      OR alerts.occurred_at <> r.occurred_at::TIMESTAMPTZ
+                      OR alerts.case_id IS DISTINCT FROM r.case_id OR alerts.patient <> r.patient)
+               RETURNING alerts.alert_id""",
+            {"rows": [_alert_row(alert) for alert in latest.values()]},
+        ).fetchall()
+        return [latest[row[0]] for row in revised]
+
     def insert_dead_letters(self, letters: Sequence[DeadLetter]) -> list[DeadLetter]:
         if not letters:
             return []

@@ -76,7 +76,7 @@ def _derive(store: EventStore, progress: bool, parameters: RuleParameters | None
             events += len(batch)
             bar.update(len(batch))
     alerts.extend(engine.clock_alerts(now))
-    unique = {alert.alert_id: alert for alert in reversed(alerts)}  # first derivation of an id wins
+    unique = {alert.alert_id: alert for alert in alerts}  # the last derivation of an id wins, as in the live store
     ordered = sorted(unique.values(), key=lambda a: (a.occurred_at, str(a.alert_id)))
     return Derived(events, ordered, sorted(engine.clocks.values(), key=lambda r: (r.clock.case_id, r.clock.category)))
 
@@ -89,6 +89,7 @@ def replay(path: Path, *, progress: bool = False, parameters: RuleParameters | N
         events, alerts = derived.events, derived.alerts
         with store.transaction():
             added, removed = store.replace_alerts(alerts)
+            store.revise_alerts(alerts)
             replace_clocks(store.con, derived.clocks)
     finally:
         store.close()

@@ -146,7 +146,7 @@ def build_app(settings: Settings) -> faust.App:
                     outcome = await asyncio.to_thread(processor.process, [_incoming(event) for event in batch])
                     if notifier:  # the alerts are durable in DuckDB now; page before publishing them
                         notifier.post(outcome.new_alerts)
-                    outbox.pending_alerts.extend(outcome.new_alerts)
+                    outbox.pending_alerts.extend(outcome.new_alerts + outcome.revised_alerts)
                     outbox.has_pending_letters |= bool(outcome.new_dead_letters)
                     await outbox.flush()
                 published = time.time()

@@ -41,6 +41,8 @@ class BatchOutcome:
     stored: list[EventEnvelope] = field(default_factory=list)
     duplicates: int = 0
     new_alerts: list[SafetyAlert] = field(default_factory=list)
+    #: alerts raised before whose evidence or details a late event changed (republished, not counted again)
+    revised_alerts: list[SafetyAlert] = field(default_factory=list)
     new_dead_letters: list[DeadLetter] = field(default_factory=list)
     #: broker (produce) time of each stored event, for the latency histograms
     broker_timestamps: dict[UUID, float] = field(default_factory=dict)
@@ -103,6 +105,9 @@ class BatchProcessor:
             outcome.stored = [event for event, _ in valid.values() if event.event_id in new_ids]
             derived = self.engine.apply(outcome.stored, now)
             outcome.new_alerts = self.store.insert_alerts(derived.alerts)
+            raised = {alert.alert_id for alert in outcome.new_alerts}
+            revised = self.store.revise_alerts(derived.alerts)  # late evidence: the last derivation wins
+            outcome.revised_alerts = [alert for alert in revised if alert.alert_id not in raised]
             upsert_clocks(self.store.con, derived.clocks.values())
             outcome.new_dead_letters = self.store.insert_dead_letters(letters)
         metrics.STORE_WRITE_SECONDS.observe(time.perf_counter() - started)

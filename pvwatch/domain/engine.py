@@ -57,8 +57,7 @@ RULE_IDS: tuple[str, ...] = (
     EXPEDITED_OVERDUE, INFUSION_TEMPORAL, LOT_CLUSTER, FLARE_AFTER_TAPER, UNDOCUMENTED_BENEFIT,
 )
 
-#: Treatment classes whose taper or stop can be followed by a flare (the issue: DMARDs and biologics).
-TAPERED_CLASSES = frozenset({"csDMARD", "bDMARD", "tsDMARD"})
+BASELINE_GRADED = frozenset({ctcae.Analyte.ALT, ctcae.Analyte.AST, ctcae.Analyte.BILIRUBIN, ctcae.Analyte.CREATININE})
 LIVER = frozenset({ctcae.Analyte.ALT, ctcae.Analyte.AST, ctcae.Analyte.BILIRUBIN, ctcae.Analyte.ALP})
 
 
@@ -123,16 +122,21 @@ class SafetyEngine:
     def _evaluate(self, event: EventEnvelope, patient: PatientHistory, now: datetime, output: EngineOutput) -> None:
         alerts = output.alerts
         if isinstance(event, AdverseEventReported):
+            versions = self._versions(patient, event.case_id)
             if self._enabled(serious_ae.RULE_ID, output):
-                alert = serious_ae.evaluate(event, now)
+                # one alert per case, describing its latest serious version (whatever order the versions came in)
+                serious = [v for v in versions if v.seriousness.is_serious]
+                alert = serious_ae.evaluate(serious[-1], now, self.p.version(serious_ae.RULE_ID)) if serious else None
                 if alert is not None:
                     alerts.append(alert)
             if self._enabled(duplicate_case.RULE_ID, output):
-                alerts.extend(duplicate_case.evaluate(event, patient, now, self.p.duplicate_case.onset_days))
+                alerts.extend(duplicate_case.evaluate(event, patient, now, self.p.duplicate_case.onset_days,
+                                                     self.p.version(duplicate_case.RULE_ID)))
             if self._enabled(EXPEDITED_CLOCK, output):
                 alerts.extend(self._clock_started(patient, event.case_id, now, output))
             if self._enabled(INFUSION_TEMPORAL, output):
-                alerts.extend(self._infusion_links(patient, [self._ae_after(event)], self._infusions(patient), now))
+                alerts.extend(self._infusion_links(patient, [self._ae_after(v) for v in versions],
+                                                   self._infusions(patient), now))
             if self._enabled(LOT_CLUSTER, output):
                 alerts.extend(self._lot_clusters(patient, now))
         elif isinstance(event, LabResultReported):
@@ -140,9 +144,10 @@ class SafetyEngine:
             if analyte is None:
                 return
             if analyte is not ctcae.Analyte.ALP and self._enabled(CTCAE_LAB, output):
-                alert = self._graded(event, analyte, patient, now)
-                if alert is not None:
-                    alerts.append(alert)
+                for lab in self._to_grade(event, analyte, patient):
+                    alert = self._graded(lab, analyte, patient, now)
+                    if alert is not None:
+                        alerts.append(alert)
             if analyte in LIVER and self._enabled(HYS_LAW, output):
                 alerts.extend(self._hys_law(event, analyte, patient, now))
         elif isinstance(event, MscInfusionGiven):
@@ -154,7 +159,8 @@ class SafetyEngine:
             if self._enabled(UNDOCUMENTED_BENEFIT, output) and event.incompletely_documented:
                 alerts.append(self._undocumented_infusion(event, now))
         elif isinstance(event, DiseaseActivityAssessed | TreatmentTapered | TreatmentStopped):
-            if isinstance(event, TreatmentTapered | TreatmentStopped) and event.drug_class not in TAPERED_CLASSES:
+            if isinstance(event, TreatmentTapered | TreatmentStopped) and (
+                    event.drug_class not in self.p.tapered_classes):
                 return
             if self._enabled(FLARE_AFTER_TAPER, output):
                 alerts.extend(self._flares(event, patient, now))
@@ -166,6 +172,11 @@ class SafetyEngine:
                 alerts.append(self._undocumented_claim(event, now))
         elif isinstance(event, ExpeditedReportSubmitted) and self._enabled(EXPEDITED_CLOCK, output):
             self._recompute_clocks(patient, event.case_id, output)
+
+    @staticmethod
+    def _versions(patient: PatientHistory, case_id: str) -> list[AdverseEventReported]:
+        """A case's versions in occurred_at order (the history keeps that order)."""
+        return [r for r in patient.of_type("adverse-event", AdverseEventReported) if r.case_id == case_id]
 
     def _alert(self, rule_id: str, key: str, severity: Severity, patient: str, evidence: tuple[EventEnvelope, ...],
                now: datetime, summary: str, details: dict[str, AlertDetail], case_id: str | None = None,
@@ -186,6 +197,17 @@ class SafetyEngine:
             if earlier.loinc_code == event.loinc_code and earlier.unit == event.unit:
                 return earlier.value if earlier.occurred_at < event.occurred_at else None
         return None
+
+    @staticmethod
+    def _to_grade(event: LabResultReported, analyte: ctcae.Analyte,
+                  patient: PatientHistory) -> list[LabResultReported]:
+        """The new result, and when it arrived late as the patient's first of its kind (the new baseline), the
+        later results graded against a baseline: their grade may change, so the last derivation stays right."""
+        if analyte not in BASELINE_GRADED:
+            return [event]
+        same = [lab for lab in patient.of_type("lab-result", LabResultReported)
+                if lab.loinc_code == event.loinc_code and lab.unit == event.unit]
+        return same if same and same[0].event_id == event.event_id else [event]
 
     def _graded(self, event: LabResultReported, analyte: ctcae.Analyte, patient: PatientHistory,
                 now: datetime) -> SafetyAlert | None:
@@ -347,7 +369,13 @@ class SafetyEngine:
             "adverse-event", AdverseEventReported)}
         by_id.update({e.event_id: e for e in patient.of_type("msc-infusion", MscInfusionGiven)})
         alerts = []
+        canonical: dict[tuple[str, UUID, str], infusion_temporal.InfusionLink] = {}
         for link in infusion_temporal.links(after, infusions, self.p.infusion_temporal):
+            key = (link.event.case_id, link.infusion.event_id, link.window.category)
+            known = canonical.get(key)
+            if known is None or (link.event.at, str(link.event.event_id)) < (known.event.at, str(known.event.event_id)):
+                canonical[key] = link  # the case's earliest version in the window speaks for the case
+        for link in canonical.values():
             ae, infusion = by_id[link.event.event_id], by_id[link.infusion.event_id]
             alerts.append(self._alert(
                 INFUSION_TEMPORAL, f"{link.event.case_id}|{link.infusion.event_id}|{link.window.category}",
@@ -393,7 +421,7 @@ class SafetyEngine:
                 count = len(cluster.members)
                 what = "serious adverse event" if cluster.trigger == "serious" else "adverse events"
                 alerts.append(self._alert(
-                    LOT_CLUSTER, f"{scope}|{key}|{cluster.trigger}|{cluster.completing.case_id}", Severity.CRITICAL,
+                    LOT_CLUSTER, f"{scope}|{key}|{cluster.trigger}|{cluster.anchor}", Severity.CRITICAL,
                     cluster.completing.patient, members, now,
                     f"{count} {what} within {self.p.lot_cluster.window_days} days after infusions from {scope} {key}",
                     {"scope": scope, scope: key, "trigger": cluster.trigger, "events": count,
@@ -418,7 +446,7 @@ class SafetyEngine:
     def _flares(self, event: EventEnvelope, patient: PatientHistory, now: datetime) -> list[SafetyAlert]:
         changes = [*patient.of_type("treatment-tapered", TreatmentTapered),
                    *patient.of_type("treatment-stopped", TreatmentStopped)]
-        tapers_raw = [t for t in changes if t.drug_class in TAPERED_CLASSES]
+        tapers_raw = [t for t in changes if t.drug_class in self.p.tapered_classes]
         if not tapers_raw:
             return []
         scores_raw = patient.of_type("disease-activity", DiseaseActivityAssessed)

@@ -7,9 +7,15 @@ the infusions the patient received in the `attribution_days` before it, and coun
 
 A cluster is `min_events` or more adverse events (distinct cases) attributed to the same lot or clinic with
 onsets within `window_days`, or `min_serious` serious ones (default 1: any serious event after a lot is worth an
-officer's look). The alert is keyed on the scope, the lot or clinic, and the case that completed the cluster (the
-case at which the count in the window ending at it first reaches the threshold), so the set of alerts is a
-function of the log.
+officer's look).
+
+Late and out-of-order reports are normal, so each alert's existence must depend only on the set of events, never
+on the order they arrived in (otherwise the live worker and a replay would disagree):
+- a lot has at most one k-events cluster alert: "this lot had k events within the window" (its members are the
+  earliest such window, revised as late reports arrive);
+- a clinic runs for years, so its k-events alerts are per calendar block of `window_days` days (counted from
+  1970-01-01): the block's alert exists once the block holds k events;
+- a serious event is its own alert, per lot and per clinic.
 """
 
 from __future__ import annotations
@@ -45,28 +51,46 @@ class Cluster:
     scope: str  # "lot" or "clinic"
     key: str  # the lot or clinic id
     trigger: str  # "k-events" or "serious"
-    completing: AttributedEvent
+    completing: AttributedEvent  # the event that brought the count to the threshold
     members: tuple[AttributedEvent, ...]  # the window's events, oldest first
+    anchor: str  # what the alert is keyed on besides scope, key and trigger (see the module docstring)
 
 
 def _order(e: AttributedEvent) -> tuple[datetime, str]:
     return (e.at, e.case_id)
 
 
+def _block(at: datetime, days: int) -> int:
+    return (at.date().toordinal() - _EPOCH_ORDINAL) // days
+
+
+_EPOCH_ORDINAL = datetime(1970, 1, 1).date().toordinal()
+
+
 def clusters(scope: str, key: str, events: Iterable[AttributedEvent], p: LotClusterParameters) -> list[Cluster]:
-    """The clusters among one lot's (or clinic's) attributed events, at most one per trigger and completing case."""
+    """The clusters among one lot's (or clinic's) attributed events; see the module docstring for their keys."""
     by_case: dict[str, AttributedEvent] = {}
     for event in sorted(events, key=_order):
         by_case.setdefault(event.case_id, event)  # a case counts once, at its first attributed version
     ordered = sorted(by_case.values(), key=_order)
-    window = timedelta(days=p.window_days)
-    found = []
-    for i, event in enumerate(ordered):
-        members = tuple(e for e in ordered[: i + 1] if event.at - e.at <= window)
-        before = members[:-1]
-        if len(members) >= p.min_events > len(before):
-            found.append(Cluster(scope, key, "k-events", event, members))
-        serious = [e for e in members if e.serious]
-        if event.serious and len(serious) >= p.min_serious > len(serious) - 1:
-            found.append(Cluster(scope, key, "serious", event, tuple(serious)))
+    found = [Cluster(scope, key, "serious", e, (e,), e.case_id) for e in ordered if e.serious and p.min_serious <= 1]
+    if p.min_serious > 1:
+        found += _windows(scope, key, [e for e in ordered if e.serious], p.min_serious, "serious", p)
+    found += _windows(scope, key, ordered, p.min_events, "k-events", p)
     return found
+
+
+def _windows(scope: str, key: str, ordered: list[AttributedEvent], k: int, trigger: str,
+             p: LotClusterParameters) -> list[Cluster]:
+    if scope == "lot":
+        window = timedelta(days=p.window_days)
+        for i, event in enumerate(ordered):
+            members = tuple(e for e in ordered[: i + 1] if event.at - e.at <= window)
+            if len(members) >= k:
+                return [Cluster(scope, key, trigger, event, members, "first")]
+        return []
+    blocks: dict[int, list[AttributedEvent]] = {}
+    for event in ordered:
+        blocks.setdefault(_block(event.at, p.window_days), []).append(event)
+    return [Cluster(scope, key, trigger, members[k - 1], tuple(members), f"block-{block}")
+            for block, members in sorted(blocks.items()) if len(members) >= k]

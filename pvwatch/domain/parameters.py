@@ -48,6 +48,12 @@ DEFAULT_VERSIONS: dict[str, int] = {
 }
 
 
+#: Treatment classes whose taper or stop starts a flare window. The issue names DMARDs and biologics; the
+#: glucocorticoid taper is included by default because it is the commonest precipitant of a lupus flare and the
+#: SELENA flare index itself reads prednisone changes (Petri 2005).
+DEFAULT_TAPERED_CLASSES = frozenset({"csDMARD", "bDMARD", "tsDMARD", "glucocorticoid"})
+
+
 @dataclass(frozen=True)
 class RuleParameters:
     versions: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_VERSIONS))
@@ -57,6 +63,7 @@ class RuleParameters:
     clocks: ClockParameters = field(default_factory=ClockParameters)
     flare: FlareParameters = field(default_factory=FlareParameters)
     jia_categories: JiaCategoryParameters = field(default_factory=JiaCategoryParameters)
+    tapered_classes: frozenset[str] = DEFAULT_TAPERED_CLASSES
     infusion_temporal: InfusionTemporalParameters = field(default_factory=InfusionTemporalParameters)
     lot_cluster: LotClusterParameters = field(default_factory=LotClusterParameters)
     duplicate_case: DuplicateCaseParameters = field(default_factory=DuplicateCaseParameters)

@@ -17,15 +17,15 @@ RULE_ID = "serious-ae"
 RULE_VERSION = 1
 
 
-def evaluate(event: AdverseEventReported, now: datetime) -> SafetyAlert | None:
+def evaluate(event: AdverseEventReported, now: datetime, version: int = RULE_VERSION) -> SafetyAlert | None:
     criteria = event.seriousness
     if not criteria.is_serious:
         return None
     met = criteria.met()
     return SafetyAlert(
-        alert_id=alert_id_for(RULE_ID, RULE_VERSION, event.case_id),
+        alert_id=alert_id_for(RULE_ID, version, event.case_id),
         rule_id=RULE_ID,
-        rule_version=RULE_VERSION,
+        rule_version=version,
         severity=Severity.CRITICAL,
         patient=event.patient,
         case_id=event.case_id,

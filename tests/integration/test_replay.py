@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 import shutil
-from uuid import uuid4
+import time
 
 import duckdb
 import pytest
@@ -12,10 +12,11 @@ from click.testing import CliRunner
 
 from pvwatch.cli import cli
 from pvwatch.cohort import generate_cohort
-from pvwatch.events import AdverseEventReported
-from pvwatch.events.adverse_event import ReporterType
+from pvwatch.domain.engine import RULE_IDS
+from pvwatch.events.codec import parse_event
 from pvwatch.streams.producer import EventPublisher
 from tests.conftest import Workers, wait_for
+from tests.scenarios.stories import all_stories
 
 pytestmark = pytest.mark.integration
 
@@ -32,39 +33,53 @@ def alerts_of(path) -> list[tuple]:
         con.close()
 
 
-def duplicate_report(original: AdverseEventReported) -> AdverseEventReported:
-    """The same episode reported again by the other kind of reporter, under a new case id."""
-    other = ReporterType.CLINICIAN if original.reporter_type == "parent" else ReporterType.PARENT
-    return original.model_copy(update={"event_id": uuid4(), "case_id": original.case_id + "-DUP",
-                                       "reporter_type": other})
+def expedited_reports_of(path) -> list[tuple]:
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        return con.execute("SELECT * FROM expedited_reports ORDER BY case_id, category").fetchall()
+    finally:
+        con.close()
+
+
+def assert_same(rebuilt: list[tuple], live: list[tuple]) -> None:
+    only_replay = [row for row in rebuilt if row not in live]
+    only_live = [row for row in live if row not in rebuilt]
+    assert not only_replay and not only_live, f"replay only: {only_replay}\nlive only: {only_live}"
 
 
 def test_replay_rebuilds_exactly_what_the_live_worker_derived(workers: Workers, demo_pseudonymiser, tmp_path):
-    events = [AdverseEventReported.model_validate(demo_pseudonymiser.pseudonymise_record(r))
-              for r in generate_cohort(80, seed=21)]
-    events += [duplicate_report(events[3]), duplicate_report(events[10])]
+    """A cohort of every event type plus every planted story (so every rule fires), arriving shuffled."""
+    events = [parse_event(demo_pseudonymiser.pseudonymise_record(r)) for r in generate_cohort(30, seed=21)]
+    events += [event for story in all_stories() for event in story.events]
     random.Random(4).shuffle(events)  # late and out-of-order arrival: rules go by occurred_at
-    worker = workers.start()
+    worker = workers.start(env={"PVWATCH_CLOCK_INTERVAL_S": "1"})
     with EventPublisher(workers.broker.bootstrap) as publisher:
         for event in events:
             publisher.publish(event)
-    wait_for(lambda: workers.metric(worker, "pv_events_ingested_total") >= len(events), 30, what="all stored")
+    wait_for(lambda: workers.metric(worker, "pv_events_ingested_total") >= len(events), 60, what="all stored")
+    wait_for(lambda: workers.metric(worker, "pv_expedited_reports_overdue") >= 1, 20, what="clock timer ran")
+    time.sleep(1.5)  # one more timer tick after the last batch: every due-soon/overdue alert is stored
     worker.stop()
 
     live = alerts_of(workers.db)
+    live_clocks = expedited_reports_of(workers.db)
     rules = {row[1] for row in live}
-    assert rules == {"serious-ae", "duplicate-case"}, "the scenario must exercise a stateful rule too"
+    assert rules == set(RULE_IDS), f"the cohort must exercise every rule; missing {set(RULE_IDS) - rules}"
+    assert live_clocks, "the cohort must start expedited clocks"
 
     rebuilt = tmp_path / "rebuilt.duckdb"
     shutil.copy(workers.db, rebuilt)
     con = duckdb.connect(str(rebuilt))
     con.execute("DELETE FROM alerts")
+    con.execute("DELETE FROM expedited_reports")
     con.close()
     result = CliRunner().invoke(cli, ["replay", "--db", str(rebuilt)])
     assert result.exit_code == 0, result.output
     assert f"{len(live)} alerts ({len(live)} added, 0 removed)" in result.output
-    assert alerts_of(rebuilt) == live
+    assert_same(alerts_of(rebuilt), live)
+    assert expedited_reports_of(rebuilt) == live_clocks
 
     again = CliRunner().invoke(cli, ["replay", "--db", str(rebuilt)])
     assert "(0 added, 0 removed)" in again.output, "replay is idempotent"
     assert alerts_of(rebuilt) == live
+    assert expedited_reports_of(rebuilt) == live_clocks
