@@ -297,3 +297,28 @@ def test_a_pvwatch_case_exports_with_its_clinical_content(tmp_path, pseudonymise
     assert icsr.find(".//hl7:investigationEvent/hl7:effectiveTime/hl7:low", NS).get("value") == "20260302"
     assert [(p.name, p.role, p.causality, p.lot_id) for p in again.products] == [
         (p.name, p.role, p.causality, p.lot_id) for p in original.products]
+
+
+def test_every_icsr_of_a_batch_is_imported(tmp_path, pseudonymiser):
+    """N.1: one MCCI_IN200100UV01 batch may carry several PORR_IN049016UV messages (FDA's stub message #2)."""
+    text = SCENARIO_1.read_text(encoding="utf-8")
+    start, end = text.index("<PORR_IN049016UV>"), text.index("</PORR_IN049016UV>") + len("</PORR_IN049016UV>")
+    second = text[start:end].replace("US-APHARMA-8744554B", "US-APHARMA-0000002")
+    batch = tmp_path / "batch.xml"
+    batch.write_text(text[:end] + second + text[end:], encoding="utf-8")
+    result = import_e2b(batch, pseudonymiser)
+    assert [e.case_id for e in adverse_events(result)] == ["US-APHARMA-8744554B"] * 2 + ["US-APHARMA-0000002"] * 2
+    assert len({e.patient for e in adverse_events(result)}) == 2  # no record number: one pseudonym per case
+
+
+def test_a_nullification_is_rejected_for_an_officer_not_imported(tmp_path, pseudonymiser):
+    # C.1.11.1 nullification/amendment (ICH code list 2.16.840.1.113883.3.989.2.1.1.5): 1 = nullification.
+    nullified = variant(tmp_path, SCENARIO_1, ("</investigationEvent>", """<subjectOf2 typeCode="SUBJ">
+        <investigationCharacteristic classCode="OBS" moodCode="EVN">
+          <code code="3" codeSystem="2.16.840.1.113883.3.989.2.1.1.23" displayName="nullificationAmendmentCode"/>
+          <value xsi:type="CE" code="1" codeSystem="2.16.840.1.113883.3.989.2.1.1.5" displayName="Nullification"/>
+        </investigationCharacteristic></subjectOf2></investigationEvent>"""))
+    result = import_e2b(nullified, pseudonymiser)
+    assert result.events == []
+    (rejection,) = result.rejections
+    assert rejection.reason == "nullification" and "C.1.11.1" in rejection.detail
