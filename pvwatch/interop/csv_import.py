@@ -58,6 +58,8 @@ def _cell(column: str, value: str, list_fields: set[str]) -> Any:
             return json.loads(value)
         except json.JSONDecodeError as error:
             raise InvalidEvent("schema", f"{column}: not a JSON array ({error.msg})") from None
+        except RecursionError:
+            raise InvalidEvent("schema", f"{column}: JSON nested too deeply") from None
     return value
 
 
@@ -96,7 +98,16 @@ def import_csv(path: Path, kind: str, pseudonymiser: Pseudonymiser) -> ImportRes
     model = EVENT_TYPES[kind]
     list_fields = {name for name, info in model.model_fields.items() if "list" in str(info.annotation)}
     result = ImportResult()
-    for number, row in enumerate(reader, start=2):
+    rows = iter(reader)
+    number = 1
+    while True:
+        try:
+            row = next(rows)
+        except StopIteration:
+            break
+        except csv.Error as error:  # e.g. a cell above the csv module's field limit: the file cannot be read on
+            raise ImportFileError(f"{path.name}: after line {reader.line_num}: {error}; nothing imported") from None
+        number += 1
         where = f"{path.name}:row {number}"
         if None in row:
             result.reject(where, "schema", f"{len(header)} columns expected, the row has more")

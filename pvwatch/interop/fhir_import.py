@@ -521,6 +521,8 @@ def import_fhir(path: Path, pseudonymiser: Pseudonymiser) -> ImportResult:
         raise ImportFileError(f"{path.name}: byte {error.start} is not valid UTF-8") from None
     except json.JSONDecodeError as error:
         raise ImportFileError(f"{path.name}: not JSON (line {error.lineno}: {error.msg})") from None
+    except RecursionError:
+        raise ImportFileError(f"{path.name}: JSON nested too deeply to be a FHIR Bundle") from None
     if not isinstance(bundle, dict) or bundle.get("resourceType") != "Bundle":
         raise ImportFileError(f"{path.name}: expected a FHIR Bundle (resourceType 'Bundle')")
     if not isinstance(bundle.get("entry", []), list):

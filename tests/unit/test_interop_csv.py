@@ -108,3 +108,15 @@ def test_a_list_cell_that_is_not_json_is_rejected_naming_the_column(tmp_path):
     row = {**flatten(EXAMPLES["adverse-event"]), "products": "methotrexate"}
     (rejection,) = import_csv(write_csv(tmp_path / "ae.csv", [row]), "adverse-event", EDGE).rejections
     assert "products: not a JSON array" in rejection.message()
+
+
+def test_a_list_cell_nested_too_deeply_is_rejected_not_a_crash(tmp_path):
+    row = {**flatten(EXAMPLES["adverse-event"]), "products": "[" * 20_000 + "]" * 20_000}
+    (rejection,) = import_csv(write_csv(tmp_path / "ae.csv", [row]), "adverse-event", EDGE).rejections
+    assert "products: JSON nested too deeply" in rejection.message()
+
+
+def test_a_cell_above_the_csv_field_limit_refuses_the_file_not_a_crash(tmp_path):
+    row = {**flatten(EXAMPLES["adverse-event"]), "narrative": "x" * 200_000}
+    with pytest.raises(ImportFileError, match="after line 1: field larger than field limit"):
+        import_csv(write_csv(tmp_path / "ae.csv", [row]), "adverse-event", EDGE)

@@ -198,3 +198,10 @@ def test_no_element_value_crashes_the_importer_and_every_resource_is_accounted_f
         result = import_fhir(path, EDGE)
     assert all(rejection.reason and rejection.detail for rejection in result.rejections)
     assert len(result.events) + len(result.rejections) + len(result.notes) >= len(bundle["entry"]) - 1
+
+
+def test_json_nested_too_deeply_is_refused_not_a_crash(tmp_path):
+    path = tmp_path / "deep.json"
+    path.write_text('{"resourceType": "Bundle", "entry": ' + "[" * 100_000 + "]" * 100_000 + "}")
+    with pytest.raises(ImportFileError, match="nested too deeply"):
+        import_fhir(path, EDGE)
