@@ -322,3 +322,21 @@ def test_a_nullification_is_rejected_for_an_officer_not_imported(tmp_path, pseud
     assert result.events == []
     (rejection,) = result.rejections
     assert rejection.reason == "nullification" and "C.1.11.1" in rejection.detail
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(junk=st.binary(max_size=300) | st.text(max_size=300).map(str.encode))
+def test_any_bytes_are_imported_or_refused_as_a_file_never_a_crash(tmp_path, pseudonymiser, junk):
+    path = tmp_path / "junk.xml"
+    path.write_bytes(junk)
+    try:
+        import_e2b(path, pseudonymiser)
+    except ImportFileError as error:
+        assert "junk.xml" in str(error)
+
+
+def test_xml_nested_too_deeply_is_refused(tmp_path, pseudonymiser):
+    path = tmp_path / "deep.xml"
+    path.write_text("<a>" * 10_000 + "</a>" * 10_000)
+    with pytest.raises(ImportFileError, match=r"deep\.xml"):
+        import_e2b(path, pseudonymiser)
