@@ -181,14 +181,20 @@ def _cell(value: object) -> str:
 @cli.command()
 @click.option("--db", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True,
               help="DuckDB store to rebuild (the worker must be stopped: one writer).")
-def replay(db: Path) -> None:
-    """Rebuild every derived table (alerts, ...) from the stored event log, without the broker.
+@click.option("--rules", "rules_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              envvar="PVWATCH_RULES_FILE", help="Rules file (default: the packaged rules.yaml; docs/rules.md).")
+@click.option("--rsi", "rsi_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              envvar="PVWATCH_RSI_FILE", help="Reference safety information (default: the packaged rsi.yaml).")
+def replay(db: Path, rules_file: Path | None, rsi_file: Path | None) -> None:
+    """Rebuild every derived table (alerts, expedited_reports, ...) from the stored event log, without the broker.
 
-    Deterministic: the same log always gives the same derived tables, equal to what the live worker derived.
+    Deterministic: the same log always gives the same derived tables, equal to what the live worker derived
+    (due-soon and overdue alerts as of now). Use the same rules file as the worker.
     """
+    from pvwatch.rulebook import load_rule_parameters
     from pvwatch.store.replay import replay as run_replay
 
-    report = run_replay(db, progress=True)
+    report = run_replay(db, progress=True, parameters=load_rule_parameters(rules_file, rsi_file))
     click.echo(f"replayed {report.events} events in {report.seconds:.2f} s ({report.events_per_second:,.0f}/s): "
                f"{report.alerts} alerts ({report.alerts_added} added, {report.alerts_removed} removed)")
 

@@ -447,6 +447,11 @@ class SafetyEngine:
         changes = [*patient.of_type("treatment-tapered", TreatmentTapered),
                    *patient.of_type("treatment-stopped", TreatmentStopped)]
         tapers_raw = [t for t in changes if t.drug_class in self.p.tapered_classes]
+        if isinstance(event, DiseaseActivityAssessed):
+            # a score matters to tapers it follows within the window, or to later tapers as their baseline
+            window = timedelta(days=self.p.flare.window_days)
+            tapers_raw = [t for t in tapers_raw if t.occurred_at >= event.occurred_at
+                          or event.occurred_at <= t.occurred_at + window]
         if not tapers_raw:
             return []
         scores_raw = patient.of_type("disease-activity", DiseaseActivityAssessed)
