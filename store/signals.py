@@ -24,7 +24,7 @@ import duckdb
 import numpy as np
 from numpy.typing import NDArray
 
-from pvwatch.domain.signals.criteria import SignalMethod, SignalThresholds, signal_flags
+from pvwatch.domain.signals.criteria import SignalMethod, SignalThresholds, is_news, signal_flags, strength
 from pvwatch.domain.signals.disproportionality import (
     CountArray,
     FloatArray,
@@ -35,6 +35,7 @@ from pvwatch.domain.signals.disproportionality import (
 )
 from pvwatch.domain.signals.ebgm_fit import PriorFit, PriorFitFailed, WeightedPoints, fit_prior
 from pvwatch.errors import PvwatchError
+from pvwatch.events.signal import SignalDetected, signal_id_for
 
 REQUIRED_COLUMNS = ("report_id", "product", "event")
 #: Stratum columns `--stratify` accepts, and how the event store derives them.
@@ -83,24 +84,33 @@ def load_reports_csv(con: duckdb.DuckDBPyConnection, path: Path, stratify: Seque
 def load_reports_store(con: duckdb.DuckDBPyConnection, stratify: Sequence[str] = ()) -> None:
     """Create `signal_rows` from the adverse events in the event log: one report per case (its latest version,
     so a follow-up replaces its initial report instead of counting twice), its suspect and interacting
-    products (concomitant ones are not suspected of the event) and its reported term."""
+    products (concomitant ones are not suspected of the event) and its reported term.
+
+    Strata come from the patient's latest enrolment/update (the `patients` view): sex, and the age group at the
+    case's awareness date in the ICH E11 paediatric categories (0-23 months, 2-11 years, 12-17 years; 18+).
+    """
+    strata, join = "", ""
     if stratify:
-        raise ReportsInvalid(
-            f"--stratify {','.join(stratify)} over the store needs patient age and sex, which the event log does "
-            "not carry yet")
-    con.execute("""
+        months = "date_diff('month', strptime(pt.birth_year_month || '-01', '%Y-%m-%d')::DATE, l.awareness)"
+        strata = (f", coalesce(pt.sex, 'unknown') AS sex, CASE WHEN {months} IS NULL THEN 'unknown' "
+                  f"WHEN {months} < 24 THEN '0-23 months' WHEN {months} < 144 THEN '2-11 years' "
+                  f"WHEN {months} < 216 THEN '12-17 years' ELSE '18+ years' END AS age_group")
+        join = "LEFT JOIN patients pt ON pt.patient = l.patient"
+    chosen = "".join(f', "{name}"' for name in stratify)
+    con.execute(f"""
         CREATE OR REPLACE TEMP TABLE signal_rows AS
         WITH latest AS (
-            SELECT payload->>'case_id' AS report_id, payload
+            SELECT payload->>'case_id' AS report_id, patient, payload,
+                   TRY_CAST(payload->>'awareness_date' AS DATE) AS awareness
             FROM event_log WHERE type = 'adverse-event'
             QUALIFY row_number() OVER (PARTITION BY payload->>'case_id' ORDER BY recorded_at DESC, log_seq DESC) = 1
         ), products AS (
-            SELECT report_id, trim(payload->>'term') AS event,
-                   unnest(from_json(payload->'products', '[{"name": "VARCHAR", "role": "VARCHAR"}]')) AS product
-            FROM latest
+            SELECT l.report_id, trim(l.payload->>'term') AS event{strata},
+                   unnest(from_json(l.payload->'products', '[{{"name": "VARCHAR", "role": "VARCHAR"}}]')) AS product
+            FROM latest l {join}
         )
-        SELECT DISTINCT report_id, trim(product.name) AS product, event FROM products
-        WHERE coalesce(product.role, 'suspect') IN ('suspect', 'interacting')
+        SELECT DISTINCT report_id, trim(product.name) AS product, event{chosen}
+        FROM products WHERE coalesce(product.role, 'suspect') IN ('suspect', 'interacting')
     """)
     _check_rows(con, "the event store")
 
@@ -277,3 +287,94 @@ def write_signals_table(con: duckdb.DuckDBPyConnection, computation: SignalCompu
 
 def _sql_path(path: Path) -> str:
     return str(path).replace("'", "''")
+
+
+# --- the live table: recomputed over the store by the worker's timer, new or strengthened signals published ----
+
+
+@dataclass(frozen=True)
+class SignalRefresh:
+    """One recomputation over the store: what is active now and what is news (to publish)."""
+
+    active: dict[SignalMethod, int]
+    news: list[SignalDetected]
+    fit_error: str | None
+    pairs: int
+
+
+def _finite(value: object) -> float | None:
+    return float(value) if isinstance(value, int | float) and np.isfinite(value) else None
+
+
+def refresh_signals(con: duckdb.DuckDBPyConnection, thresholds: SignalThresholds, now: datetime) -> SignalRefresh:
+    """Recompute the `signals` table from the event log and record new or strengthened signals in the outbox.
+
+    Runs on its own cursor (its temporary tables and transaction are its own). The EBGM prior may fail to
+    converge on a small store: then EBGM columns stay empty, the reason is kept in signal_runs, and PRR and IC
+    signals still flow. A store without any adverse event yet is not an error: nothing changes.
+    """
+    cur = con.cursor()
+    try:
+        try:
+            load_reports_store(cur)
+        except ReportsInvalid:
+            return SignalRefresh({method: 0 for method in SignalMethod}, [], None, 0)
+        computation = compute_signals(cur, thresholds, require_fit=False)
+        write_signals_table(cur, computation, now)
+        news = _record_news(cur, thresholds, now)
+        active = {method: int(mask.sum()) for method, mask in computation.flags.items()}
+        return SignalRefresh(active, news, computation.fit_error, len(computation.table))
+    finally:
+        cur.close()
+
+
+def _record_news(cur: duckdb.DuckDBPyConnection, thresholds: SignalThresholds, now: datetime) -> list[SignalDetected]:
+    rows = cur.execute("""
+        WITH flagged AS (
+            SELECT product, event, 'prr' AS method, * EXCLUDE (product, event) FROM signals WHERE signal_prr
+            UNION ALL SELECT product, event, 'ebgm', * EXCLUDE (product, event) FROM signals WHERE signal_ebgm
+            UNION ALL SELECT product, event, 'ic', * EXCLUDE (product, event) FROM signals WHERE signal_ic),
+        last AS (SELECT product, event, method, arg_max(strength, detected_at) AS strength
+                 FROM signal_publications GROUP BY ALL)
+        SELECT f.method, f.product, f.event, f.a, f.expected, f.prr, f.chi2_yates, f.ror, f.ror_lo95, f.ic025,
+               f.ebgm, f.eb05, f.eb95, last.strength
+        FROM flagged f LEFT JOIN last USING (product, event, method)
+        ORDER BY f.method, f.product, f.event""").fetchall()
+    news: list[SignalDetected] = []
+    for method_name, product, event, a, expected, prr, chi2_yates, ror, ror_lo95, ic025, ebgm, eb05, eb95, last in rows:
+        method = SignalMethod(method_name)
+        current = strength(method, prr, eb05, ic025)
+        kind = is_news(thresholds, current, last)
+        if kind is None:
+            continue
+        news.append(SignalDetected(
+            signal_id=signal_id_for(product, event, method.value, current), product=product, event=event,
+            method=method.value, kind=kind, strength=current, previous_strength=last, a=a, expected=expected,
+            prr=_finite(prr), chi2_yates=_finite(chi2_yates), ror=_finite(ror), ror_lo95=_finite(ror_lo95),
+            ic025=ic025, ebgm=_finite(ebgm), eb05=_finite(eb05), eb95=_finite(eb95), detected_at=now))
+    if news:
+        cur.execute("BEGIN TRANSACTION")
+        try:
+            cur.executemany(
+                "INSERT OR IGNORE INTO signal_publications VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL)",
+                [[str(s.signal_id), s.product, s.event, s.method, s.kind, s.strength, s.model_dump_json(),
+                  s.detected_at] for s in news])
+            cur.execute("COMMIT")
+        except Exception:
+            cur.execute("ROLLBACK")
+            raise
+    return news
+
+
+def unpublished_signals(con: duckdb.DuckDBPyConnection) -> list[SignalDetected]:
+    """Signals recorded but not yet on pv.safety.signal.v1 (published by the next flush, also after a crash)."""
+    rows = con.cursor().execute(
+        "SELECT payload FROM signal_publications WHERE published_at IS NULL ORDER BY detected_at, signal_id"
+    ).fetchall()
+    return [SignalDetected.model_validate_json(row[0]) for row in rows]
+
+
+def mark_signals_published(con: duckdb.DuckDBPyConnection, signal_ids: Sequence[str]) -> None:
+    if signal_ids:
+        con.cursor().execute("UPDATE signal_publications SET published_at = now() WHERE signal_id IN "
+                             "(SELECT unnest(?::UUID[]))", [list(signal_ids)])

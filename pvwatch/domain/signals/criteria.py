@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Literal
 
 import numpy as np
 from numpy.typing import NDArray
@@ -58,7 +59,8 @@ def strength(method: SignalMethod, prr: float, eb05: float, ic025: float) -> flo
     return math.pow(2.0, ic025)
 
 
-def is_news(thresholds: SignalThresholds, current: float, last_published: float | None) -> str | None:
+def is_news(thresholds: SignalThresholds, current: float,
+            last_published: float | None) -> Literal["new", "strengthened"] | None:
     """'new' for a signal never published, 'strengthened' if it grew enough since last published, else None."""
     if last_published is None:
         return "new"

@@ -1,0 +1,168 @@
+"""Signals over the event store: counting cases (latest version), the signals table, the outbox of new and
+strengthened signals, and `pvwatch signals --from-store` with strata.
+
+Expected counts are worked by hand from the reports built in each test (definitions: docs/signals.md).
+"""
+
+from __future__ import annotations
+
+import csv
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from uuid import uuid4
+
+import pytest
+from click.testing import CliRunner
+
+from pvwatch.cli import cli
+from pvwatch.domain.signals.criteria import SignalThresholds
+from pvwatch.events.adverse_event import AdverseEventReported
+from pvwatch.events.codec import encode_event
+from pvwatch.events.envelope import EventEnvelope
+from pvwatch.events.patient import PatientEnrolled
+from pvwatch.store.eventstore import EventStore, MessageOrigin
+from pvwatch.store.signals import mark_signals_published, refresh_signals, unpublished_signals
+
+pytestmark = pytest.mark.integration
+
+NOW = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
+
+
+def patient(n: int) -> str:
+    return f"pt-{n:020x}"
+
+
+def enrolled(n: int, birth: str, sex: str) -> PatientEnrolled:
+    return PatientEnrolled(event_id=uuid4(), occurred_at=NOW - timedelta(days=400),
+                           recorded_at=NOW - timedelta(days=400), source="test", patient=patient(n),
+                           birth_year_month=birth, sex=sex,
+                           diagnoses=[{"condition": "SLE", "icd10_code": "M32.1"}], site="clinic")
+
+
+def report(case: str, n: int, term: str, products: list[tuple[str, str]], kind: str = "initial",
+           days_ago: int = 10) -> AdverseEventReported:
+    at = NOW - timedelta(days=days_ago)
+    return AdverseEventReported(
+        event_id=uuid4(), occurred_at=at, recorded_at=at, source="test", patient=patient(n), case_id=case,
+        report_kind=kind, reporter_type="clinician", awareness_date=at.date(), onset_date=at.date(), term=term,
+        products=[{"name": name, "role": role} for name, role in products])
+
+
+def store_events(store: EventStore, events: list[EventEnvelope]) -> None:
+    with store.transaction():
+        store.insert_events([(e, MessageOrigin(e.topic)) for e in events], datetime.now(UTC),
+                            [encode_event(e) for e in events])
+
+
+def signals_rows(store: EventStore) -> dict[tuple[str, str], dict[str, object]]:
+    cursor = store.con.execute("SELECT * FROM signals")
+    names = [d[0] for d in cursor.description or []]
+    return {(r[0], r[1]): dict(zip(names, r, strict=True)) for r in cursor.fetchall()}
+
+
+def fever_cluster(first_case: int, cases: int) -> list[EventEnvelope]:
+    """`cases` MSC-product cases with fever: the association the PRR and IC signals must find."""
+    return [report(f"C{first_case + i}", first_case + i, "Pyrexia", [("MSC-UC", "suspect")])
+            for i in range(cases)]
+
+
+def background(first_case: int, cases: int) -> list[EventEnvelope]:
+    terms = ["Nausea", "Rash", "Headache", "Fatigue"]
+    return [report(f"C{first_case + i}", first_case + i, terms[i % 4], [("Methotrexate", "suspect")])
+            for i in range(cases)]
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> EventStore:
+    running = EventStore(tmp_path / "pv.duckdb")
+    yield running  # type: ignore[misc]
+    running.close()
+
+
+def test_cases_count_once_by_latest_version_and_concomitants_are_not_suspects(store: EventStore) -> None:
+    events: list[EventEnvelope] = [
+        report("A", 1, "Pyrexia", [("MSC-UC", "suspect")], days_ago=20),
+        # follow-up of case A: the product list is corrected; only this version counts
+        report("A", 1, "Pyrexia", [("MSC-UC", "suspect"), ("Prednisolone", "concomitant")], "follow-up", 5),
+        report("B", 2, "Pyrexia", [("Methotrexate", "suspect")]),
+        report("C", 3, "Rash", [("Methotrexate", "suspect"), ("MSC-UC", "interacting")]),
+        report("D", 4, "Nausea", [("Methotrexate", "suspect")]),
+    ]
+    store_events(store, events)
+    refresh = refresh_signals(store.con, SignalThresholds(), NOW)
+    rows = signals_rows(store)
+    # N = 4 cases. MSC-UC / Pyrexia: case A (a=1); MSC-UC also in C (b=1); Pyrexia also in B (c=1); D (d=1).
+    assert (rows[("MSC-UC", "Pyrexia")]["a"], rows[("MSC-UC", "Pyrexia")]["b"], rows[("MSC-UC", "Pyrexia")]["c"],
+            rows[("MSC-UC", "Pyrexia")]["d"]) == (1, 1, 1, 1)
+    assert ("Prednisolone", "Pyrexia") not in rows  # concomitant: not suspected
+    assert rows[("Methotrexate", "Nausea")]["a"] == 1 and rows[("Methotrexate", "Nausea")]["b"] == 2
+    assert refresh.pairs == len(rows) == 5
+
+
+def test_new_signal_is_published_once_and_again_only_when_it_strengthens(store: EventStore) -> None:
+    store_events(store, fever_cluster(0, 4) + background(100, 40))
+    thresholds = SignalThresholds()
+    first = refresh_signals(store.con, thresholds, NOW)
+    prr_news = [s for s in first.news if s.method == "prr"]
+    # MSC-UC / Pyrexia: a=4, b=0, c=0, d=40: PRR undefined (c = 0), so no PRR signal; IC025 > 0 is one:
+    # IC = log2(4.5 / (4*4/44 + 0.5)) = 1.97, IC025 = log2(Gamma(4.5, 0.8636).ppf(0.025)) > 0.
+    assert prr_news == []
+    ic_news = [s for s in first.news if s.method == "ic"]
+    assert [(s.product, s.event, s.kind) for s in ic_news] == [("MSC-UC", "Pyrexia", "new")]
+    assert first.active["ic"] == 1
+    assert [s.signal_id for s in unpublished_signals(store.con)] == [s.signal_id for s in first.news]
+    mark_signals_published(store.con, [str(s.signal_id) for s in first.news])
+    assert unpublished_signals(store.con) == []
+
+    again = refresh_signals(store.con, thresholds, NOW + timedelta(minutes=5))
+    assert again.news == []  # nothing changed: nothing republished
+
+    # Two Methotrexate/Pyrexia cases make c > 0 (PRR defined); 10 more MSC fever cases among 200 more reports
+    # strengthen the IC: E = 14*16/256 = 0.875, 2^IC025 = Gamma(14.5).ppf(0.025)/1.375 = 5.8, over 1.5 x 1.79.
+    store_events(store, fever_cluster(200, 10) + background(400, 200)
+                 + [report("X1", 300, "Pyrexia", [("Methotrexate", "suspect")]),
+                    report("X2", 301, "Pyrexia", [("Methotrexate", "suspect")])])
+    later = refresh_signals(store.con, thresholds, NOW + timedelta(minutes=10))
+    kinds = {(s.method, s.kind) for s in later.news if (s.product, s.event) == ("MSC-UC", "Pyrexia")}
+    assert ("prr", "new") in kinds
+    assert ("ic", "strengthened") in kinds
+    runs = store.con.execute("SELECT count(*) FROM signal_runs").fetchone()
+    assert runs == (3,)
+
+
+def test_empty_store_is_not_an_error(store: EventStore) -> None:
+    refresh = refresh_signals(store.con, SignalThresholds(), NOW)
+    assert refresh.pairs == 0 and refresh.news == []
+
+
+def test_cli_from_store_with_age_and_sex_strata(tmp_path: Path) -> None:
+    db = tmp_path / "pv.duckdb"
+    running = EventStore(db)
+    people = [enrolled(n, "2016-03" if n % 2 else "2010-07", "female" if n % 3 else "male") for n in range(60)]
+    events: list[EventEnvelope] = [*people, *fever_cluster(0, 12), *background(12, 48)]
+    store_events(running, events)
+    running.close()
+    out = tmp_path / "out.csv"
+    result = CliRunner().invoke(cli, ["signals", "--from-store", "--db", str(db), "--out", str(out),
+                                      "--stratify", "age_group,sex"])
+    assert result.exit_code == 0, result.output
+    with out.open(newline="") as handle:
+        rows = {(r["product"], r["event"]): r for r in csv.DictReader(handle)}
+    fever = rows[("MSC-UC", "Pyrexia")]
+    assert (int(fever["a"]), int(fever["b"]), int(fever["c"]), int(fever["d"])) == (12, 0, 0, 48)
+    # Stratified E = sum over strata of n_product,s * n_event,s / N_s: MSC-UC and Pyrexia are the same 12
+    # cases, so E = sum_s 12_s^2 / N_s, not 12 * 12 / 60 = 2.4 (it is 2.4 only if strata are balanced).
+    ages = {n: ("12-17" if n % 2 == 0 else "2-11") for n in range(60)}
+    sexes = {n: ("male" if n % 3 == 0 else "female") for n in range(60)}
+    strata: dict[tuple[str, str], list[int]] = {}
+    for n in range(60):
+        strata.setdefault((ages[n], sexes[n]), []).append(n)
+    expected = sum(sum(1 for n in members if n < 12) ** 2 / len(members) for members in strata.values())
+    assert float(fever["expected"]) == pytest.approx(expected)
+
+
+def test_unknown_stratum_is_refused(tmp_path: Path) -> None:
+    result = CliRunner().invoke(cli, ["signals", "--reports", "x.csv", "--out", str(tmp_path / "o.csv"),
+                                      "--stratify", "weight"])
+    assert result.exit_code != 0
+    assert "unknown stratum" in result.output
