@@ -9,12 +9,16 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 from typing import Any
 
 from pvwatch.errors import ConfigError, InvalidEvent
+from pvwatch.events.envelope import PSEUDONYM_PATTERN
 
 #: Used only by `pvwatch demo` and the tests; any other use must configure PVWATCH_PSEUDONYM_KEY.
 DEMO_KEY = b"pvwatch-demo-key: synthetic data only, never for real patients"
+
+_PSEUDONYM = re.compile(PSEUDONYM_PATTERN)
 
 #: Raw identifying fields a source may send that must never travel further than the edge.
 RAW_IDENTIFIER_FIELDS = ("patient_ref", "mrn", "patient_name", "name", "birth_date", "date_of_birth")
@@ -52,4 +56,8 @@ class Pseudonymiser:
             if not isinstance(raw, str | int):
                 raise InvalidEvent("schema", "patient_ref: expected a string identifier")
             clean["patient"] = self.pseudonym(str(raw))
+        elif "patient" in clean and not (isinstance(clean["patient"], str) and _PSEUDONYM.fullmatch(clean["patient"])):
+            # A clinic identifier sent in the wrong field must not travel on in a dead letter either.
+            raise InvalidEvent("schema", "patient: not a pseudonym (pt- and 20 hex digits); send the clinic's "
+                                         "identifier in patient_ref, where the edge pseudonymises it")
         return clean

@@ -49,6 +49,8 @@ def prepare(where: str, line: bytes, pseudonymiser: Pseudonymiser) -> EventEnvel
         return Rejection(where, "not_utf8", f"byte {error.start} is not valid UTF-8", None)
     except json.JSONDecodeError as error:
         return Rejection(where, "not_json", f"column {error.colno}: {error.msg}", None)
+    except RecursionError:
+        return Rejection(where, "not_json", "nested too deeply to parse", None)
     if not isinstance(document, dict):
         return Rejection(where, "not_json", f"expected a JSON object, got {type(document).__name__}", None)
     try:

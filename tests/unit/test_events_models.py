@@ -163,3 +163,9 @@ def test_a_v1_consumer_reads_an_event_with_fields_added_by_a_newer_producer():
     assert event.type == "lab-result"
     assert (event.model_extra or {})["method"] == "flow cytometry"
     assert json.loads(encode_event(event))["method"] == "flow cytometry"
+
+
+def test_a_clinic_identifier_in_the_patient_field_is_rejected_at_the_edge_without_its_value():
+    record = {**example("lab-result", patient_ref=None), "patient": "MRN-000123"}
+    error = rejected(record)
+    assert error.detail.startswith("patient: not a pseudonym") and "MRN-000123" not in error.detail
