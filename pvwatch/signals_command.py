@@ -12,7 +12,6 @@ import numpy as np
 from tqdm import tqdm
 
 from pvwatch.config import Settings
-from pvwatch.domain.signals.criteria import SignalThresholds
 from pvwatch.errors import ConfigError
 from pvwatch.store.signals import (
     STAGES,
@@ -21,16 +20,9 @@ from pvwatch.store.signals import (
     compute_signals,
     load_reports_csv,
     load_reports_store,
+    thresholds_from_settings,
     write_csv,
 )
-
-
-def thresholds_from(settings: Settings) -> SignalThresholds:
-    return SignalThresholds(
-        prr_min=settings.signal_prr_min, chi2_min=settings.signal_chi2_min, a_min=settings.signal_a_min,
-        eb05_min=settings.signal_eb05_min, ic025_min=settings.signal_ic025_min,
-        strengthen_ratio=settings.signal_strengthen_ratio,
-    )
 
 
 def parse_strata(value: str | None) -> tuple[str, ...]:
@@ -66,7 +58,7 @@ def run_signals(settings: Settings, *, reports: Path | None, from_store: bool, d
                 load_reports_csv(con, reports, stratify)
             else:
                 load_reports_store(con, stratify)
-            computation = compute_signals(con, thresholds_from(settings), stratify=stratify, on_stage=stage)
+            computation = compute_signals(con, thresholds_from_settings(settings), stratify=stratify, on_stage=stage)
             bar.set_postfix_str("write OUT.csv")
             write_csv(con, out)
             bar.update(bar.total - bar.n)

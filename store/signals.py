@@ -24,6 +24,7 @@ import duckdb
 import numpy as np
 from numpy.typing import NDArray
 
+from pvwatch.config import Settings
 from pvwatch.domain.signals.criteria import SignalMethod, SignalThresholds, is_news, signal_flags, strength
 from pvwatch.domain.signals.disproportionality import (
     CountArray,
@@ -40,6 +41,15 @@ from pvwatch.events.signal import SignalDetected, signal_id_for
 REQUIRED_COLUMNS = ("report_id", "product", "event")
 #: Stratum columns `--stratify` accepts, and how the event store derives them.
 STRATUM_COLUMNS = ("age_group", "sex")
+
+
+def thresholds_from_settings(settings: Settings) -> SignalThresholds:
+    """The signal thresholds configured by PVWATCH_SIGNAL_* (pvwatch.config)."""
+    return SignalThresholds(
+        prr_min=settings.signal_prr_min, chi2_min=settings.signal_chi2_min, a_min=settings.signal_a_min,
+        eb05_min=settings.signal_eb05_min, ic025_min=settings.signal_ic025_min,
+        strengthen_ratio=settings.signal_strengthen_ratio,
+    )
 
 
 class ReportsInvalid(PvwatchError):

@@ -20,7 +20,7 @@ from faust.types import EventT
 from pvwatch import metrics
 from pvwatch.config import Settings
 from pvwatch.events.alert import SafetyAlert
-from pvwatch.events.registry import ALERT_TOPIC, DEAD_LETTER_TOPIC, SOURCE_TOPICS
+from pvwatch.events.registry import ALERT_TOPIC, DEAD_LETTER_TOPIC, SIGNAL_TOPIC, SOURCE_TOPICS
 from pvwatch.rulebook import load_rule_parameters
 from pvwatch.store.eventstore import EventStore, MessageOrigin
 from pvwatch.store.snapshot import SnapshotError, publish_snapshot
@@ -194,6 +194,20 @@ def build_app(settings: Settings) -> faust.App:
                 log.warning("snapshot failed: %s", error)
                 return
             metrics.SNAPSHOT_TAKEN.set(info.taken_at.timestamp())
+
+    if settings.signal_interval_s > 0:
+        from pvwatch.store.signals import thresholds_from_settings
+        from pvwatch.streams.signal_timer import refresh_and_publish
+
+        signal_topic = app.topic(SIGNAL_TOPIC, key_serializer="raw", value_serializer="raw")
+        signal_thresholds = thresholds_from_settings(settings)
+
+        @app.timer(settings.signal_interval_s)  # type: ignore[untyped-decorator]
+        async def recompute_signals() -> None:
+            """Disproportionality signals over the whole store (docs/signals.md), published when new or stronger."""
+            store = running.get("store")
+            if store is not None:
+                await refresh_and_publish(store, signal_topic, signal_thresholds)
 
     return app
 

@@ -1,0 +1,46 @@
+"""The worker's signal timer: recompute the signals table over the store, publish what is news, update metrics.
+
+The recomputation runs off the event loop on its own DuckDB cursor; new or strengthened signals are recorded in
+the signal_publications outbox first and published to pv.safety.signal.v1 after, so a signal recorded before a
+crash is published by the next run (and a published one never twice: deterministic signal ids).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import UTC, datetime
+
+import duckdb
+import faust
+
+from pvwatch import metrics
+from pvwatch.domain.signals.criteria import SignalThresholds
+from pvwatch.errors import PvwatchError
+from pvwatch.store.eventstore import EventStore
+from pvwatch.store.signals import mark_signals_published, refresh_signals, unpublished_signals
+
+log = logging.getLogger("pvwatch.signals")
+
+
+async def refresh_and_publish(store: EventStore, topic: faust.TopicT, thresholds: SignalThresholds) -> None:
+    """One timer tick; a failure is logged and retried at the next tick, never raised into the worker."""
+    try:
+        refresh = await asyncio.to_thread(refresh_signals, store.con, thresholds, datetime.now(UTC))
+    except (PvwatchError, duckdb.Error) as error:
+        log.warning("signal recomputation failed: %s", error)
+        return
+    for method, count in refresh.active.items():
+        metrics.SIGNALS_ACTIVE.labels(method.value).set(count)
+    if refresh.fit_error:
+        log.warning("EBGM columns left empty this run: %s", refresh.fit_error)
+    pending = await asyncio.to_thread(unpublished_signals, store.con)
+    if not pending:
+        return
+    futures = [await topic.send(key=f"{s.product}\x1f{s.event}".encode(), value=s.model_dump_json().encode())
+               for s in pending]
+    await asyncio.gather(*futures)
+    await asyncio.to_thread(mark_signals_published, store.con, [str(s.signal_id) for s in pending])
+    for signal in pending:
+        metrics.SIGNALS_RAISED.labels(signal.method).inc()
+    log.info("published %d signal(s) (new or strengthened)", len(pending))
