@@ -203,10 +203,22 @@ def replay(db: Path, rules_file: Path | None, rsi_file: Path | None) -> None:
 @click.option("--patients", type=click.IntRange(1, 1_000_000), default=60, show_default=True)
 @click.option("--seed", type=int, default=7, show_default=True)
 @click.option("--out", type=click.File("w"), default="-", help="Output JSON Lines file (default stdout).")
-def generate(patients: int, seed: int, out: click.utils.LazyFile) -> None:
-    """Write a deterministic synthetic cohort as JSON Lines (raw-looking ids, pseudonymised on ingest)."""
-    from pvwatch.cohort import generate_cohort
+@click.option("--stories", is_flag=True,
+              help="Write the planted safety stories (kind, patient_refs, event_ids) as JSON instead of the events.")
+def generate(patients: int, seed: int, out: click.utils.LazyFile, stories: bool) -> None:
+    """Write a deterministic synthetic cohort of children with SLE, MCTD or JIA as JSON Lines (docs/events.md).
 
+    Every event type, raw-looking patient_ref (pseudonymised on ingest), and planted safety stories for the rules:
+    infusion reaction, neutropenia, flare after taper, death, Hy's law, duplicate report, lot cluster.
+    """
+    from dataclasses import asdict
+
+    from pvwatch.cohort import generate_cohort, planted_stories
+
+    if stories:
+        found = {kind: asdict(story) for kind, story in planted_stories(patients, seed).items()}
+        out.write(json.dumps(found, indent=2) + "\n")
+        return
     for record in generate_cohort(patients, seed):
         out.write(json.dumps(record) + "\n")
 

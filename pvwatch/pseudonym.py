@@ -19,6 +19,16 @@ from pvwatch.events.envelope import PSEUDONYM_PATTERN
 DEMO_KEY = b"pvwatch-demo-key: synthetic data only, never for real patients"
 
 _PSEUDONYM = re.compile(PSEUDONYM_PATTERN)
+#: Event types that carry the birth year-month: a full birth date sent with them is reduced at the edge.
+_PATIENT_FACTS = ("patient-enrolled", "patient-updated")
+
+
+def _year_month_only(born: object) -> str:
+    """YYYY-MM of a YYYY-MM-DD birth date: the day identifies a child and is never kept (data minimisation)."""
+    if isinstance(born, str) and re.fullmatch(r"\d{4}-\d{2}-\d{2}", born):
+        return born[:7]
+    raise InvalidEvent("schema", "birth_date: expected YYYY-MM-DD (only its year and month are kept)")
+
 
 #: Raw identifying fields a source may send that must never travel further than the edge.
 RAW_IDENTIFIER_FIELDS = ("patient_ref", "mrn", "patient_name", "name", "birth_date", "date_of_birth")
@@ -60,4 +70,7 @@ class Pseudonymiser:
             # A clinic identifier sent in the wrong field must not travel on in a dead letter either.
             raise InvalidEvent("schema", "patient: not a pseudonym (pt- and 20 hex digits); send the clinic's "
                                          "identifier in patient_ref, where the edge pseudonymises it")
+        born = record.get("birth_date", record.get("date_of_birth"))
+        if born is not None and "birth_year_month" not in record and record.get("type") in _PATIENT_FACTS:
+            clean["birth_year_month"] = _year_month_only(born)
         return clean

@@ -4,6 +4,7 @@ meet the published definitions the rules implement (each checked here against it
 
 from __future__ import annotations
 
+import json
 from collections import Counter, defaultdict
 from datetime import datetime, timedelta
 from typing import Any
@@ -178,3 +179,14 @@ def test_the_rules_catch_every_planted_story_and_no_background_child_grades_or_f
         assert rule in raised[kind], f"{kind} did not raise {rule}"
     assert raised["background"].isdisjoint(
         {"ctcae-lab", "hys-law", "flare-after-taper", "duplicate-case", "lot-cluster", "infusion-temporal"})
+
+
+def test_pvwatch_generate_writes_the_cohort_and_its_stories():
+    from click.testing import CliRunner
+
+    from pvwatch.cli import cli
+
+    lines = CliRunner().invoke(cli, ["generate", "--patients", "9", "--seed", "3"]).output.splitlines()
+    assert [json.loads(line) for line in lines] == list(generate_cohort(9, 3))
+    stories = json.loads(CliRunner().invoke(cli, ["generate", "--patients", "9", "--seed", "3", "--stories"]).output)
+    assert stories["lot-cluster"]["event_ids"] == list(planted_stories(9, 3)["lot-cluster"].event_ids)

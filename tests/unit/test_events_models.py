@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from pvwatch.errors import InvalidEvent
-from pvwatch.events import EVENT_TYPES, AdverseEventReported, MscInfusionGiven
+from pvwatch.events import EVENT_TYPES, AdverseEventReported, MscInfusionGiven, PatientEnrolled
 from pvwatch.events.clinical import ClinicalEvent
 from pvwatch.events.codec import decode_event, encode_event, parse_event
 from pvwatch.events.envelope import EventEnvelope
@@ -169,3 +169,11 @@ def test_a_clinic_identifier_in_the_patient_field_is_rejected_at_the_edge_withou
     record = {**example("lab-result", patient_ref=None), "patient": "MRN-000123"}
     error = rejected(record)
     assert error.detail.startswith("patient: not a pseudonym") and "MRN-000123" not in error.detail
+
+
+def test_a_full_birth_date_is_reduced_to_year_and_month_at_the_edge():
+    event = accepted(example("patient-enrolled", birth_year_month=None, birth_date="2014-06-15"))
+    assert isinstance(event, PatientEnrolled) and event.birth_year_month == "2014-06"
+    assert "2014-06-15" not in encode_event(event).decode()
+    assert rejected(example("patient-enrolled", birth_year_month=None, birth_date="15/06/2014")).detail.startswith(
+        "birth_date: expected YYYY-MM-DD")
