@@ -243,12 +243,18 @@ class IcsrReader:
         """D.2.2 age at onset, or D.2.1 birth date to onset; used only to tell a parent from the patient."""
         if self.role is None:
             return None
+        per_year = {"a": 1.0, "mo": 12.0, "wk": 52.18, "d": 365.25, "h": 8766.0}
         for observation in _observations(self.role, CODE_AGE):
             value, unit = _attr(observation, "hl7:value", "value"), _attr(observation, "hl7:value", "unit")
-            per_year = {"a": 1.0, "mo": 12.0, "wk": 52.18, "d": 365.25, "h": 8766.0}
-            if value and unit in per_year:
-                return float(value) / per_year[unit]
-        birth = _time(self.role, "hl7:player1/hl7:birthTime")
+            try:
+                if value and unit in per_year:
+                    return float(value) / per_year[unit]
+            except ValueError:
+                continue  # an unreadable age counts as unknown (and an unknown age as a child's)
+        try:
+            birth = _time(self.role, "hl7:player1/hl7:birthTime")
+        except ValueError:
+            return None  # an impossible D.2.1 is rejected, with its field, by _read_patient
         born = birth.date() if birth else None
         if born and onset:
             return (onset - born).days / 365.25
@@ -430,5 +436,11 @@ def import_e2b(path: Path, pseudonymiser: Pseudonymiser) -> ImportResult:
     if not icsrs:
         raise ImportFileError(f"{path.name}: no ICSR (PORR_IN049016UV investigationEvent) found: is this E2B(R3)?")
     for icsr in icsrs:
-        IcsrReader(icsr, path.name, pseudonymiser, result).read()
+        reader = IcsrReader(icsr, path.name, pseudonymiser, result)
+        try:
+            reader.read()
+        except (ValueError, TypeError, AttributeError) as problem:
+            # Defence in depth: a structure no mapping rule foresaw rejects this ICSR, named, not the file.
+            result.reject(f"{path.name} ICSR {reader.report_id or '(no C.1.1)'}", "schema",
+                          f"unexpected E2B structure: {type(problem).__name__}: {str(problem)[:200]}")
     return result

@@ -170,15 +170,21 @@ def test_files_that_are_not_icsrs_fail_as_a_whole(tmp_path, pseudonymiser):
             import_e2b(path, pseudonymiser)
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(onset=st.text(max_size=20), recent=st.text(max_size=20), outcome=st.text(max_size=5))
-def test_no_field_value_crashes_the_importer(tmp_path, pseudonymiser, onset, recent, outcome):
-    """Any value in a date or code attribute is either imported or rejected with a reason, never a crash."""
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(onset=st.text(max_size=20), recent=st.text(max_size=20), outcome=st.text(max_size=5),
+       age=st.text(max_size=8), birth=st.text(max_size=12), qualification=st.text(max_size=3))
+def test_no_field_value_crashes_the_importer(tmp_path, pseudonymiser, onset, recent, outcome, age, birth,
+                                             qualification):
+    """Any value in a date, age or code attribute is either imported or rejected with a reason, never a crash."""
     escape = {"&": "&amp;", "<": "&lt;", '"': "&quot;"}
-    clean = ["".join(escape.get(c, c) for c in value if c.isprintable()) for value in (onset, recent, outcome)]
+    clean = ["".join(escape.get(c, c) for c in value if c.isprintable())
+             for value in (onset, recent, outcome, age, birth, qualification)]
     path = variant(tmp_path, SCENARIO_1, ('<low value="20141010"/>', f'<low value="{clean[0]}"/>'),
                    ('<availabilityTime value="20220614101010-0500"/>', f'<availabilityTime value="{clean[1]}"/>'),
-                   ('code="3" displayName="not recovered', f'code="{clean[2]}" displayName="not recovered'))
+                   ('code="3" displayName="not recovered', f'code="{clean[2]}" displayName="not recovered'),
+                   ('<value value="48" unit="a"', f'<value value="{clean[3]}" unit="a"'),
+                   ('<birthTime value="20010615"/>', f'<birthTime value="{clean[4]}"/>'),
+                   ('<code code="1" displayName="Physician"', f'<code code="{clean[5]}" displayName="Physician"'))
     result = import_e2b(path, pseudonymiser)
     assert len(result.events) + len(result.rejections) >= 1
     assert all(rejection.reason and rejection.detail for rejection in result.rejections)
