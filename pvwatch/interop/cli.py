@@ -134,15 +134,20 @@ def export_group() -> None:
               help="Sender identifier (N.1.3, N.2.r.2) and prefix of the batch number.")
 @click.option("--receiver", default="ZZFDA", show_default=True,
               help="Receiver identifier (N.1.4, N.2.r.3), e.g. ZZFDA or EVHUMAN.")
-def export_e2b_command(case_id: str, db: Path, out: Path | None, sender: str, receiver: str) -> None:
+@click.option("--sender-type", type=click.Choice(["1", "2", "3", "4", "5", "6", "7"]), default="6", show_default=True,
+              help="C.3.1: 1 pharmaceutical company, 2 regulatory authority, 3 health professional, 4 regional "
+              "pharmacovigilance centre, 5 WHO collaborating centre, 6 other, 7 patient / consumer.")
+def export_e2b_command(case_id: str, db: Path, out: Path | None, sender: str, receiver: str,
+                       sender_type: str) -> None:
     """Write the latest version of case CASE_ID as an E2B(R3) ICSR (HL7 v3 XML).
 
     All six seriousness criteria E.i.3.2a-f are sent for every reaction, false included; outcomes use the
-    E2B(R3) codes (0 unknown). The patient appears only by pseudonym (D.1 masked).
+    E2B(R3) codes (0 unknown). The patient is masked (D.1): only sex and birth year-month are sent, never the
+    pseudonym. docs/interop.md lists what E2B(R3) cannot carry.
     """
     from pvwatch.interop.e2b_export import export_case
 
-    document = export_case(db, case_id, sender=sender, receiver=receiver)
+    document = export_case(db, case_id, sender=sender, receiver=receiver, sender_type=sender_type)
     if out is None:
         sys.stdout.buffer.write(document)
     else:

@@ -113,7 +113,7 @@ def _stable_id(*parts: str) -> str:
 
 
 def build_icsr(versions: list[AdverseEventReported], *, sender: str, receiver: str, now: datetime,
-               patient: dict[str, str] | None = None) -> bytes:
+               patient: dict[str, str] | None = None, sender_type: str = "6") -> bytes:
     """The latest version of the case as an MCCI_IN200100UV01 batch holding one PORR_IN049016UV ICSR."""
     if not versions:
         raise CaseNotFound("no adverse-event versions given")
@@ -208,7 +208,15 @@ def build_icsr(versions: list[AdverseEventReported], *, sender: str, receiver: s
                 _causality(assessment, reaction_id, product_ids[_product_key(product)], product.causality)
 
     _primary_source(icsr, head.reporter_type.value)
+    author = _element(_element(_element(icsr, "subjectOf1", typeCode="SUBJ"), "controlActEvent", classCode="CACT",
+                               moodCode="EVN"), "author", typeCode="AUT")
+    _element(_element(author, "assignedEntity", classCode="ASSIGNED"), "code", code=sender_type,
+             codeSystem=f"{ICH}.1.7")  # C.3.1 sender type
     _characteristic(icsr, "1", "ICH ReportType", f"{ICH}.1.2", "1", "Spontaneous report")  # C.1.3
+    for role, oid, identifier in (("receiver", "3.14", receiver), ("sender", "3.13", sender)):  # N.1.4, N.1.3
+        device = _element(_element(batch, role, typeCode="RCV" if role == "receiver" else "SND"), "device",
+                          classCode="DEV", determinerCode="INSTANCE")
+        _id(device, f"{ICH}.{oid}", identifier)
     document: bytes = etree.tostring(batch, xml_declaration=True, encoding="UTF-8", pretty_print=True)
     return document
 
@@ -299,9 +307,9 @@ def _characteristic(icsr: etree._Element, code: str, display: str, value_system:
 
 
 def export_case(db: Path, case_id: str, *, sender: str = "PVWATCH", receiver: str = "ZZFDA",
-                now: datetime | None = None) -> bytes:
+                sender_type: str = "6", now: datetime | None = None) -> bytes:
     versions, patient_events = case_from_store(db, case_id)
     if not versions:
         raise CaseNotFound(f"case {case_id!r}: no adverse-event in {db}")
     return build_icsr(versions, sender=sender, receiver=receiver, now=now or datetime.now(UTC),
-                      patient=patient_facts(patient_events))
+                      patient=patient_facts(patient_events), sender_type=sender_type)

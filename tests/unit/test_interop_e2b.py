@@ -346,3 +346,13 @@ def test_xml_nested_too_deeply_is_refused(tmp_path, pseudonymiser):
     path.write_text("<a>" * 10_000 + "</a>" * 10_000)
     with pytest.raises(ImportFileError, match=r"deep\.xml"):
         import_e2b(path, pseudonymiser)
+
+
+def test_export_names_sender_and_receiver_for_the_gateway(pseudonymiser):
+    """N.1.3/N.1.4 (batch), N.2.r.2/N.2.r.3 (message) and C.3.1 sender type, where FDA's examples put them."""
+    icsr = exported(adverse_events(import_e2b(SCENARIO_1, pseudonymiser)))
+    ids = {i.get("root").rsplit(".", 2)[-2] + "." + i.get("root").rsplit(".", 1)[-1]: i.get("extension")
+           for i in icsr.iterfind(".//hl7:device/hl7:id", NS)}
+    assert ids == {"3.11": "PVWATCH", "3.12": "ZZFDA", "3.13": "PVWATCH", "3.14": "ZZFDA"}
+    sender_type = icsr.find(".//hl7:subjectOf1/hl7:controlActEvent/hl7:author/hl7:assignedEntity/hl7:code", NS)
+    assert (sender_type.get("code"), sender_type.get("codeSystem")) == ("6", "2.16.840.1.113883.3.989.2.1.1.7")
