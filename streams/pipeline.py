@@ -9,6 +9,7 @@ stored twice, and the alert topic may at worst see a republish of an alert with 
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -106,7 +107,10 @@ class BatchProcessor:
             derived = self.engine.apply(outcome.stored, now)
             outcome.new_alerts = self.store.insert_alerts(derived.alerts)
             raised = {alert.alert_id for alert in outcome.new_alerts}
-            revised = self.store.revise_alerts(derived.alerts)  # late evidence: the last derivation wins
+            # late evidence: the last derivation wins (an alert raised in this batch and derived again in it too)
+            derivations = Counter(alert.alert_id for alert in derived.alerts)
+            again = {alert_id for alert_id, count in derivations.items() if alert_id not in raised or count > 1}
+            revised = self.store.revise_alerts([alert for alert in derived.alerts if alert.alert_id in again])
             outcome.revised_alerts = [alert for alert in revised if alert.alert_id not in raised]
             upsert_clocks(self.store.con, derived.clocks.values())
             outcome.new_dead_letters = self.store.insert_dead_letters(letters)

@@ -84,6 +84,7 @@ class SafetyEngine:
         self.clocks: dict[tuple[str, str], ClockRow] = {}
         #: (scope, lot or clinic) -> patients who received an infusion from it (lot clusters cross patients)
         self._infused: dict[tuple[str, str], set[str]] = defaultdict(set)
+        self._emitted: dict[UUID, tuple[object, ...]] = {}
 
     # --- loading and applying ---------------------------------------------------------------------------------
 
@@ -105,7 +106,20 @@ class SafetyEngine:
             patient = self.history.add(event)
             self._index(event)
             self._evaluate(event, patient, now, output)
+        output.alerts = self._changed(output.alerts)
         return output
+
+    def _changed(self, alerts: list[SafetyAlert]) -> list[SafetyAlert]:
+        """Drop re-derivations identical to what this engine last emitted for the same alert id (rules re-derive
+        an alert whenever related evidence arrives; only a changed derivation is news for the store)."""
+        fresh = []
+        for alert in alerts:
+            content = (alert.evidence_event_ids, alert.summary, alert.severity, alert.patient, alert.case_id,
+                       alert.occurred_at, repr(alert.details))
+            if self._emitted.get(alert.alert_id) != content:
+                self._emitted[alert.alert_id] = content
+                fresh.append(alert)
+        return fresh
 
     def _index(self, event: EventEnvelope) -> None:
         if isinstance(event, MscInfusionGiven):
@@ -282,6 +296,8 @@ class SafetyEngine:
     def _recompute_clocks(self, patient: PatientHistory, case_id: str,
                           output: EngineOutput | None = None) -> list[ClockRow]:
         reports = [r for r in patient.of_type("adverse-event", AdverseEventReported) if r.case_id == case_id]
+        if not any(r.seriousness.is_serious for r in reports):
+            return []  # no SUSAR without a serious version
         qualifying = [q for q in map(self._qualifying, reports) if q is not None]
         submissions = [
             expedited.ReportSubmission(s.event_id, s.case_id, expedited.ClockCategory(s.category), s.occurred_at)
