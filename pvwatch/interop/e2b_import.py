@@ -24,6 +24,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, timezone
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -172,19 +173,19 @@ def _observations(parent: etree._Element, code: str) -> Iterator[etree._Element]
             yield observation
 
 
-def _flag(reaction: etree._Element, code: str) -> bool:
+def _related_values(reaction: etree._Element) -> dict[str, etree._Element | None]:
+    """ICH observation code -> value of each E.i sub-observation (seriousness, outcome, translation, ...)."""
+    values: dict[str, etree._Element | None] = {}
+    for relation in reaction.iterfind("hl7:outboundRelationship2/hl7:observation", NS):
+        code = _attr(relation, "hl7:code", "code")
+        if code is not None and code not in values:
+            values[code] = relation.find("hl7:value", NS)
+    return values
+
+
+def _flag(related: dict[str, etree._Element | None], code: str) -> bool:
     """A seriousness criterion: true only when sent as BL true; false and nullFlavor NI both mean 'not met'."""
-    for relation in reaction.iterfind("hl7:outboundRelationship2/hl7:observation", NS):
-        if _attr(relation, "hl7:code", "code") == code:
-            return _attr(relation, "hl7:value", "value") == "true"
-    return False
-
-
-def _related_value(reaction: etree._Element, code: str) -> etree._Element | None:
-    for relation in reaction.iterfind("hl7:outboundRelationship2/hl7:observation", NS):
-        if _attr(relation, "hl7:code", "code") == code:
-            return relation.find("hl7:value", NS)
-    return None
+    return _attr(related.get(code), "", "value") == "true"
 
 
 #: Lot numbers that mean "not known" (FDA's examples send UNKNOWN): kept as no lot, never as a lot that would
@@ -305,23 +306,27 @@ class IcsrReader:
                 products[product_id].role = _attr(assessment, "hl7:value", "code")
         return products
 
-    def _causality(self, reaction_id: str | None, product_id: str) -> str | None:
-        """G.k.9.i.2.r.3 for this reaction and product, the primary source reporter's assessment preferred."""
-        if self.assessment is None or reaction_id is None:
-            return None
-        found: list[tuple[bool, str]] = []
+    @cached_property
+    def _causalities(self) -> dict[tuple[str | None, str | None], str]:
+        """(reaction id, product id) -> G.k.9.i.2.r.3 as a WHO-UMC category, the primary source reporter's
+        assessment preferred over the sender's."""
+        found: dict[tuple[str | None, str | None], list[tuple[bool, str]]] = {}
+        if self.assessment is None:
+            return {}
         for assessment in self.assessment.iterfind("hl7:component/hl7:causalityAssessment", NS):
             if _attr(assessment, "hl7:code", "code") != CODE_CAUSALITY:
                 continue
-            if _attr(assessment, "hl7:subject1/hl7:adverseEffectReference/hl7:id", "root") != reaction_id:
-                continue
-            if _attr(assessment, "hl7:subject2/hl7:productUseReference/hl7:id", "root") != product_id:
-                continue
             result = (_text(assessment, "hl7:value") or "").casefold()
-            if result in WHO_UMC:
-                source = _text(assessment, "hl7:author/hl7:assignedEntity/hl7:code/hl7:originalText") or ""
-                found.append(("PRIMARY SOURCE" not in source.upper(), WHO_UMC[result]))
-        return sorted(found)[0][1] if found else None
+            if result not in WHO_UMC:
+                continue
+            key = (_attr(assessment, "hl7:subject1/hl7:adverseEffectReference/hl7:id", "root"),
+                   _attr(assessment, "hl7:subject2/hl7:productUseReference/hl7:id", "root"))
+            source = _text(assessment, "hl7:author/hl7:assignedEntity/hl7:code/hl7:originalText") or ""
+            found.setdefault(key, []).append(("PRIMARY SOURCE" not in source.upper(), WHO_UMC[result]))
+        return {key: sorted(values)[0][1] for key, values in found.items()}
+
+    def _causality(self, reaction_id: str | None, product_id: str) -> str | None:
+        return self._causalities.get((reaction_id, product_id)) if reaction_id is not None else None
 
     def read(self) -> None:
         where = f"{self.label} ICSR {self.report_id or '(no C.1.1)'}"
@@ -393,10 +398,11 @@ class IcsrReader:
         meddra = coded.get("code") if coded is not None and coded.get("codeSystem") == CS_MEDDRA else None
         meddra_version = coded.get("codeSystemVersion") if meddra and coded is not None else None  # E.i.2.1a
         verbatim = _text(coded, "hl7:originalText")
-        translation = _related_value(reaction, CODE_TRANSLATION)
+        related = _related_values(reaction)
+        translation = related.get(CODE_TRANSLATION)
         term = verbatim or (_text(translation, ".") if translation is not None else None) or (
             f"MedDRA {meddra}" if meddra else None)
-        outcome_code = _attr(_related_value(reaction, CODE_OUTCOME), "", "code")
+        outcome_code = _attr(related.get(CODE_OUTCOME), "", "code")
         record: dict[str, Any] = {
             "type": "adverse-event",
             "occurred_at": (onset.instant() if onset and onset.instant() else awareness.instant()),
@@ -411,7 +417,7 @@ class IcsrReader:
             "term": term,
             "meddra_pt_code": meddra,
             "meddra_version": meddra_version,
-            "seriousness": {name: _flag(reaction, code) for code, name in SERIOUSNESS_CODES.items()},
+            "seriousness": {name: _flag(related, code) for code, name in SERIOUSNESS_CODES.items()},
             "outcome": OUTCOMES.get(outcome_code or "0", outcome_code),
             "products": [
                 {"name": product.name, "role": DRUG_ROLES[product.role],
