@@ -356,3 +356,12 @@ def test_export_names_sender_and_receiver_for_the_gateway(pseudonymiser):
     assert ids == {"3.11": "PVWATCH", "3.12": "ZZFDA", "3.13": "PVWATCH", "3.14": "ZZFDA"}
     sender_type = icsr.find(".//hl7:subjectOf1/hl7:controlActEvent/hl7:author/hl7:assignedEntity/hl7:code", NS)
     assert (sender_type.get("code"), sender_type.get("codeSystem")) == ("6", "2.16.840.1.113883.3.989.2.1.1.7")
+
+
+def test_a_partial_onset_date_is_not_invented_and_the_operator_is_told(tmp_path, pseudonymiser):
+    # E2B(R3) allows E.i.4 to the month (201410): pvwatch keeps no day it was not given.
+    result = import_e2b(variant(tmp_path, SCENARIO_1, ('<low value="20141010"/>', '<low value="201410"/>')),
+                        pseudonymiser)
+    first = adverse_events(result)[0]
+    assert first.onset_date is None and first.occurred_at.date() == date(2022, 6, 14)  # falls back to day 0
+    assert any("partial onset date 201410 (E.i.4)" in note for note in result.notes)
