@@ -3,7 +3,8 @@
 Columns (docs/interop.md): the JSON field names of the type as `pvwatch schema TYPE` prints them; a nested
 object's fields with a dot (`seriousness.death`); a list field (`products`, `diagnoses`, `premedication`) as a
 JSON array in its cell; `patient_ref` for the raw patient identifier (pseudonymised here, never sent);
-`type` is implied by --kind. An empty cell is an absent field. A column that is not a field of the type stops
+`type` is implied by --kind; patient types also accept `birth_date`, of which the edge keeps the year and
+month only. An empty cell is an absent field. A column that is not a field of the type stops
 the whole import before anything is sent: an unexpected column may hold identifying data pvwatch must not carry.
 Without an `event_id` column each row gets uuid5 of its content, so importing a file twice stores it once.
 """
@@ -49,6 +50,8 @@ def allowed_columns(kind: str) -> set[str]:
         if nested is not None and not is_list:
             columns |= {f"{name}.{inner}" for inner in nested.model_fields}
         columns.add(name)
+    if kind in ("patient-enrolled", "patient-updated"):
+        columns.add("birth_date")  # YYYY-MM-DD, cut to birth_year_month by the edge (pvwatch.pseudonym)
     return columns - {"type"}
 
 

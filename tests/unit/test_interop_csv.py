@@ -120,3 +120,12 @@ def test_a_cell_above_the_csv_field_limit_refuses_the_file_not_a_crash(tmp_path)
     row = {**flatten(EXAMPLES["adverse-event"]), "narrative": "x" * 200_000}
     with pytest.raises(ImportFileError, match="after line 1: field larger than field limit"):
         import_csv(write_csv(tmp_path / "ae.csv", [row]), "adverse-event", EDGE)
+
+
+def test_a_patient_s_birth_date_column_keeps_only_year_and_month(tmp_path):
+    row = flatten(EXAMPLES["patient-enrolled"])
+    row.pop("birth_year_month")
+    row["birth_date"] = "2012-05-14"
+    (event,) = import_csv(write_csv(tmp_path / "patients.csv", [row]), "patient-enrolled", EDGE).events
+    assert event.birth_year_month == "2012-05"
+    assert b"2012-05-14" not in encode_event(event)
