@@ -153,9 +153,14 @@ class EventStore:
         return {row[0] for row in new}
 
     def insert_alerts(self, alerts: Sequence[SafetyAlert]) -> list[SafetyAlert]:
-        """Store alerts not raised before; return the new ones (the only ones to publish and count)."""
+        """Store alerts not raised before; return the new ones (the only ones to publish and count).
+
+        One batch may derive the same alert twice (an initial report and its follow-up arriving together): it is
+        stored, returned, counted and published once, with its last derivation.
+        """
         if not alerts:
             return []
+        alerts = list({alert.alert_id: alert for alert in alerts}.values())
         new = self.con.execute(
             """INSERT OR IGNORE INTO alerts (alert_id, rule_id, rule_version, severity, patient, case_id,
                    evidence_event_ids, occurred_at, raised_at, summary, details)
