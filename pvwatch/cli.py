@@ -347,12 +347,21 @@ def signals(reports: Path | None, from_store: bool, db: Path | None, out: Path, 
 @click.option("--observed", type=click.IntRange(0), help="Events observed so far (with --expected: test now).")
 @click.option("--expected", type=click.FloatRange(0, min_open=True),
               help="Events expected so far under the background rate (exposure x rate).")
-def maxsprt(alpha: float, length: float, min_events: int, observed: int | None, expected: float | None) -> None:
+@click.option("--db", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Take both from the store instead: MSC infusions x --rate, and --term cases after infusions.")
+@click.option("--term", help="With --db: the adverse event term monitored (e.g. Pyrexia).")
+@click.option("--rate", type=click.FloatRange(0, min_open=True),
+              help="With --db: background cases of --term per infusion (from the literature or a reference cohort).")
+@click.option("--window-days", type=click.IntRange(0), default=1, show_default=True,
+              help="With --db: a case counts when it began this many days after an infusion at most.")
+def maxsprt(alpha: float, length: float, min_events: int, observed: int | None, expected: float | None,
+            db: Path | None, term: str | None, rate: float | None, window_days: int) -> None:
     """Poisson MaxSPRT (Kulldorff 2011): the exact critical value for continuous monitoring, and the test at
-    one look. Exits 1 when the observed count crosses it (a signal)."""
+    one look, from --observed/--expected or from the store's MSC infusions (--db). Exits 1 on a signal."""
     from pvwatch.signals_command import run_maxsprt
 
-    run_maxsprt(alpha=alpha, length=length, min_events=min_events, observed=observed, expected=expected)
+    run_maxsprt(alpha=alpha, length=length, min_events=min_events, observed=observed, expected=expected, db=db,
+                term=term, rate=rate, window_days=window_days)
 
 
 def main() -> None:

@@ -121,10 +121,27 @@ def plot_top_signals(con: duckdb.DuckDBPyConnection, path: Path, top: int) -> No
     plt.close(figure)
 
 
-def run_maxsprt(*, alpha: float, length: float, min_events: int, observed: int | None,
-                expected: float | None) -> None:
+def run_maxsprt(*, alpha: float, length: float, min_events: int, observed: int | None, expected: float | None,
+                db: Path | None = None, term: str | None = None, rate: float | None = None,
+                window_days: int = 1) -> None:
     from pvwatch.domain.signals.maxsprt import critical_value, monitor
 
+    if db is not None:
+        if term is None or rate is None:
+            raise ConfigError("--db needs --term and --rate (background cases per infusion)")
+        from pvwatch.store.eventstore import connect
+        from pvwatch.store.signals import msc_infusion_exposure
+
+        con = connect(db, read_only=True)
+        try:
+            exposure = msc_infusion_exposure(con, term, window_days)
+        finally:
+            con.close()
+        observed, expected = exposure.cases, exposure.infusions * rate
+        click.echo(f"{exposure.infusions} MSC infusions x rate {rate:g} = {expected:g} {term} cases expected; "
+                   f"{observed} observed within {window_days} day(s) after an infusion")
+        if expected <= 0:
+            raise ConfigError("no MSC infusion in the store yet: nothing to test")
     cv = critical_value(alpha, length, min_events)
     click.echo(f"critical value {cv:.6f} (alpha {alpha}, surveillance length {length:g} expected events, "
                f"minimum {min_events} events)")
@@ -132,5 +149,8 @@ def run_maxsprt(*, alpha: float, length: float, min_events: int, observed: int |
         decision = monitor(observed, expected, cv, min_events)
         verdict = "SIGNAL: LLR crossed the critical value" if decision.signal else "no signal"
         click.echo(f"observed {observed}, expected {expected:g}: LLR {decision.llr:.6f} -> {verdict}")
+        if expected > length:
+            click.echo(f"note: the expected count {expected:g} is past the surveillance length {length:g}: "
+                       "surveillance has ended", err=True)
         if decision.signal:
             raise SystemExit(1)

@@ -388,3 +388,34 @@ def mark_signals_published(con: duckdb.DuckDBPyConnection, signal_ids: Sequence[
     if signal_ids:
         con.cursor().execute("UPDATE signal_publications SET published_at = now() WHERE signal_id IN "
                              "(SELECT unnest(?::UUID[]))", [list(signal_ids)])
+
+
+# --- MaxSPRT over the store: MSC infusions as exposure ----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class InfusionExposure:
+    """MSC infusions given so far and the cases of one term that began within the window after one of them."""
+
+    infusions: int
+    cases: int
+
+
+def msc_infusion_exposure(con: duckdb.DuckDBPyConnection, term: str, window_days: int) -> InfusionExposure:
+    """Exposure and events for Poisson MaxSPRT on MSC infusions (Kulldorff 2011): the expected count is
+    infusions x the background rate per infusion; a case counts (once, by its latest version) when its onset,
+    or its awareness date when onset is unknown, is 0..window_days after an infusion of the same patient."""
+    cur = con.cursor()
+    try:
+        infusions = cur.execute("SELECT count(*) FROM infusions").fetchone()
+        cases = cur.execute("""
+            SELECT count(DISTINCT ae.case_id) FROM adverse_events ae JOIN infusions i USING (patient)
+            WHERE ae.is_latest AND lower(ae.term) = lower($term)
+              AND coalesce(ae.onset_date, ae.awareness_date)
+                  BETWEEN i.occurred_at::DATE AND i.occurred_at::DATE + $window""",
+            {"term": term, "window": window_days}).fetchone()
+    except duckdb.CatalogException as error:
+        raise ReportsInvalid(f"the store has no clinical views yet: {str(error).splitlines()[0]}") from None
+    finally:
+        cur.close()
+    return InfusionExposure(int(infusions[0]) if infusions else 0, int(cases[0]) if cases else 0)

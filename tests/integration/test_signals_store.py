@@ -19,6 +19,7 @@ from pvwatch.domain.signals.criteria import SignalThresholds
 from pvwatch.events.adverse_event import AdverseEventReported
 from pvwatch.events.codec import encode_event
 from pvwatch.events.envelope import EventEnvelope
+from pvwatch.events.infusion import MscInfusionGiven
 from pvwatch.events.patient import PatientEnrolled
 from pvwatch.store.eventstore import EventStore, MessageOrigin
 from pvwatch.store.signals import mark_signals_published, refresh_signals, unpublished_signals
@@ -166,3 +167,30 @@ def test_unknown_stratum_is_refused(tmp_path: Path) -> None:
                                       "--stratify", "weight"])
     assert result.exit_code != 0
     assert "unknown stratum" in result.output
+
+
+def infusion(n: int, days_ago: int) -> MscInfusionGiven:
+    at = NOW - timedelta(days=days_ago)
+    return MscInfusionGiven(event_id=uuid4(), occurred_at=at, recorded_at=at, source="test", patient=patient(n),
+                            clinic="Clinic A")
+
+
+def test_maxsprt_over_msc_infusions_in_the_store(tmp_path: Path) -> None:
+    # 20 infusions (patients 0-19, 10 days ago); fever began the day after the infusion in 5 of them, and in
+    # patient 50 who had no infusion (not counted). Background rate 0.05 per infusion: expected 20 x 0.05 = 1.
+    # LLR(5, 1) = (1 - 5) + 5 ln 5 = 4.047 >= CV(T=10, M=4) = 2.921561 (R Sequential): a signal, exit status 1.
+    db = tmp_path / "pv.duckdb"
+    running = EventStore(db)
+    events: list[EventEnvelope] = [infusion(n, 10) for n in range(20)]
+    events += [report(f"F{n}", n, "Pyrexia", [("MSC-UC", "suspect")], days_ago=9) for n in range(5)]
+    events += [report("F50", 50, "Pyrexia", [("Ibuprofen", "suspect")], days_ago=9)]
+    store_events(running, events)
+    running.close()
+    result = CliRunner().invoke(cli, ["maxsprt", "--db", str(db), "--term", "pyrexia", "--rate", "0.05",
+                                      "--length", "10", "--min-events", "4", "--window-days", "1"])
+    assert result.exit_code == 1, result.output
+    assert "20 MSC infusions" in result.output and "5 observed" in result.output
+    assert "critical value 2.921561" in result.output and "SIGNAL" in result.output
+    quiet = CliRunner().invoke(cli, ["maxsprt", "--db", str(db), "--term", "Rash", "--rate", "0.05",
+                                     "--length", "10", "--min-events", "4"])
+    assert quiet.exit_code == 0 and "no signal" in quiet.output
