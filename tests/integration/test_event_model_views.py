@@ -170,3 +170,26 @@ def test_the_documented_clinical_analyses_run_on_the_snapshot(store: EventStore,
     assert [(r[1], r[3], r[4], r[6], r[7]) for r in flare] == [("prednisolone", "SLEDAI-2K", 10.0, "clinician", True)]
     assert con.execute(benefit).fetchall() == [("parent", 1, 0)]
     con.close()
+
+
+def test_the_documented_clinical_analyses_find_the_cohorts_planted_stories(store: EventStore, tmp_path: Path) -> None:
+    import re
+
+    from pvwatch.cohort import CLUSTER_LOT, generate_cohort, planted_stories
+    from pvwatch.pseudonym import DEMO_KEY, Pseudonymiser
+
+    edge = Pseudonymiser(DEMO_KEY)
+    store_events(store, [accepted(record) for record in generate_cohort(60, 7)])
+    info = publish_snapshot(store.con, tmp_path / "snap.duckdb")
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "analysts.md").read_text()
+    by_lot, _, flares, benefit = [s for s in re.findall(r"```sql\n(.*?)```", doc, re.S)[2].split(";") if s.strip()]
+    con = connect(info.path, read_only=True)
+    lots = {row[0]: row[1:] for row in con.execute(by_lot).fetchall()}
+    assert lots[CLUSTER_LOT] == (3, 3, 100.0), "three children, three adverse events within 14 days of the lot"
+    flare_patient = edge.pseudonym(planted_stories(60, 7)["flare-after-taper"].patient_ref)
+    rows = [r for r in con.execute(flares).fetchall() if r[0] == flare_patient and r[3] == "SLEDAI-2K"]
+    assert [r[4] for r in rows][:2] == [10.0, 8.0] and all(r[6] == "clinician" for r in rows)
+    claims = dict((row[0], row[1:]) for row in con.execute(benefit).fetchall())
+    assert claims["parent"][0] > 0 and claims["parent"][1] == 0, "parents' claims: none documented"
+    assert claims["clinician"][1] == claims["clinician"][0], "clinicians' claims: each with its measure"
+    con.close()
