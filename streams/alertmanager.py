@@ -4,9 +4,10 @@ Prometheus's pull path adds a scrape interval and an evaluation interval (up to 
 5 s) before Alertmanager even hears of a serious adverse event. The worker therefore also posts each new
 critical alert straight to Alertmanager (`POST /api/v2/alerts`), off the hot path, with retries. The labels
 are read from the shipped alerting rules (dashboards/monitoring/prometheus/rules/pvwatch-alerts.yml): an
-alerting rule with a static `rule` label pages for that pvwatch rule, and the post carries exactly
-{alertname} + that rule's labels. Alertmanager identifies an alert by its label set, so both paths make one
-alert and one notification; the Prometheus rule remains the safety net if every attempt here fails.
+alerting rule with a static `rule` label pages for that pvwatch rule (SeriousAdverseEvent), the catch-all
+CriticalSafetyAlert for every other critical rule it does not exclude, and the post carries exactly the labels
+the rule's alert has. Alertmanager identifies an alert by its label set, so both paths make one alert and one
+notification; the Prometheus rule remains the safety net if every attempt here fails.
 Annotations carry the alert id and summary (event term and seriousness criteria), never a narrative.
 """
 
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -25,6 +27,7 @@ import aiohttp
 import yaml
 
 from pvwatch import metrics
+from pvwatch.domain.engine import RULE_IDS
 from pvwatch.errors import ConfigError
 from pvwatch.events.alert import SafetyAlert, Severity
 
@@ -41,54 +44,91 @@ RETRY_DELAYS_S = (0.1, 0.5, 2.0)
 
 @dataclass(frozen=True)
 class DirectRoute:
-    """How one pvwatch rule's critical alerts look in Alertmanager: the alerting rule's labels and texts."""
+    """How critical alerts of a pvwatch rule look in Alertmanager: the alerting rule's name, labels and texts.
+
+    A rule with a static `rule` label pages for that pvwatch rule alone; one without it (CriticalSafetyAlert)
+    aggregates `by (rule)`, so the alert it makes carries the pvwatch rule id as its `rule` label."""
 
     alertname: str
     labels: dict[str, str]
     summary: str
     runbook_url: str
 
-    @property
-    def rule(self) -> str:
-        return self.labels["rule"]
+    def alert_labels(self, rule_id: str) -> dict[str, str]:
+        return {"alertname": self.alertname, "rule": rule_id, **self.labels}
 
-    @property
-    def severity(self) -> str:
-        return self.labels["severity"]
+    def rendered_summary(self, rule_id: str) -> str:
+        """The summary with `{{ $labels.X }}` filled in, as Prometheus's template would render it."""
+        labels = self.alert_labels(rule_id)
+        return re.sub(r"\{\{\s*\$labels\.(\w+)\s*\}\}", lambda m: labels.get(m.group(1), ""), self.summary)
 
 
-def load_direct_routes(rules_file: Path | None = None) -> dict[str, DirectRoute]:
-    """Critical alerting rules that name a pvwatch rule in a static `rule` label, keyed by that rule id."""
-    text = rules_file.read_text() if rules_file is not None else ALERT_RULES.read_text()
-    routes: dict[str, DirectRoute] = {}
-    for group in yaml.safe_load(text)["groups"]:
+@dataclass(frozen=True)
+class DirectRoutes:
+    """Which alerting rule pages for each pvwatch rule's critical alerts (None: not paged directly)."""
+
+    by_rule: dict[str, DirectRoute]
+    other_critical: DirectRoute | None = None
+    #: rules the catch-all leaves to other alerts (e.g. expedited-overdue: ExpeditedReportOverdue, from a gauge)
+    left_to_other_alerts: frozenset[str] = frozenset()
+
+    def route_for(self, rule_id: str) -> DirectRoute | None:
+        if rule_id in self.by_rule:
+            return self.by_rule[rule_id]
+        if rule_id in self.left_to_other_alerts:
+            return None
+        return self.other_critical
+
+
+def load_direct_routes(rules_file: Path | None = None) -> DirectRoutes:
+    """Critical alerting rules over `pv_alerts_raised_total`: those naming a pvwatch rule in a static `rule`
+    label, and the catch-all that groups `by (rule)` with the rules it excludes in a `rule!~"a|b"` matcher."""
+    source = rules_file or ALERT_RULES
+    by_rule: dict[str, DirectRoute] = {}
+    catch_all: list[tuple[DirectRoute, frozenset[str]]] = []
+    for group in yaml.safe_load(source.read_text())["groups"]:
         for rule in group["rules"]:
             labels = {str(k): str(v) for k, v in (rule.get("labels") or {}).items()}
-            if "alert" not in rule or "rule" not in labels or labels.get("severity") != Severity.CRITICAL.value:
+            expr = " ".join(str(rule.get("expr", "")).split())
+            if "alert" not in rule or labels.get("severity") != Severity.CRITICAL.value:
+                continue
+            if "pv_alerts_raised_total" not in expr or "by (rule)" not in expr:
                 continue
             annotations = rule.get("annotations") or {}
-            if labels["rule"] in routes:
-                raise ConfigError(f"{rules_file or ALERT_RULES}: two critical alerting rules for rule={labels['rule']}")
-            routes[labels["rule"]] = DirectRoute(
-                alertname=rule["alert"], labels=labels,
+            route = DirectRoute(
+                alertname=rule["alert"], labels={k: v for k, v in labels.items() if k != "rule"},
                 summary=str(annotations.get("summary", rule["alert"])),
                 runbook_url=str(annotations.get("runbook_url", "")),
             )
-    return routes
+            if "rule" in labels:
+                if labels["rule"] in by_rule:
+                    raise ConfigError(f"{source}: two critical alerting rules for rule={labels['rule']}")
+                by_rule[labels["rule"]] = route
+            else:
+                matcher = re.search(r'rule\s*!~\s*"([^"]*)"', expr)
+                catch_all.append((route, frozenset(matcher.group(1).split("|")) if matcher else frozenset()))
+    if len(catch_all) > 1:
+        names = [route.alertname for route, _ in catch_all]
+        raise ConfigError(f"{source}: more than one catch-all critical alerting rule: {names}")
+    if not catch_all:
+        return DirectRoutes(by_rule)
+    route, excluded = catch_all[0]
+    return DirectRoutes(by_rule, route, excluded - set(by_rule))
 
 
-def initialise_alert_series(routes: Iterable[DirectRoute]) -> None:
-    """Create each paged rule's counter at 0, so the rule's increase() sees even the first alert."""
-    for route in routes:
-        metrics.ALERTS_RAISED.labels(route.rule, route.severity)
+def initialise_alert_series(routes: DirectRoutes, rule_ids: Iterable[str] = RULE_IDS) -> None:
+    """Create the critical-alert counter of every paged rule at 0, so the rules' increase() sees the first."""
+    for rule_id in rule_ids:
+        if routes.route_for(rule_id) is not None:
+            metrics.ALERTS_RAISED.labels(rule_id, Severity.CRITICAL.value)
 
 
 def alertmanager_alert(alert: SafetyAlert, route: DirectRoute) -> dict[str, Any]:
     """One element of the v2 `postableAlerts` body (Alertmanager OpenAPI spec, `postableAlert`)."""
     return {
-        "labels": {"alertname": route.alertname, **route.labels},
+        "labels": route.alert_labels(alert.rule_id),
         "annotations": {
-            "summary": route.summary,
+            "summary": route.rendered_summary(alert.rule_id),
             "description": f"pvwatch alert {alert.alert_id}: {alert.summary}",
             "runbook_url": route.runbook_url,
             "pvwatch_alert_id": str(alert.alert_id),
@@ -102,7 +142,7 @@ class AlertmanagerNotifier:
     """Posts critical alerts in background tasks; the agent never waits for Alertmanager."""
 
     def __init__(
-        self, base_url: str, routes: dict[str, DirectRoute], *, timeout_s: float = 2.0,
+        self, base_url: str, routes: DirectRoutes, *, timeout_s: float = 2.0,
         retry_delays_s: tuple[float, ...] = RETRY_DELAYS_S,
     ) -> None:
         self.url = base_url.rstrip("/") + "/api/v2/alerts"
@@ -117,8 +157,8 @@ class AlertmanagerNotifier:
     def post(self, alerts: Iterable[SafetyAlert]) -> None:
         """Schedule a post of every critical alert that a shipped alerting rule pages for; returns at once."""
         body = [
-            alertmanager_alert(alert, self.routes[alert.rule_id]) for alert in alerts
-            if alert.severity is Severity.CRITICAL and alert.rule_id in self.routes
+            alertmanager_alert(alert, route) for alert in alerts
+            if alert.severity is Severity.CRITICAL and (route := self.routes.route_for(alert.rule_id)) is not None
         ]
         if body:
             task = asyncio.get_running_loop().create_task(self._send(body))

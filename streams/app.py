@@ -118,7 +118,7 @@ def build_app(settings: Settings) -> faust.App:
     running: dict[str, Any] = {}
     parameters = load_rule_parameters(settings.rules_file, settings.rsi_file)  # a bad rules file fails at start
     direct_routes = load_direct_routes()
-    initialise_alert_series(direct_routes.values())
+    initialise_alert_series(direct_routes)
     url = settings.alertmanager_url
     notifier = AlertmanagerNotifier(url, direct_routes) if url else None  # pages in < 1 s (streams/alertmanager.py)
 

@@ -14,7 +14,12 @@ from aiohttp import web
 
 from pvwatch.events.alert import SafetyAlert, Severity
 from pvwatch.metrics import REGISTRY
-from pvwatch.streams.alertmanager import ALERT_RULES, AlertmanagerNotifier, load_direct_routes
+from pvwatch.streams.alertmanager import (
+    ALERT_RULES,
+    AlertmanagerNotifier,
+    initialise_alert_series,
+    load_direct_routes,
+)
 from pvwatch.streams.broker import free_port
 
 pytestmark = pytest.mark.integration
@@ -75,6 +80,32 @@ def test_the_post_carries_exactly_the_labels_of_the_serious_adverse_event_rule()
     assert posted["startsAt"] == "2026-03-02T12:00:00+00:00"
     assert posted["endsAt"] == "2026-03-02T12:10:00+00:00", "kept firing as long as the rule's 10-minute window"
     assert notifications("sent") == sent_before + 1
+
+
+def test_other_critical_rules_post_as_the_catch_all_rule_would_fire_them():
+    rules = yaml.safe_load(ALERT_RULES.read_text())["groups"]
+    catch_all = next(r for g in rules for r in g["rules"] if r.get("alert") == "CriticalSafetyAlert")
+
+    received = run_against([], [safety_alert("hys-law"), safety_alert("expedited-overdue"), safety_alert()])
+
+    posted = {a["labels"]["alertname"]: a for a in received[0]}
+    assert set(posted) == {"SeriousAdverseEvent", "CriticalSafetyAlert"}, (
+        "expedited-overdue is paged by ExpeditedReportOverdue (the gauge), not posted")
+    assert posted["CriticalSafetyAlert"]["labels"] == {"alertname": "CriticalSafetyAlert", "rule": "hys-law",
+                                                       **catch_all["labels"]}
+    assert posted["CriticalSafetyAlert"]["annotations"]["summary"] == "Critical safety alert from pvwatch rule hys-law"
+
+
+def test_every_paged_rule_has_its_critical_series_at_zero_before_its_first_alert():
+    routes = load_direct_routes()
+    initialise_alert_series(routes, ["serious-ae", "hys-law", "expedited-overdue", "a-rule-added-later"])
+    def critical_count(rule: str) -> float | None:
+        return REGISTRY.get_sample_value("pv_alerts_raised_total", {"rule": rule, "severity": "critical"})
+
+    for rule in ("serious-ae", "hys-law"):  # other tests in this process may have counted some
+        assert critical_count(rule) is not None
+    assert critical_count("a-rule-added-later") == 0
+    assert routes.route_for("expedited-overdue") is None
 
 
 def test_unavailable_alertmanager_is_retried_until_it_accepts():
