@@ -152,7 +152,7 @@ class SafetyEngine:
                 alerts.extend(self._infusion_links(patient, [self._ae_after(v) for v in versions],
                                                    self._infusions(patient), now))
             if self._enabled(LOT_CLUSTER, output):
-                alerts.extend(self._lot_clusters(patient, now))
+                alerts.extend(self._lot_clusters(patient, now, event))
         elif isinstance(event, LabResultReported):
             analyte = ctcae.LOINC_ANALYTES.get(event.loinc_code)
             if analyte is None:
@@ -169,7 +169,7 @@ class SafetyEngine:
                 events = [self._ae_after(e) for e in patient.of_type("adverse-event", AdverseEventReported)]
                 alerts.extend(self._infusion_links(patient, events, [self._infusion(event)], now))
             if self._enabled(LOT_CLUSTER, output):
-                alerts.extend(self._lot_clusters(patient, now))
+                alerts.extend(self._lot_clusters(patient, now, event))
             if self._enabled(UNDOCUMENTED_BENEFIT, output) and event.incompletely_documented:
                 alerts.append(self._undocumented_infusion(event, now))
         elif isinstance(event, DiseaseActivityAssessed | TreatmentTapered | TreatmentStopped):
@@ -423,9 +423,17 @@ class SafetyEngine:
                     evidence[ae.event_id] = ae
         return found, evidence
 
-    def _lot_clusters(self, patient: PatientHistory, now: datetime) -> list[SafetyAlert]:
+    def _lot_clusters(self, patient: PatientHistory, now: datetime, event: EventEnvelope) -> list[SafetyAlert]:
+        """Re-derive the clusters of the lots and clinics `event` can count for: an adverse event's, through the
+        infusions in the attribution window before it; an infusion's own (it may attribute earlier reports)."""
+        if isinstance(event, MscInfusionGiven):
+            infusions = [event]
+        else:
+            window = timedelta(days=self.p.lot_cluster.attribution_days)
+            infusions = [i for i in patient.of_type("msc-infusion", MscInfusionGiven)
+                         if timedelta(0) <= event.occurred_at - i.occurred_at <= window]
         scopes = set()
-        for infusion in patient.of_type("msc-infusion", MscInfusionGiven):
+        for infusion in infusions:
             scopes.add(("clinic", infusion.clinic))
             if infusion.lot_id:
                 scopes.add(("lot", infusion.lot_id))
