@@ -91,22 +91,27 @@ class AdverseEventReported(EventEnvelope):
 
     type: Literal["adverse-event"] = "adverse-event"
     case_id: CaseId = Field(description="Stable case id; follow-ups carry the same id.")
-    report_kind: Literal["initial", "follow-up"] = "initial"
-    reporter_type: ReporterType
+    report_kind: Literal["initial", "follow-up"] = Field(
+        default="initial", description="initial, or follow-up (a new version of the same case_id).")
+    reporter_type: ReporterType = Field(description="Primary source qualification (E2B(R3) C.2.r.4).")
     awareness_date: date = Field(description="ICH day 0: first awareness of the four minimum criteria.")
-    onset_date: date | None = None
+    onset_date: date | None = Field(default=None, description="Start of the event (E2B(R3) E.i.4).")
     resolution_date: date | None = Field(default=None, description="When the event resolved (E2B(R3) E.i.5).")
     follow_up_number: int | None = Field(default=None, ge=1, le=999, description="1 for the first follow-up, ...")
     term: ShortText = Field(description="Reported term (MedDRA PT when coded).")
-    meddra_pt_code: Annotated[str, StringConstraints(pattern=r"^\d{8}$")] | None = None
+    meddra_pt_code: Annotated[str, StringConstraints(pattern=r"^\d{8}$")] | None = Field(
+        default=None, description="MedDRA preferred-term code, 8 digits (MedDRA is licensed: no dictionary shipped).")
     meddra_version: Annotated[str, StringConstraints(pattern=r"^\d{1,2}\.\d$")] | None = Field(
         default=None, description="MedDRA release of the code, e.g. '27.1' (E2B(R3) E.i.2.1a).")
     ctcae_term: ShortText | None = Field(
         default=None, description="CTCAE v5.0 term, e.g. 'Neutrophil count decreased'.")
-    ctcae_grade: int | None = Field(default=None, ge=1, le=5)
-    seriousness: SeriousnessCriteria = Field(default_factory=SeriousnessCriteria)
-    outcome: Outcome = Outcome.UNKNOWN
-    products: list[SuspectProduct] = Field(default_factory=list, max_length=50)
+    ctcae_grade: int | None = Field(
+        default=None, ge=1, le=5, description="CTCAE v5.0 grade (severity, not seriousness).")
+    seriousness: SeriousnessCriteria = Field(
+        default_factory=SeriousnessCriteria, description="The six ICH E2A criteria (E2B(R3) E.i.3.2a-f), each a flag.")
+    outcome: Outcome = Field(default=Outcome.UNKNOWN, description="E2B(R3) E.i.7 outcome of the event.")
+    products: list[SuspectProduct] = Field(
+        default_factory=list, max_length=50, description="Suspect, concomitant and interacting products.")
     narrative: Annotated[str, StringConstraints(max_length=20_000)] | None = Field(
         default=None, description="Free text; kept out of Kafka keys, logs, metrics and alert labels."
     )

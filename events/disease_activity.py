@@ -39,8 +39,8 @@ class DiseaseActivityAssessed(ClinicalEvent):
     topic: ClassVar[str] = "pv.clinical.disease-activity.v1"
 
     type: Literal["disease-activity"] = "disease-activity"
-    instrument: Instrument
-    score: Finite = Field(ge=0)
+    instrument: Instrument = Field(description="The scoring instrument; it fixes the range of `score`.")
+    score: Finite = Field(ge=0, description="The score on the instrument's scale.")
     assessed_by: Assessor = Field(description="clinician, parent or patient: who gave the score.")
     documented: bool = Field(
         description="True when the score is in the clinical record from a structured examination; False for a "

@@ -43,21 +43,22 @@ class MscInfusionGiven(ClinicalEvent):
     topic: ClassVar[str] = "pv.clinical.msc-infusion.v1"
 
     type: Literal["msc-infusion"] = "msc-infusion"
-    product_name: ShortText | None = None
+    product_name: ShortText | None = Field(default=None, description="Product name as given by the clinic.")
     clinic: ShortText = Field(description="Clinic or centre that made or supplied the product.")
-    manufacturer: ShortText | None = None
-    tissue_origin: TissueOrigin = TissueOrigin.UNKNOWN
-    donor_type: DonorType = DonorType.UNKNOWN
+    manufacturer: ShortText | None = Field(default=None, description="Manufacturer, when not the clinic.")
+    tissue_origin: TissueOrigin = Field(default=TissueOrigin.UNKNOWN, description="Tissue the cells came from.")
+    donor_type: DonorType = Field(default=DonorType.UNKNOWN, description="The patient's own cells or a donor's.")
     lot_id: LotId | None = Field(default=None, description="Lot/batch id (E2B(R3) G.k.4.r.7); None if unknown.")
     cells_per_kg: Finite | None = Field(default=None, gt=0, le=1e10, description="Viable cells per kg body weight.")
     total_cells: Finite | None = Field(default=None, gt=0, le=1e12, description="Total cells infused.")
-    viability_percent: Finite | None = Field(default=None, ge=0, le=100)
+    viability_percent: Finite | None = Field(default=None, ge=0, le=100, description="Viable cells, percent.")
     passage: int | None = Field(default=None, ge=0, le=50, description="Culture passage of the cells.")
-    route: Route = Route.INTRAVENOUS
-    protocol_id: ShortText | None = None
+    route: Route = Field(default=Route.INTRAVENOUS, description="Route of administration.")
+    protocol_id: ShortText | None = Field(default=None, description="The clinic's treatment protocol id.")
     infusion_number: int | None = Field(default=None, ge=1, le=100, description="1 for the first infusion, ...")
-    premedication: list[ShortText] = Field(default_factory=list, max_length=20)
-    administering_site: ShortText | None = None
+    premedication: list[ShortText] = Field(default_factory=list, max_length=20,
+                                           description="Drugs given before the infusion, e.g. paracetamol.")
+    administering_site: ShortText | None = Field(default=None, description="Where the infusion was given.")
     country: CountryCode | None = Field(default=None, description="Where the infusion was given (ISO 3166-1).")
 
     @model_validator(mode="before")

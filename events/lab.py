@@ -23,14 +23,14 @@ class LabResultReported(ClinicalEvent):
     type: Literal["lab-result"] = "lab-result"
     loinc_code: LoincCode = Field(description="LOINC code, e.g. 751-8 (neutrophils, blood), 1742-6 (ALT).")
     test_name: ShortText | None = Field(default=None, description="Display name as the lab reports it.")
-    value: Finite
+    value: Finite = Field(description="The numeric result, in `unit`.")
     comparator: Literal["<", "<=", ">", ">="] | None = Field(
         default=None, description="For results reported as beyond a limit, e.g. '<' for '<0.1'.")
     unit: UcumUnit = Field(description="UCUM unit, e.g. 10*9/L, U/L, umol/L, g/L.")
     reference_low: Finite | None = Field(default=None, description="Lower limit of normal, in `unit`.")
     reference_high: Finite | None = Field(default=None, description="Upper limit of normal, in `unit`.")
     specimen_at: AwareDatetime = Field(description="Specimen collection time.")
-    lab: ShortText | None = None
+    lab: ShortText | None = Field(default=None, description="Performing laboratory.")
 
     @model_validator(mode="after")
     def _possible(self) -> LabResultReported:

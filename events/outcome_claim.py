@@ -42,7 +42,7 @@ class OutcomeClaimReported(ClinicalEvent):
 
     type: Literal["outcome-claim"] = "outcome-claim"
     what: ShortText = Field(description="What changed, in the claimant's words, e.g. 'joint pain', 'energy'.")
-    direction: Direction = Direction.IMPROVED
+    direction: Direction = Field(default=Direction.IMPROVED, description="improved, worsened or unchanged.")
     claimed_by: Assessor = Field(description="clinician, parent or patient.")
     attributed_to: ShortText | None = Field(default=None, description="What the claimant credits, e.g. 'MSC'.")
     documented_measure: DocumentedMeasure | None = Field(

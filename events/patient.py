@@ -56,6 +56,9 @@ class Diagnosis(BaseModel):
         return self
 
 
+DIAGNOSES = "The child's rheumatic diagnoses, each with its ICD-10 code."
+COUNTRY = "Country of the treating site, ISO 3166-1 alpha-2."
+
 #: Weight bounds that no child can be outside (kg); per-kg doses are computed with it.
 Weight = Field(default=None, gt=0.3, le=250, description="Body weight in kg (per-kg doses are computed with it).")
 
@@ -83,11 +86,11 @@ class PatientEnrolled(_PatientFacts):
 
     type: Literal["patient-enrolled"] = "patient-enrolled"
     birth_year_month: YearMonth = Field(description="YYYY-MM; the full birth date never leaves the edge.")
-    sex: Sex
-    diagnoses: list[Diagnosis] = Field(min_length=1, max_length=20)
+    sex: Sex = Field(description="E2B(R3) D.5 sex.")
+    diagnoses: list[Diagnosis] = Field(min_length=1, max_length=20, description=DIAGNOSES)
     weight_kg: Finite | None = Weight
     site: ShortText = Field(description="Treating site (clinic or hospital department).")
-    country: CountryCode | None = None
+    country: CountryCode | None = Field(default=None, description=COUNTRY)
 
     @model_validator(mode="after")
     def _possible(self) -> PatientEnrolled:
@@ -105,11 +108,12 @@ class PatientUpdated(_PatientFacts):
 
     type: Literal["patient-updated"] = "patient-updated"
     birth_year_month: YearMonth | None = Field(default=None, description="A correction of the enrolled value.")
-    sex: Sex | None = None
-    diagnoses: list[Diagnosis] | None = Field(default=None, min_length=1, max_length=20)
+    sex: Sex | None = Field(default=None, description="E2B(R3) D.5 sex.")
+    diagnoses: list[Diagnosis] | None = Field(default=None, min_length=1, max_length=20,
+                                              description=DIAGNOSES + " Replaces the previous list.")
     weight_kg: Finite | None = Weight
-    site: ShortText | None = None
-    country: CountryCode | None = None
+    site: ShortText | None = Field(default=None, description="Treating site, when it changes.")
+    country: CountryCode | None = Field(default=None, description=COUNTRY)
 
     @model_validator(mode="after")
     def _possible(self) -> PatientUpdated:

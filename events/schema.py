@@ -35,6 +35,7 @@ def event_schema(type_name: str, *, ingest: bool = True) -> dict[str, Any]:
     schema["$schema"] = DRAFT
     schema["$id"] = f"urn:pvwatch:event:{type_name}:v{model.model_fields['schema_version'].default}"
     schema["x-pvwatch-topic"] = TOPIC_OF_TYPE[type_name]
+    schema["properties"]["type"].setdefault("description", f"Always {type_name!r}: selects this schema and topic.")
     required = [name for name in schema.get("required", []) if name != "patient"]
     schema["required"] = ["type", *(name for name in required if name != "type")]  # the union's discriminator
     if ingest:

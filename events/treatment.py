@@ -39,14 +39,14 @@ class TreatmentChange(ClinicalEvent):
     course_id: CourseId | None = Field(default=None, description="Links the events of one course of one drug.")
     drug: ShortText = Field(description="Active substance (INN), e.g. 'methotrexate'.")
     atc_code: AtcCode | None = Field(default=None, description="WHO ATC code, e.g. L04AC07 (tocilizumab).")
-    drug_class: DrugClass
-    reason: ChangeReason | None = None
+    drug_class: DrugClass = Field(description="csDMARD, bDMARD, tsDMARD (JAK inhibitors), glucocorticoid, other.")
+    reason: ChangeReason | None = Field(default=None, description="Why the treatment was started or changed.")
     reason_detail: ShortText | None = Field(default=None, description="Free text; no identifiers.")
 
 
 class _Dosed(TreatmentChange):
     dose_unit: UcumUnit | None = Field(default=None, description="UCUM: mg, mg/kg, mg/m2, ug, ...")
-    route: Route = Route.UNKNOWN
+    route: Route = Field(default=Route.UNKNOWN, description="Route of administration.")
     frequency: ShortText | None = Field(default=None, description="e.g. 'once weekly', 'twice daily', 'every 4 weeks'.")
 
     def _dose_has_unit(self, dose: float | None) -> None:
@@ -103,4 +103,4 @@ class TreatmentStopped(TreatmentChange):
     topic: ClassVar[str] = "pv.clinical.treatment-stopped.v1"
 
     previous_dose: Finite | None = Dose
-    dose_unit: UcumUnit | None = None
+    dose_unit: UcumUnit | None = Field(default=None, description="UCUM unit of previous_dose.")

@@ -89,3 +89,9 @@ def test_a_v1_consumer_reads_a_message_from_a_newer_producer_with_added_fields(t
     assert (event.model_extra or {})["cell_markers"] == {"CD73": 98.5, "CD142": 41.0}
     assert json.loads(encode_event(event))["cryopreserved"] is True, "an added field is passed on, not dropped"
     assert EDGE.pseudonym("MRN-000123") == event.patient
+
+
+@pytest.mark.parametrize("type_name", sorted(EXAMPLES))
+def test_every_field_of_the_clinical_contract_is_described(type_name):
+    schema = event_schema(type_name)
+    assert [name for name, field in schema["properties"].items() if not field.get("description")] == []
