@@ -456,7 +456,9 @@ async def expedited_page(request: web.Request) -> web.StreamResponse:
 @requires(Permission.VIEW_ALERTS)
 async def signals_page(request: web.Request) -> web.StreamResponse:
     def work(con: duckdb.DuckDBPyConnection, read: ReadModel) -> dict[str, Any]:
-        return {"table": read.table(con, "signals"), "snapshot": read.snapshot(con)}
+        # strongest first (issue 6's `signals` table: EB05 is NULL when the prior fit was refused)
+        table = read.table(con, "signals", order_by="eb05 DESC NULLS LAST, ic025 DESC, a DESC")
+        return {"table": table, "snapshot": read.snapshot(con)}
 
     try:
         found = await in_snapshot(request, work)

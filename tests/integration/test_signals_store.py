@@ -194,3 +194,23 @@ def test_maxsprt_over_msc_infusions_in_the_store(tmp_path: Path) -> None:
     quiet = CliRunner().invoke(cli, ["maxsprt", "--db", str(db), "--term", "Rash", "--rate", "0.05",
                                      "--length", "10", "--min-events", "4"])
     assert quiet.exit_code == 0 and "no signal" in quiet.output
+
+
+def test_dashboard_signals_page_reads_the_table_from_the_snapshot_strongest_first(tmp_path: Path) -> None:
+    from pvwatch.dashboards.readmodel import ReadModel
+    from pvwatch.dashboards.webapp import _ebgm_plot
+    from pvwatch.store.snapshot import publish_snapshot
+
+    running = EventStore(tmp_path / "pv.duckdb")
+    store_events(running, fever_cluster(0, 6) + background(100, 60))
+    refresh_signals(running.con, SignalThresholds(), NOW)
+    info = publish_snapshot(running.con, tmp_path / "snap.duckdb")
+    running.close()
+    read = ReadModel(info.path)
+    with read.connect() as con:
+        table = read.table(con, "signals", order_by="eb05 DESC NULLS LAST, ic025 DESC, a DESC")
+    assert table is not None
+    assert table.rows[0][:2] == ["MSC-UC", "Pyrexia"]  # the strongest pair first (IC025 when EBGM is empty)
+    if table.rows[0][table.columns.index("eb05")] is not None:
+        plot = _ebgm_plot(table)
+        assert plot is not None and "MSC-UC / Pyrexia" in plot
