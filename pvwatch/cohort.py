@@ -33,6 +33,18 @@ _EPOCH = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
 STORY_KINDS = ("infusion-reaction", "neutropenia", "flare-after-taper", "death", "hys-law", "duplicate-report",
                "lot-cluster")
 _STORY_PATIENTS = {"lot-cluster": 3}  # patients a story needs; one otherwise
+_STORY_TEXT = {
+    "infusion-reaction": "fever 39.4 C four hours after an MSC infusion",
+    "neutropenia": "absolute neutrophil count 0.8 x10^9/L on tocilizumab (CTCAE v5 grade 3: <1.0-0.5)",
+    "flare-after-taper": "SLEDAI-2K from 4 to 10 five weeks after a mycophenolate taper after MSC therapy",
+    "death": "pulmonary embolism 9 days after an umbilical-cord MSC infusion; follow-up: fatal",
+    "hys-law": "ALT 4.5 x ULN with total bilirubin 2.6 x ULN and ALP below 2 x ULN on methotrexate",
+    "duplicate-report": "the same herpes zoster reported by the parent and by the clinician as two cases",
+    "lot-cluster": "three children with adverse events within three weeks of infusions from one lot",
+}
+
+#: The lot every lot-cluster patient receives (a lot no background patient is given).
+CLUSTER_LOT = "UCB-2603-99"
 
 
 @dataclass(frozen=True)
@@ -214,20 +226,6 @@ def planted_stories(patients: int, seed: int = 7) -> dict[str, PlantedStory]:
             refs.append(patient.mrn)
             ids.extend(event_ids)
     return {kind: PlantedStory(kind, tuple(refs), tuple(ids), _STORY_TEXT[kind]) for kind, (refs, ids) in found.items()}
-
-
-_STORY_TEXT = {
-    "infusion-reaction": "fever 39.4 C four hours after an MSC infusion",
-    "neutropenia": "absolute neutrophil count 0.8 x10^9/L on tocilizumab (CTCAE v5 grade 3: <1.0-0.5)",
-    "flare-after-taper": "SLEDAI-2K from 4 to 10 five weeks after a mycophenolate taper after MSC therapy",
-    "death": "pulmonary embolism 9 days after an umbilical-cord MSC infusion; follow-up: fatal",
-    "hys-law": "ALT 4.5 x ULN with total bilirubin 2.6 x ULN and ALP below 2 x ULN on methotrexate",
-    "duplicate-report": "the same herpes zoster reported by the parent and by the clinician as two cases",
-    "lot-cluster": "three children with adverse events within three weeks of infusions from one lot",
-}
-
-#: The lot every lot-cluster patient receives (a lot no background patient is given).
-CLUSTER_LOT = "UCB-2603-99"
 
 
 def _build(patients: int, seed: int) -> Iterator[_Patient]:
