@@ -15,8 +15,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pvwatch.errors import InvalidEvent
-from pvwatch.events.codec import MAX_MESSAGE_BYTES, decode_event
+from pvwatch.events.codec import MAX_MESSAGE_BYTES, decode_event, encode_event
+from pvwatch.events.envelope import EventEnvelope
 from pvwatch.events.registry import SOURCE_TOPICS
+from pvwatch.streams.ingest import Rejection, prepare
 from tests.unit.test_events_models import EDGE, EXAMPLES
 
 json_values = st.recursive(
@@ -75,3 +77,26 @@ def test_deeply_nested_and_oversize_messages_are_invalid_not_a_crash():
         assert error.reason == "oversize"
     else:
         raise AssertionError("an oversize message must be refused")
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@given(st.binary(max_size=2000))
+def test_the_ingest_edge_turns_any_line_into_an_event_or_a_rejection(line):
+    assert isinstance(prepare("events.jsonl:1", line, EDGE), EventEnvelope | Rejection)
+
+
+@settings(max_examples=400, suppress_health_check=[HealthCheck.too_slow])
+@given(st.sampled_from(list(EXAMPLES.values())), st.from_regex(r"MRN-[0-9]{6,9}", fullmatch=True),
+       st.from_regex(r"Name-[0-9]{6}", fullmatch=True),
+       st.lists(st.tuples(KNOWN, json_values | st.just(None)), max_size=3))
+def test_whatever_the_edge_decides_the_raw_identifiers_do_not_travel(record, mrn, name, replacements):
+    document: dict[str, Any] = {**record, "patient_ref": mrn, "patient_name": name, "birth_date": "2012-02-29"}
+    for key, value in replacements:
+        if key != "patient_ref":
+            document[key] = value
+    result = prepare("events.jsonl:1", json.dumps(document).encode(), EDGE)
+    travelling = result.clean_payload or b"" if isinstance(result, Rejection) else encode_event(result)
+    for secret in (mrn, name, "2012-02-29"):
+        assert secret.encode() not in travelling
+    if isinstance(result, Rejection):
+        assert mrn not in result.detail and name not in result.detail
