@@ -19,6 +19,7 @@ import yaml
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, InfoMetricFamily
 
 from pvwatch.cohort import generate_cohort
+from pvwatch.config import Settings
 from pvwatch.events import AdverseEventReported
 from pvwatch.metrics import REGISTRY
 from pvwatch.streams.producer import EventPublisher
@@ -80,6 +81,21 @@ def test_compose_runs_kafka_in_kraft_mode_the_worker_prometheus_alertmanager_and
     scrape = yaml.safe_load((PROMETHEUS / "prometheus.yml").read_text())["scrape_configs"]
     pvwatch_job = next(job for job in scrape if job["job_name"] == "pvwatch")
     assert pvwatch_job["static_configs"][0]["targets"] == [f"worker:{worker['environment']['PVWATCH_METRICS_PORT']}"]
+
+
+def test_compose_references_resolve_and_the_worker_settings_are_real_settings():
+    spec = compose()
+    for name, service in spec["services"].items():
+        for dependency in service.get("depends_on", []):
+            assert dependency in spec["services"], f"{name} depends on unknown {dependency}"
+        for volume in service.get("volumes", []):
+            source = volume.split(":")[0]
+            assert source.startswith("./") or source in spec["volumes"], f"{name}: volume {source} not declared"
+        for port in service.get("ports", []):
+            assert port.startswith("127.0.0.1:"), f"{name}: {port} must be bound to loopback"
+    known = {f"PVWATCH_{field.upper()}" for field in Settings.model_fields} | {"PVWATCH_FETCH_MAX_WAIT_MS"}
+    unknown = set(spec["services"]["worker"]["environment"]) - known
+    assert not unknown, f"not pvwatch settings (typo?): {sorted(unknown)}"
 
 
 def test_every_image_tag_is_pinned_to_a_version():
@@ -254,6 +270,19 @@ def test_grafana_dashboards_have_stable_uids_and_use_the_provisioned_datasource_
         for panel in dashboard["panels"]:
             refs = [panel["datasource"], *(target["datasource"] for target in panel["targets"])]
             assert all(ref == {"type": "prometheus", "uid": DATASOURCE_UID} for ref in refs), (name, panel["title"])
+
+
+def test_grafana_panels_fit_the_24_column_grid_without_overlapping():
+    for name, dashboard in dashboards().items():
+        cells: dict[tuple[int, int], str] = {}
+        assert len({panel["id"] for panel in dashboard["panels"]}) == len(dashboard["panels"]), name
+        for panel in dashboard["panels"]:
+            grid = panel["gridPos"]
+            assert grid["x"] >= 0 and grid["x"] + grid["w"] <= 24, (name, panel["title"])
+            for x in range(grid["x"], grid["x"] + grid["w"]):
+                for y in range(grid["y"], grid["y"] + grid["h"]):
+                    assert (x, y) not in cells, f"{name}: {panel['title']!r} overlaps {cells[x, y]!r}"
+                    cells[x, y] = panel["title"]
 
 
 # --- a real worker's exposition -----------------------------------------------------------------------------
