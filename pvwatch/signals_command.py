@@ -47,6 +47,8 @@ def run_signals(settings: Settings, *, reports: Path | None, from_store: bool, d
         con = connect(db or settings.db, read_only=True)
     else:
         con = duckdb.connect()
+    # every result is ordered explicitly (pair_index), so DuckDB may insert in parallel without keeping order
+    con.execute("SET preserve_insertion_order = false")
     try:
         with tqdm(total=len(STAGES) + 1, desc="signals", unit="step", leave=False) as bar:
             def stage(name: str) -> None:
