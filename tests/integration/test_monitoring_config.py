@@ -98,6 +98,12 @@ def test_compose_references_resolve_and_the_worker_settings_are_real_settings():
     assert not unknown, f"not pvwatch settings (typo?): {sorted(unknown)}"
 
 
+def test_the_worker_image_copies_every_source_folder_the_distribution_maps():
+    setuptools = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]
+    copied = set(re.findall(r"^COPY (\S+)/ ", (REPO / "Dockerfile").read_text(), re.M))
+    assert set(setuptools["package-dir"].values()) <= copied
+
+
 def test_every_image_tag_is_pinned_to_a_version():
     for name, service in compose()["services"].items():
         image = service["image"]
