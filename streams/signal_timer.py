@@ -27,8 +27,8 @@ async def refresh_and_publish(store: EventStore, topic: faust.TopicT, thresholds
     """One timer tick; a failure is logged and retried at the next tick, never raised into the worker."""
     try:
         refresh = await asyncio.to_thread(refresh_signals, store.con, thresholds, datetime.now(UTC))
-    except (PvwatchError, duckdb.Error) as error:
-        log.warning("signal recomputation failed: %s", error)
+    except (PvwatchError, duckdb.Error, ValueError) as error:
+        log.warning("signal recomputation failed (retried at the next tick): %s", error)
         return
     for method, count in refresh.active.items():
         metrics.SIGNALS_ACTIVE.labels(method.value).set(count)
@@ -37,9 +37,13 @@ async def refresh_and_publish(store: EventStore, topic: faust.TopicT, thresholds
     pending = await asyncio.to_thread(unpublished_signals, store.con)
     if not pending:
         return
-    futures = [await topic.send(key=f"{s.product}\x1f{s.event}".encode(), value=s.model_dump_json().encode())
-               for s in pending]
-    await asyncio.gather(*futures)
+    try:
+        futures = [await topic.send(key=f"{s.product}\x1f{s.event}".encode(), value=s.model_dump_json().encode())
+                   for s in pending]
+        await asyncio.gather(*futures)
+    except Exception as error:  # broker unavailable: the signals stay in the outbox for the next tick
+        log.warning("publishing %d signal(s) failed (kept in the outbox, retried): %s", len(pending), error)
+        return
     await asyncio.to_thread(mark_signals_published, store.con, [str(s.signal_id) for s in pending])
     for signal in pending:
         metrics.SIGNALS_RAISED.labels(signal.method).inc()
