@@ -105,12 +105,14 @@ class BatchProcessor:
             new_ids = self.store.insert_events(list(valid.values()), now, list(payloads.values()))
             outcome.stored = [event for event, _ in valid.values() if event.event_id in new_ids]
             derived = self.engine.apply(outcome.stored, now)
-            outcome.new_alerts = self.store.insert_alerts(derived.alerts)
+            # a case reported late may already be due soon or overdue: say so now, not at the next timer tick
+            alerts = derived.alerts + self.engine.clock_alerts(now, derived.clocks.values())
+            outcome.new_alerts = self.store.insert_alerts(alerts)
             raised = {alert.alert_id for alert in outcome.new_alerts}
             # late evidence: the last derivation wins (an alert raised in this batch and derived again in it too)
-            derivations = Counter(alert.alert_id for alert in derived.alerts)
+            derivations = Counter(alert.alert_id for alert in alerts)
             again = {alert_id for alert_id, count in derivations.items() if alert_id not in raised or count > 1}
-            revised = self.store.revise_alerts([alert for alert in derived.alerts if alert.alert_id in again])
+            revised = self.store.revise_alerts([alert for alert in alerts if alert.alert_id in again])
             outcome.revised_alerts = [alert for alert in revised if alert.alert_id not in raised]
             upsert_clocks(self.store.con, derived.clocks.values())
             outcome.new_dead_letters = self.store.insert_dead_letters(letters)
@@ -125,6 +127,8 @@ class BatchProcessor:
             self._duplicate[event.type].inc()
         for rule, count in derived.evaluations.items():
             self._evaluations[rule].inc(count)
+        if derived.clocks:
+            self._set_clock_gauges(now)
         for letter in outcome.new_dead_letters:
             metrics.EVENTS_REJECTED.labels(letter.origin.topic, letter.reason).inc()
         if outcome.new_dead_letters:

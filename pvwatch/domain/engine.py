@@ -333,10 +333,10 @@ class SafetyEngine:
             ))
         return alerts
 
-    def clock_alerts(self, now: datetime) -> list[SafetyAlert]:
-        """Due-soon and overdue alerts for every clock, as of `now` (occurred_at: when the clock crossed)."""
+    def clock_alerts(self, now: datetime, rows: Iterable[ClockRow] | None = None) -> list[SafetyAlert]:
+        """Due-soon and overdue alerts for every clock (or `rows`), as of `now` (occurred_at: when it crossed)."""
         alerts = []
-        for row in self.clocks.values():
+        for row in self.clocks.values() if rows is None else rows:
             clock = row.clock
             for rule_id, crossed, at, severity in (
                 (EXPEDITED_DUE_SOON, clock.became_due_soon(now, self.p.clocks), clock.due_soon_at(self.p.clocks),
