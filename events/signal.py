@@ -21,7 +21,9 @@ def signal_id_for(product: str, event: str, method: str, strength: float) -> UUI
 
 
 class SignalDetected(BaseModel):
-    """A product-event pair newly meeting a method's threshold, or whose strength grew past the ratio."""
+    """A product-event pair newly meeting a method's threshold, or whose strength grew past the ratio; or, with
+    method 'maxsprt', MSC-infusion cases of a term crossing the MaxSPRT boundary (a = cases, expected = the
+    background expectation, product = 'MSC infusion')."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -30,7 +32,7 @@ class SignalDetected(BaseModel):
     signal_id: UUID
     product: str = Field(min_length=1, max_length=200)
     event: str = Field(min_length=1, max_length=200)
-    method: Literal["prr", "ebgm", "ic"]
+    method: Literal["prr", "ebgm", "ic", "maxsprt"]
     kind: Literal["new", "strengthened"]
     strength: float = Field(description="PRR, EB05 or 2^IC025 at detection.")
     previous_strength: float | None = Field(default=None, description="Strength when last published, if ever.")
@@ -40,8 +42,10 @@ class SignalDetected(BaseModel):
     chi2_yates: float | None = None
     ror: float | None = None
     ror_lo95: float | None = None
-    ic025: float
+    ic025: float | None = None
     ebgm: float | None = None
     eb05: float | None = None
     eb95: float | None = None
+    llr: float | None = Field(default=None, description="MaxSPRT: log-likelihood ratio when the boundary was crossed.")
+    critical_value: float | None = Field(default=None, description="MaxSPRT: the exact critical value crossed.")
     detected_at: AwareDatetime

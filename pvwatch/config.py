@@ -45,6 +45,13 @@ class Settings(BaseSettings):
     signal_strengthen_ratio: float = Field(
         default=1.5, gt=1, description="A published signal is republished when PRR, EB05 or 2^IC025 grew this much."
     )
+    # Poisson MaxSPRT on MSC infusions (Kulldorff 2011), checked at each signal recomputation; off without a term.
+    maxsprt_term: str | None = Field(default=None, description="Adverse event term monitored after MSC infusions.")
+    maxsprt_rate: float = Field(default=0.05, gt=0, description="Background cases of the term per infusion.")
+    maxsprt_length: float = Field(default=10.0, gt=0, description="Surveillance length T in expected cases.")
+    maxsprt_min_events: int = Field(default=4, ge=1, description="Cases needed before a signal (Kulldorff 2015).")
+    maxsprt_alpha: float = Field(default=0.05, gt=0, lt=1, description="Type I error of the whole surveillance.")
+    maxsprt_window_days: int = Field(default=1, ge=0, description="A case counts up to this many days after.")
 
     # Safety rules (issue 5; docs/rules.md): the officer's rules file and reference safety information.
     rules_file: Path | None = Field(default=None, description="Rules file (YAML); default: the packaged rules.yaml.")

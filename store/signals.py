@@ -419,3 +419,59 @@ def msc_infusion_exposure(con: duckdb.DuckDBPyConnection, term: str, window_days
     finally:
         cur.close()
     return InfusionExposure(int(infusions[0]) if infusions else 0, int(cases[0]) if cases else 0)
+
+
+MSC_PRODUCT_LABEL = "MSC infusion"
+
+
+@dataclass(frozen=True)
+class MaxSprtMonitor:
+    """A configured MaxSPRT surveillance of one term after MSC infusions, with its exact critical value."""
+
+    term: str
+    rate: float
+    length: float
+    min_events: int
+    window_days: int
+    critical_value: float
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> MaxSprtMonitor | None:
+        if not settings.maxsprt_term:
+            return None
+        from pvwatch.domain.signals.maxsprt import critical_value
+
+        return cls(settings.maxsprt_term, settings.maxsprt_rate, settings.maxsprt_length,
+                   settings.maxsprt_min_events, settings.maxsprt_window_days,
+                   critical_value(settings.maxsprt_alpha, settings.maxsprt_length, settings.maxsprt_min_events))
+
+
+def check_maxsprt(con: duckdb.DuckDBPyConnection, monitor: MaxSprtMonitor, now: datetime) -> SignalDetected | None:
+    """Test the accumulated MSC-infusion cases once; a first crossing is recorded in the signal outbox (a MaxSPRT
+    signal ends the surveillance of that term, so it is never republished)."""
+    from pvwatch.domain.signals.maxsprt import monitor as decide
+
+    exposure = msc_infusion_exposure(con, monitor.term, monitor.window_days)
+    expected = exposure.infusions * monitor.rate
+    if expected <= 0:
+        return None
+    decision = decide(exposure.cases, expected, monitor.critical_value, monitor.min_events)
+    if not decision.signal:
+        return None
+    cur = con.cursor()
+    try:
+        done = cur.execute("SELECT count(*) FROM signal_publications WHERE method = 'maxsprt' AND product = ? "
+                           "AND lower(event) = lower(?)", [MSC_PRODUCT_LABEL, monitor.term]).fetchone()
+        if done and done[0]:
+            return None
+        signal = SignalDetected(
+            signal_id=signal_id_for(MSC_PRODUCT_LABEL, monitor.term, "maxsprt", decision.llr),
+            product=MSC_PRODUCT_LABEL, event=monitor.term, method="maxsprt", kind="new", strength=decision.llr,
+            a=exposure.cases, expected=expected, llr=decision.llr, critical_value=monitor.critical_value,
+            detected_at=now)
+        cur.execute("INSERT OR IGNORE INTO signal_publications VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL)",
+                    [str(signal.signal_id), signal.product, signal.event, signal.method, signal.kind,
+                     signal.strength, signal.model_dump_json(), now])
+        return signal
+    finally:
+        cur.close()

@@ -196,18 +196,19 @@ def build_app(settings: Settings) -> faust.App:
             metrics.SNAPSHOT_TAKEN.set(info.taken_at.timestamp())
 
     if settings.signal_interval_s > 0:
-        from pvwatch.store.signals import thresholds_from_settings
+        from pvwatch.store.signals import MaxSprtMonitor, thresholds_from_settings
         from pvwatch.streams.signal_timer import refresh_and_publish
 
         signal_topic = app.topic(SIGNAL_TOPIC, key_serializer="raw", value_serializer="raw")
         signal_thresholds = thresholds_from_settings(settings)
+        msc_monitor = MaxSprtMonitor.from_settings(settings)
 
         @app.timer(settings.signal_interval_s)  # type: ignore[untyped-decorator]
         async def recompute_signals() -> None:
             """Disproportionality signals over the whole store (docs/signals.md), published when new or stronger."""
             store = running.get("store")
             if store is not None:
-                await refresh_and_publish(store, signal_topic, signal_thresholds)
+                await refresh_and_publish(store, signal_topic, signal_thresholds, msc_monitor)
 
     return app
 

@@ -18,15 +18,28 @@ from pvwatch import metrics
 from pvwatch.domain.signals.criteria import SignalThresholds
 from pvwatch.errors import PvwatchError
 from pvwatch.store.eventstore import EventStore
-from pvwatch.store.signals import mark_signals_published, refresh_signals, unpublished_signals
+from pvwatch.store.signals import (
+    MaxSprtMonitor,
+    check_maxsprt,
+    mark_signals_published,
+    refresh_signals,
+    unpublished_signals,
+)
 
 log = logging.getLogger("pvwatch.signals")
 
 
-async def refresh_and_publish(store: EventStore, topic: faust.TopicT, thresholds: SignalThresholds) -> None:
+async def refresh_and_publish(store: EventStore, topic: faust.TopicT, thresholds: SignalThresholds,
+                              msc_monitor: MaxSprtMonitor | None = None) -> None:
     """One timer tick; a failure is logged and retried at the next tick, never raised into the worker."""
+    now = datetime.now(UTC)
     try:
-        refresh = await asyncio.to_thread(refresh_signals, store.con, thresholds, datetime.now(UTC))
+        refresh = await asyncio.to_thread(refresh_signals, store.con, thresholds, now)
+        if msc_monitor is not None:
+            crossed = await asyncio.to_thread(check_maxsprt, store.con, msc_monitor, now)
+            if crossed is not None:
+                log.warning("MaxSPRT boundary crossed: %s after MSC infusions (LLR %.3f >= CV %.3f)",
+                            crossed.event, crossed.llr, crossed.critical_value)
     except (PvwatchError, duckdb.Error, ValueError) as error:
         log.warning("signal recomputation failed (retried at the next tick): %s", error)
         return

@@ -7,6 +7,7 @@ Expected counts are worked by hand from the reports built in each test (definiti
 from __future__ import annotations
 
 import csv
+import math
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from uuid import uuid4
@@ -214,3 +215,21 @@ def test_dashboard_signals_page_reads_the_table_from_the_snapshot_strongest_firs
     if table.rows[0][table.columns.index("eb05")] is not None:
         plot = _ebgm_plot(table)
         assert plot is not None and "MSC-UC / Pyrexia" in plot
+
+
+def test_live_maxsprt_records_one_signal_when_the_boundary_is_crossed(store: EventStore) -> None:
+    from pvwatch.config import Settings
+    from pvwatch.store.signals import MaxSprtMonitor, check_maxsprt
+
+    monitor = MaxSprtMonitor.from_settings(Settings(maxsprt_term="Pyrexia", maxsprt_rate=0.05, maxsprt_length=10,
+                                                    maxsprt_min_events=4))
+    assert monitor is not None and monitor.critical_value == pytest.approx(2.921561, abs=1e-6)  # R Sequential
+    store_events(store, [infusion(n, 10) for n in range(20)]
+                 + [report(f"F{n}", n, "Pyrexia", [("MSC-UC", "suspect")], days_ago=9) for n in range(3)])
+    assert check_maxsprt(store.con, monitor, NOW) is None  # 3 cases: LLR(3, 1) = 1.30 < CV and M = 4 not reached
+    store_events(store, [report(f"G{n}", n, "Pyrexia", [("MSC-UC", "suspect")], days_ago=9) for n in range(3, 5)])
+    crossed = check_maxsprt(store.con, monitor, NOW)  # 5 cases, expected 1: LLR 4.047 >= 2.921561
+    assert crossed is not None and crossed.method == "maxsprt" and crossed.a == 5
+    assert crossed.llr == pytest.approx(-4 + 5 * math.log(5))
+    assert [s.signal_id for s in unpublished_signals(store.con)] == [crossed.signal_id]
+    assert check_maxsprt(store.con, monitor, NOW) is None  # surveillance of the term ended: never republished
