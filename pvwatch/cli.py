@@ -119,7 +119,7 @@ def ingest(file: Path, bootstrap_servers: str | None, strict: bool) -> None:
     """
     from pvwatch.pseudonym import Pseudonymiser
     from pvwatch.streams.ingest import Rejection, prepare, read_lines, send_prepared
-    from pvwatch.streams.producer import EventPublisher
+    from pvwatch.streams.producer import publishing
 
     settings = _settings(kafka_bootstrap=bootstrap_servers)
     secret = settings.pseudonym_key.get_secret_value() if settings.pseudonym_key else None
@@ -131,7 +131,7 @@ def ingest(file: Path, bootstrap_servers: str | None, strict: bool) -> None:
         click.echo(f"rejected {rejection.message()}", err=True)
     if strict and rejected:
         raise click.ClickException(f"{len(rejected)} of {len(items)} lines invalid; nothing sent (--strict)")
-    with EventPublisher(settings.kafka_bootstrap) as publisher:
+    with publishing(settings.kafka_bootstrap) as publisher:
         report = send_prepared(items, publisher)
     click.echo(f"accepted {report.accepted}  rejected {len(report.rejected)} (sent to the dead-letter topic)")
     if report.rejected:

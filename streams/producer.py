@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from types import TracebackType
 
 from kafka import KafkaProducer
+from kafka.errors import KafkaError
 from kafka.producer.future import FutureRecordMetadata
 
+from pvwatch.errors import BrokerError
 from pvwatch.events.codec import encode_event
 from pvwatch.events.envelope import EventEnvelope
 
@@ -15,9 +18,11 @@ from pvwatch.events.envelope import EventEnvelope
 class EventPublisher:
     """acks=all and an idempotent producer, so a retried send is not written twice by the broker."""
 
-    def __init__(self, bootstrap: str, *, linger_ms: int = 5, client_id: str = "pvwatch-ingest") -> None:
+    def __init__(self, bootstrap: str, *, linger_ms: int = 5, client_id: str = "pvwatch-ingest",
+                 bootstrap_timeout_s: float = 10.0) -> None:
         self._producer = KafkaProducer(
             bootstrap_servers=bootstrap,
+            bootstrap_timeout_ms=int(bootstrap_timeout_s * 1000),  # kafka-python waits 30 s by default
             client_id=client_id,
             acks="all",
             enable_idempotence=True,
@@ -56,3 +61,20 @@ class EventPublisher:
         if exc_type is None:
             self.flush()
         self.close()
+
+
+@contextmanager
+def publishing(bootstrap: str) -> Iterator[EventPublisher]:
+    """An EventPublisher for a command line: a Kafka failure becomes a BrokerError saying a re-run is safe.
+
+    A re-run is safe because every event carries its event_id (from the file, or derived from the source record by
+    the importers) and the worker stores each event_id once.
+    """
+    try:
+        with EventPublisher(bootstrap) as publisher:
+            yield publisher
+    except KafkaError as error:
+        raise BrokerError(
+            f"publishing to Kafka at {bootstrap} failed ({error}); run the same command again when the broker is "
+            "back: events keep their event ids, so nothing is stored twice"
+        ) from None

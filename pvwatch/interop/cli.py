@@ -43,18 +43,11 @@ def _run_import(read: Callable[[Pseudonymiser], ImportResult], out: Path | None,
             write_jsonl(result.events, handle)
         click.echo(f"accepted {accepted}  rejected {rejected} (events written to {out}; nothing sent)")
     else:
-        from kafka.errors import KafkaError
-
-        from pvwatch.errors import BrokerError
         from pvwatch.interop.common import publish
-        from pvwatch.streams.producer import EventPublisher
+        from pvwatch.streams.producer import publishing
 
-        try:
-            with EventPublisher(bootstrap) as publisher:
-                report = publish(result, publisher, progress=True)
-        except KafkaError as error:
-            raise BrokerError(f"publishing to Kafka at {bootstrap} failed ({error}); run the same import again "
-                              "when the broker is back: event ids are deterministic, nothing is stored twice") from None
+        with publishing(bootstrap) as publisher:
+            report = publish(result, publisher, progress=True)
         click.echo(f"accepted {report.accepted}  rejected {len(report.rejected)} (sent to the dead-letter topic)")
     if rejected:
         sys.exit(1)

@@ -61,9 +61,14 @@ def test_import_csv_rejects_an_unknown_kind_and_lists_skipped_fhir_resources(tmp
     assert story.returncode == 0 and "note msc-story-bundle.json entry 11 (Encounter/visit-1): skipped" in story.stderr
 
 
-def test_an_unreachable_broker_is_a_clear_error_that_says_a_retry_is_safe():
+@pytest.mark.parametrize("command", ["import", "ingest"])
+def test_an_unreachable_broker_is_a_clear_error_that_says_a_retry_is_safe(command, tmp_path):
+    from pvwatch.cohort import generate_cohort
     from pvwatch.streams.broker import free_port
 
-    run = pvwatch("import", "e2b", str(SCENARIO_1), "--bootstrap-servers", f"127.0.0.1:{free_port()}", env=DEMO)
+    events = tmp_path / "events.jsonl"
+    events.write_text("".join(json.dumps(record) + "\n" for record in generate_cohort(1, seed=1)))
+    arguments = ("import", "e2b", str(SCENARIO_1)) if command == "import" else ("ingest", str(events))
+    run = pvwatch(*arguments, "--bootstrap-servers", f"127.0.0.1:{free_port()}", env=DEMO)
     assert run.returncode == 2 and "Traceback" not in run.stderr
     assert "nothing is stored twice" in run.stderr
