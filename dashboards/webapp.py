@@ -1,7 +1,9 @@
 """The safety officer's web dashboard (aiohttp): alert queue, cases, patient timelines, expedited reports,
 signals, pipeline health and the analyst's SQL page, behind login, roles, CSRF tokens and an audit log.
 
-It reads only the published snapshot (pvwatch.store.snapshot) and writes only two things: its own audit log and
+It reads only the published snapshots (pvwatch.store.snapshot): the safety officer's pages the full one, everything an
+analyst sees (pages and the SQL page) the analyst snapshot, which has no narrative or other identifying free text.
+It writes only two things: its own audit log and
 alert-action events, which it publishes to Kafka like any producer, so the worker stores them in the event log.
 Everything is served from this package (templates and static files): no CDN, no build step.
 """
@@ -47,6 +49,7 @@ from pvwatch.dashboards.timeline import lane_of, render_timeline, reported_by_pa
 from pvwatch.dashboards.users import Permission, User, UserStore
 from pvwatch.events.alert_action import AlertAction, AlertActionRecorded
 from pvwatch.events.codec import describe_validation_error
+from pvwatch.store.snapshot import analyst_snapshot_path
 
 log = logging.getLogger("pvwatch.dashboard")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -56,6 +59,7 @@ ACTION_SOURCE = "pvwatch-dashboard"
 
 @dataclass(frozen=True)
 class DashboardConfig:
+    #: the full snapshot (narratives included): only users who may view narratives read it
     snapshot: Path
     users_file: Path
     audit_log: Path
@@ -71,6 +75,12 @@ class DashboardConfig:
     sql_timeout_s: float = 10.0
     login_failures_per_minute: int = 5
     poll_interval_s: float = 2.0
+    #: the analyst snapshot; default: published next to `snapshot` (pvwatch.store.snapshot.analyst_snapshot_path)
+    analyst_snapshot: Path | None = None
+
+    @property
+    def analyst_snapshot_path(self) -> Path:
+        return self.analyst_snapshot or analyst_snapshot_path(self.snapshot)
 
 
 class ActionPublisher:
@@ -100,6 +110,7 @@ AUDIT = web.AppKey("audit", AuditLog)
 SESSIONS = web.AppKey("sessions", SessionCodec)
 LIMITER = web.AppKey("limiter", LoginRateLimiter)
 READ = web.AppKey("read", ReadModel)
+ANALYST_READ = web.AppKey("analyst_read", ReadModel)
 TEMPLATES = web.AppKey("templates", jinja2.Environment)
 PUBLISHER = web.AppKey("publisher", ActionPublisher)
 #: alert-action events this process published, by event id, until the snapshot holds them: {event_id: alert_id}
@@ -152,8 +163,9 @@ def render(request: web.Request, template: str, *, status: int = 200, **context:
 
 
 async def in_snapshot(request: web.Request, work: Callable[[duckdb.DuckDBPyConnection, ReadModel], Any]) -> Any:
-    """Run `work` on a fresh read-only connection to the snapshot, off the event loop."""
-    read = request.app[READ]
+    """Run `work` on a fresh read-only connection to the snapshot the user may see, off the event loop: the full
+    one for those who may read narratives, the analyst snapshot (free text removed) for everyone else."""
+    read = request.app[READ] if current_user(request).may(Permission.VIEW_NARRATIVES) else request.app[ANALYST_READ]
 
     def run() -> Any:
         with read.connect() as con:
@@ -535,7 +547,7 @@ async def sql_page(request: web.Request) -> web.StreamResponse:
         query = str((await request.post()).get("sql", "")).strip()
         result, error = await _run_sql(request, query)
     try:
-        relations = await in_snapshot(request, lambda con, read: sorted(read.relations(con)))
+        relations = await in_snapshot(request, lambda con, read: sorted(read.relations(con)))  # the analyst one
     except SnapshotUnavailable:
         relations = []
     return render(request, "sql.html", query=query, result=result, error=error, relations=relations,
@@ -557,7 +569,7 @@ async def _run_sql(request: web.Request, query: str) -> tuple[Any, str | None]:
     config = request.app[CONFIG]
     audit(request, "sql", sql=query[:5000])
     try:
-        result = await asyncio.to_thread(run_readonly_query, config.snapshot, query,
+        result = await asyncio.to_thread(run_readonly_query, config.analyst_snapshot_path, query,
                                          max_rows=config.sql_max_rows, timeout_s=config.sql_timeout_s)
     except (QueryRejected, SnapshotUnavailable) as error:
         return None, str(error)
@@ -584,7 +596,8 @@ async def admin_page(request: web.Request) -> web.StreamResponse:
         except (ConfigError, ValueError) as error:
             message = f"Not saved: {error}"
     users = sorted(request.app[USERS].users().values(), key=lambda u: u.name)
-    settings = {"snapshot": str(config.snapshot), "users file": str(config.users_file),
+    settings = {"snapshot": str(config.snapshot), "analyst snapshot": str(config.analyst_snapshot_path),
+                "users file": str(config.users_file),
                 "audit log": str(config.audit_log), "audit head": request.app[AUDIT].head,
                 "Kafka bootstrap": config.bootstrap or "(actions disabled)", "worker metrics": config.metrics_url,
                 "Grafana": config.grafana_url, "secure cookies": config.secure_cookies,
@@ -621,6 +634,7 @@ def build_dashboard(config: DashboardConfig, publisher: ActionPublisher | None =
     app[SESSIONS] = SessionCodec(config.secret, config.session_max_age_s)
     app[LIMITER] = LoginRateLimiter(config.login_failures_per_minute, 60.0)
     app[READ] = ReadModel(config.snapshot)
+    app[ANALYST_READ] = ReadModel(config.analyst_snapshot_path)
     app[TEMPLATES] = _templates()
     app[PENDING] = {}
     if publisher is None and config.bootstrap:

@@ -10,6 +10,11 @@ The copy runs on a cursor of the writer's connection (a separate DuckDB connecti
 one transaction: every table comes from one consistent point in time, and the worker's own connection keeps
 writing concurrently (MVCC). The views are then recreated inside the snapshot from their stored SQL, so analysts
 find `alerts`, `adverse_events`, ... there under the same names, and `snapshot_meta` says how old it is.
+
+Two files are published each time: the full snapshot, which only the safety officer's dashboard pages read, and
+the analyst snapshot (`analyst_snapshot_path`), the one analysts query (duckdb CLI, Python, the SQL page). In the
+analyst copy the free text that may identify a child is replaced by a marker (`ANALYST_REDACTIONS`): the tables,
+views and pseudonyms are the same, so every documented analysis runs unchanged on it.
 """
 
 from __future__ import annotations
@@ -27,6 +32,23 @@ import duckdb
 from pvwatch.errors import PvwatchError
 
 META_TABLE = "snapshot_meta"
+#: Free-text payload fields that may identify a child, by event type ("*": every type), replaced by REDACTED in the
+#: analyst snapshot: the reporter's narrative (names, places, family details are common in ICSR narratives, ICH
+#: E2B(R3) H.1), the treatment reason's free text, and the officer's reason for closing or reopening an alert.
+ANALYST_REDACTIONS: dict[str, tuple[str, ...]] = {
+    "*": ("narrative", "reason_detail"),
+    "alert-action": ("reason",),
+}
+REDACTED = "[free text removed from the analyst snapshot]"
+#: Table columns that hold raw, unvalidated input (a rejected message may carry anything): NULL in the analyst copy.
+ANALYST_NULLED_COLUMNS: dict[str, tuple[str, ...]] = {"dead_letters": ("payload", "detail")}
+
+
+def analyst_snapshot_path(snapshot: Path) -> Path:
+    """Where the analyst snapshot of `snapshot` is published: `x.snapshot.duckdb` -> `x.snapshot.analyst.duckdb`."""
+    snapshot = Path(snapshot)
+    stem = snapshot.name.removesuffix(".duckdb")
+    return snapshot.with_name(f"{stem}.analyst.duckdb")
 
 
 class SnapshotError(PvwatchError):
@@ -45,6 +67,8 @@ class SnapshotInfo:
     skipped_views: dict[str, str] = field(default_factory=dict)
     seconds: float = 0.0
     size_bytes: int = 0
+    #: the analyst snapshot published with it (free text removed), None when not asked for
+    analyst_path: Path | None = None
 
 
 def _quote(name: str) -> str:
@@ -99,31 +123,40 @@ def _sql_literal(text: str) -> str:
 
 
 def publish_snapshot(
-    con: duckdb.DuckDBPyConnection, target: Path, tables: Sequence[str] | None = None
+    con: duckdb.DuckDBPyConnection, target: Path, tables: Sequence[str] | None = None, *, analyst: bool = True
 ) -> SnapshotInfo:
     """Copy the store behind `con` into `target` atomically; safe while other connections keep writing.
 
     `tables` limits the copy (default: every base table of the main schema); views whose tables are left out
     are skipped and reported. Readers must open `target` read-only (`duckdb.connect(path, read_only=True)`,
     `duckdb -readonly`); a reader already connected keeps the snapshot it opened until it reconnects.
+    With `analyst` (the default) the analyst snapshot of the same moment is published too, before `target`.
     """
     started = time.perf_counter()
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     temporary = target.with_name(f"{target.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:12]}")
+    analyst_target = analyst_snapshot_path(target)
+    analyst_temporary = analyst_target.with_name(f"{analyst_target.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:12]}")
     try:
         taken_at, counts, views, comments = _copy_tables(con, temporary, tables)
         created, skipped = _finish_snapshot(temporary, views, comments, taken_at, counts.get("event_log", 0))
+        if analyst:
+            _copy_redacted(temporary, analyst_temporary)
+            _finish_snapshot(analyst_temporary, views, comments, taken_at, counts.get("event_log", 0),
+                             analyst=True)
+            os.replace(analyst_temporary, analyst_target)
         os.replace(temporary, target)
     except duckdb.Error as error:
         raise SnapshotError(f"snapshot to {target} failed: {str(error).splitlines()[0]}") from error
     finally:
-        temporary.unlink(missing_ok=True)
-        temporary.with_name(temporary.name + ".wal").unlink(missing_ok=True)
+        for leftover in (temporary, analyst_temporary):
+            leftover.unlink(missing_ok=True)
+            leftover.with_name(leftover.name + ".wal").unlink(missing_ok=True)
     return SnapshotInfo(
         path=target, taken_at=taken_at, event_count=counts.get("event_log", 0), tables=counts,
         views=tuple(created), skipped_views=skipped, seconds=time.perf_counter() - started,
-        size_bytes=target.stat().st_size,
+        size_bytes=target.stat().st_size, analyst_path=analyst_target if analyst else None,
     )
 
 
@@ -167,9 +200,39 @@ def _copy_tables(
     return taken_at, counts, views, comments
 
 
+def _copy_redacted(full: Path, analyst: Path) -> None:
+    """Copy the finished full snapshot's tables into `analyst`, then replace the free text (ANALYST_REDACTIONS: a
+    field that was sent stays present, so `has_narrative` and the like keep their meaning) and null the raw input
+    (ANALYST_NULLED_COLUMNS); _finish_snapshot then adds the views, comments and meta."""
+    alias = f"pvwatch_full_{uuid.uuid4().hex[:12]}"
+    snap = duckdb.connect(str(analyst))
+    try:
+        snap.execute(f"ATTACH {_sql_literal(str(full))} AS {alias} (READ_ONLY)")
+        tables = [row[0] for row in snap.execute(
+            "SELECT table_name FROM duckdb_tables() WHERE database_name = $db AND schema_name = 'main' "
+            "ORDER BY table_oid", {"db": alias}).fetchall() if row[0] != META_TABLE]
+        snap.execute("BEGIN TRANSACTION")
+        for name in tables:
+            nulled = ANALYST_NULLED_COLUMNS.get(name, ())
+            select = f"* REPLACE ({', '.join(f'NULL AS {_quote(c)}' for c in nulled)})" if nulled else "*"
+            snap.execute(f"CREATE TABLE {_quote(name)} AS SELECT {select} FROM {alias}.main.{_quote(name)}")
+        if "event_log" in tables:
+            for event_type, fields in ANALYST_REDACTIONS.items():
+                for field_name in fields:
+                    snap.execute(
+                        "UPDATE event_log SET payload = json_merge_patch(payload, json_object($field, $marker)) "
+                        "WHERE json_extract_string(payload, '$.' || $field) IS NOT NULL "
+                        "AND ($type = '*' OR type = $type)",
+                        {"field": field_name, "marker": REDACTED, "type": event_type})
+        snap.execute("COMMIT")
+        snap.execute(f"DETACH {alias}")
+    finally:
+        snap.close()
+
+
 def _finish_snapshot(
     path: Path, views: Sequence[tuple[str, str, str | None]], comments: Sequence[tuple[str, str | None, str]],
-    taken_at: datetime, event_count: int,
+    taken_at: datetime, event_count: int, *, analyst: bool = False,
 ) -> tuple[list[str], dict[str, str]]:
     """Recreate the views and the staleness marker in the detached copy, through its own connection.
 
@@ -201,9 +264,11 @@ def _finish_snapshot(
         )
         snap.execute(f"INSERT INTO {META_TABLE} VALUES ($1, $2, $3, $4)",
                      [taken_at, event_count, created, sorted(skipped)])
+        note = (" Analyst snapshot: free text that may identify a child (narratives, free-text reasons) is replaced by "
+                + REDACTED.replace("'", "''") + "." if analyst else "")
         snap.execute(
             f"COMMENT ON TABLE {META_TABLE} IS 'When this read-only snapshot was taken from the store and how many "
-            "events its event_log holds: data newer than taken_at is not here yet.'"
+            f"events its event_log holds: data newer than taken_at is not here yet.{note}'"
         )
         snap.execute("CHECKPOINT")
     finally:

@@ -8,6 +8,7 @@ import json
 import re
 import subprocess
 import sys
+import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,33 +22,55 @@ from pvwatch.cohort import generate_cohort
 from pvwatch.dashboards.audit import verify_audit_log
 from pvwatch.dashboards.users import Role, UserStore
 from pvwatch.dashboards.webapp import DashboardConfig, build_dashboard
-from pvwatch.domain.engine import evaluate_events
-from pvwatch.events import AdverseEventReported
-from pvwatch.events.alert_action import AlertActionRecorded
+from pvwatch.events.alert_action import AlertAction, AlertActionRecorded
+from pvwatch.events.codec import parse_event
 from pvwatch.pseudonym import Pseudonymiser
 from pvwatch.store.eventstore import EventStore
-from pvwatch.store.snapshot import publish_snapshot
+from pvwatch.store.replay import replay
+from pvwatch.store.snapshot import REDACTED, analyst_snapshot_path, publish_snapshot
 
 pytestmark = pytest.mark.integration
 PASSWORDS = {"olivia": "officer-password-1", "anders": "analyst-password-1", "ada": "admin-password-12"}
 NOW = datetime(2026, 11, 24, tzinfo=UTC)
 
 
+#: the cohort every page is checked against (`pvwatch generate --patients 60 --seed 7`: every event type and the
+#: planted stories, pvwatch.cohort.STORY_KINDS)
+COHORT = (60, 7)
+#: an officer's free-text reason for closing an alert, stored in the log like any alert-action event
+CLOSE_REASON = "Same child as the report phoned in by the mother on Tuesday"
+
+
+def cohort_records() -> list[dict[str, Any]]:
+    return list(generate_cohort(*COHORT))
+
+
 @pytest.fixture(scope="module")
 def snapshot(tmp_path_factory) -> tuple[Path, list[Any]]:
+    """The whole cohort stored as the worker stores it, alerts and expedited clocks derived by `pvwatch replay`
+    (the live path's rules), one alert closed with a free-text reason, published as both snapshots."""
     folder = tmp_path_factory.mktemp("store")
     p = Pseudonymiser.from_secret(None, demo_mode=True)
-    events = [AdverseEventReported.model_validate(p.pseudonymise_record(r)) for r in generate_cohort(30, seed=8)
-              if r["type"] == "adverse-event"]
-    alerts, _ = evaluate_events(events, NOW)
-    store = EventStore(folder / "pvwatch.duckdb")
+    events = [parse_event(p.pseudonymise_record(r)) for r in cohort_records()]
+    path = folder / "pvwatch.duckdb"
+    store = EventStore(path)
     with store.transaction():
         store.insert_events([(e, None) for e in events], NOW)
-        store.insert_alerts(alerts)
+    store.close()
+    replay(path)
+    store = EventStore(path)
+    alerts = store.unpublished_alerts()  # all of them: nothing was published (no broker here)
+    closed = next(a for a in alerts if a.case_id)
+    action = AlertActionRecorded(event_id=uuid.uuid4(), occurred_at=NOW, recorded_at=NOW, source="pvwatch-dashboard",
+                                 patient=closed.patient, alert_id=closed.alert_id, action=AlertAction.CLOSE,
+                                 actor="olivia", reason=CLOSE_REASON)
+    with store.transaction():
+        store.insert_events([(action, None)], NOW)
     info = publish_snapshot(store.con, folder / "pvwatch.duckdb.snapshot.duckdb")
     store.close()
-    assert alerts, "the cohort has serious adverse events (every 10th report)"
-    return info.path, alerts
+    assert alerts and info.analyst_path is not None
+    open_alerts = [a for a in alerts if a.alert_id != closed.alert_id]
+    return info.path, sorted(open_alerts, key=lambda a: (a.case_id is None, str(a.alert_id)))  # cases first
 
 
 @pytest.fixture
@@ -140,7 +163,7 @@ def test_analyst_cannot_act_officer_cannot_run_sql_admin_sees_no_patients(config
         assert response.status == 403
         sql = await client.post("/api/sql", json={"sql": "SELECT count(*) AS n FROM alerts"},
                                 headers={"X-CSRF-Token": token})
-        distinct_alerts = len({a.alert_id for a in snapshot[1]})  # a re-derived alert is a revision, one row
+        distinct_alerts = len({a.alert_id for a in snapshot[1]}) + 1  # + the closed one
         assert sql.status == 200 and (await sql.json())["rows"] == [[distinct_alerts]]
         assert (await client.get("/admin")).status == 403
         await client.post("/logout", data={"csrf_token": token})
@@ -312,3 +335,67 @@ def test_audit_verify_detects_deletion_reordering_and_a_cut_tail(tmp_path):
     path.write_text("".join(lines[:2] + lines[3:]))
     with pytest.raises(AuditChainBroken):
         AuditLog(path)
+
+
+def free_texts(records: list[dict[str, Any]]) -> list[str]:
+    """Every free text of the cohort that may identify a child (store.snapshot.ANALYST_REDACTIONS)."""
+    found = [r[name] for r in records for name in ("narrative", "reason_detail") if r.get(name)]
+    return [*found, CLOSE_REASON]
+
+
+def test_the_analyst_snapshot_holds_no_narrative_or_free_text_of_the_cohort(snapshot):
+    full, analyst = snapshot[0], analyst_snapshot_path(snapshot[0])
+    texts = free_texts(cohort_records())
+    assert len(texts) >= 2, "the cohort's infusion-reaction story has a narrative"
+
+    def occurrences(path: Path) -> dict[str, int]:
+        """How often each text appears in any text column of any table of the snapshot."""
+        import duckdb
+
+        con = duckdb.connect(str(path), read_only=True)
+        try:
+            columns = con.execute(
+                "SELECT table_name, column_name FROM duckdb_columns() WHERE NOT internal AND "
+                "table_name IN (SELECT table_name FROM duckdb_tables()) AND data_type IN ('VARCHAR', 'JSON')"
+            ).fetchall()
+            found = dict.fromkeys(texts, 0)
+            for table, column in columns:
+                for text in texts:
+                    row = con.execute(f'SELECT count(*) FROM "{table}" WHERE contains("{column}"::VARCHAR, ?)',
+                                      [text]).fetchone()
+                    found[text] += row[0]
+            return found
+        finally:
+            con.close()
+
+    assert all(n >= 1 for n in occurrences(full).values()), "the officer's snapshot keeps them (the test can fail)"
+    assert occurrences(analyst) == dict.fromkeys(texts, 0)
+    for text in texts:
+        assert text.encode() not in analyst.read_bytes()
+
+    import duckdb
+
+    con = duckdb.connect(str(analyst), read_only=True)
+    try:
+        # the analyses still run: the views are there, a narrative that was sent still counts as sent
+        assert con.execute("SELECT count(*) FROM adverse_events WHERE has_narrative").fetchone()[0] == \
+            sum(1 for r in cohort_records() if r.get("narrative"))
+        assert con.execute("SELECT count(*) FROM event_log WHERE payload->>'narrative' = ?",
+                           [REDACTED]).fetchone()[0] >= 1
+        assert con.execute("SELECT close_reason FROM alert_status WHERE status = 'closed'").fetchall() == [(REDACTED,)]
+    finally:
+        con.close()
+
+
+def test_the_sql_page_reads_the_analyst_snapshot(config):
+    async def scenario(client: TestClient) -> None:
+        token = await login(client, "anders")
+        response = await client.post("/api/sql", json={"sql": "SELECT payload->>'narrative' AS n FROM event_log "
+                                                               "WHERE payload->>'narrative' IS NOT NULL"},
+                                     headers={"X-CSRF-Token": token})
+        body = await response.json()
+        assert response.status == 200 and body["rows"] and {row[0] for row in body["rows"]} == {REDACTED}
+        form = await client.post("/sql", data={"sql": "SELECT reason FROM alert_actions", "csrf_token": token})
+        assert CLOSE_REASON not in await form.text()
+
+    run(config, scenario)
