@@ -84,6 +84,9 @@ def _summary(computation: SignalComputation, out: Path) -> None:
         click.echo(f"EBGM prior alpha1 {p.alpha1:.4f} beta1 {p.beta1:.4f} alpha2 {p.alpha2:.4f} beta2 {p.beta2:.4f} "
                    f"p {p.p:.4f}; negative log-likelihood {fit.negative_log_likelihood:.3f} "
                    f"({fit.agreeing_starts} starts agree)")
+        if fit.at_bound:
+            click.echo(f"note: {', '.join(fit.at_bound)} on the bound of its range: the data barely identify a "
+                       "two-component prior (small or near-null report set); EBGM shrinks hard", err=True)
     click.echo(f"signals: {flagged}")
     click.echo("time: " + ", ".join(f"{name} {seconds:.2f} s" for name, seconds in computation.stage_seconds.items()))
 
