@@ -89,7 +89,8 @@ def replay(path: Path, *, progress: bool = False, parameters: RuleParameters | N
         events, alerts = derived.events, derived.alerts
         with store.transaction():
             added, removed = store.replace_alerts(alerts)
-            store.revise_alerts(alerts)
+            if added < len(alerts):  # alerts that existed keep their raised_at; bring what they say up to date
+                store.revise_alerts(alerts)
             replace_clocks(store.con, derived.clocks)
     finally:
         store.close()

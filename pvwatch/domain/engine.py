@@ -85,6 +85,8 @@ class SafetyEngine:
         #: (scope, lot or clinic) -> patients who received an infusion from it (lot clusters cross patients)
         self._infused: dict[tuple[str, str], set[str]] = defaultdict(set)
         self._emitted: dict[UUID, tuple[object, ...]] = {}
+        self._attributions: dict[str, dict[tuple[str, str], list[tuple[lot_cluster.AttributedEvent,
+                                                                       AdverseEventReported]]]] = {}
 
     # --- loading and applying ---------------------------------------------------------------------------------
 
@@ -122,6 +124,8 @@ class SafetyEngine:
         return fresh
 
     def _index(self, event: EventEnvelope) -> None:
+        if isinstance(event, MscInfusionGiven | AdverseEventReported):
+            self._attributions.pop(event.patient, None)
         if isinstance(event, MscInfusionGiven):
             self._infused[("clinic", event.clinic)].add(event.patient)
             if event.lot_id:
@@ -316,10 +320,13 @@ class SafetyEngine:
 
     def _clock_started(self, patient: PatientHistory, case_id: str, now: datetime,
                        output: EngineOutput) -> list[SafetyAlert]:
+        rows = self._recompute_clocks(patient, case_id, output)
+        if not rows:
+            return []
         reports = {r.event_id: r for r in patient.of_type("adverse-event", AdverseEventReported)
                    if r.case_id == case_id}
         alerts = []
-        for row in self._recompute_clocks(patient, case_id, output):
+        for row in rows:
             clock = row.clock
             seven = clock.category is not expedited.ClockCategory.OTHER_SERIOUS
             first = reports[clock.evidence_event_ids[0]]
@@ -407,21 +414,32 @@ class SafetyEngine:
 
     def _attributed(self, scope: str, key: str) -> tuple[list[lot_cluster.AttributedEvent],
                                                          dict[UUID, EventEnvelope]]:
-        window = timedelta(days=self.p.lot_cluster.attribution_days)
-        found = []
+        found: list[lot_cluster.AttributedEvent] = []
         evidence: dict[UUID, EventEnvelope] = {}
         for pseudonym in sorted(self._infused.get((scope, key), ())):
-            history = self.history.patient(pseudonym)
-            infusions = [i for i in history.of_type("msc-infusion", MscInfusionGiven)
-                         if (i.lot_id if scope == "lot" else i.clinic) == key]
-            for ae in history.of_type("adverse-event", AdverseEventReported):
-                before = [i for i in infusions if timedelta(0) <= ae.occurred_at - i.occurred_at <= window]
-                if before:
-                    latest = max(before, key=lambda i: (i.occurred_at, str(i.event_id)))
-                    found.append(lot_cluster.AttributedEvent(ae.event_id, ae.case_id, pseudonym, ae.occurred_at,
-                                                             ae.seriousness.is_serious, latest.event_id))
-                    evidence[ae.event_id] = ae
+            cached = self._attributions.setdefault(pseudonym, {})
+            if (scope, key) not in cached:
+                cached[(scope, key)] = self._attributed_to(self.history.patient(pseudonym), scope, key)
+            for attributed, ae in cached[(scope, key)]:
+                found.append(attributed)
+                evidence[ae.event_id] = ae
         return found, evidence
+
+    def _attributed_to(self, history: PatientHistory, scope: str,
+                       key: str) -> list[tuple[lot_cluster.AttributedEvent, AdverseEventReported]]:
+        """One patient's adverse events attributed to a lot or clinic (cached until the patient's next adverse
+        event or infusion: a clinic's clusters are re-derived often, its patients' histories change rarely)."""
+        window = timedelta(days=self.p.lot_cluster.attribution_days)
+        infusions = [i for i in history.of_type("msc-infusion", MscInfusionGiven)
+                     if (i.lot_id if scope == "lot" else i.clinic) == key]
+        found = []
+        for ae in history.of_type("adverse-event", AdverseEventReported):
+            before = [i for i in infusions if timedelta(0) <= ae.occurred_at - i.occurred_at <= window]
+            if before:
+                latest = max(before, key=lambda i: (i.occurred_at, str(i.event_id)))
+                found.append((lot_cluster.AttributedEvent(ae.event_id, ae.case_id, history.patient, ae.occurred_at,
+                                                          ae.seriousness.is_serious, latest.event_id), ae))
+        return found
 
     def _lot_clusters(self, patient: PatientHistory, now: datetime, event: EventEnvelope) -> list[SafetyAlert]:
         """Re-derive the clusters of the lots and clinics `event` can count for: an adverse event's, through the
