@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import sys
 import time
 from pathlib import Path
@@ -154,8 +155,11 @@ def sql(db: Path, query: str, as_csv: bool) -> None:
         cursor = con.execute(query)
     except duckdb.Error as error:
         raise click.ClickException(str(error).splitlines()[0]) from None
-    columns = [d[0] for d in cursor.description or []]
-    rows = cursor.fetchall()
+    print_rows([d[0] for d in cursor.description or []], cursor.fetchall(), as_csv=as_csv)
+
+
+def print_rows(columns: list[str], rows: list[tuple[object, ...]], *, as_csv: bool = False) -> None:
+    """Query results as an aligned table with a row count, or as CSV."""
     if as_csv:
         writer = csv.writer(sys.stdout)
         writer.writerow(columns)
@@ -298,6 +302,50 @@ def audit_verify(file: Path, expect_head: str | None) -> None:
     if not result.intact:
         sys.exit(1)
     click.echo(f"intact: {result.entries} entries, head {result.head}")
+
+
+@cli.group()
+def dlq() -> None:
+    """Dead letters: messages rejected by validation, kept with their reason until a person resolves them."""
+
+
+@dlq.command("list")
+@click.option("--db", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True,
+              help="Store or its published snapshot (opened read-only; use the snapshot while a worker runs).")
+@click.option("--all", "show_all", is_flag=True, help="Also list resolved dead letters.")
+@click.option("--csv", "as_csv", is_flag=True, help="Write CSV instead of a table.")
+def dlq_list(db: Path, show_all: bool, as_csv: bool) -> None:
+    """List dead letters, oldest first, with the reason and the field at fault (payloads are not printed)."""
+    from pvwatch.store.eventstore import connect
+
+    con = connect(db, read_only=True)
+    cursor = con.execute(
+        "SELECT dead_letter_id, received_at, kafka_topic, reason, detail, status, resolved_by, resolution "
+        "FROM dead_letters WHERE $all OR status = 'open' ORDER BY received_at, dead_letter_id", {"all": show_all})
+    print_rows([d[0] for d in cursor.description or []], cursor.fetchall(), as_csv=as_csv)
+
+
+@dlq.command("resolve")
+@click.argument("dead_letter_ids", nargs=-1, required=True)
+@click.option("--actor", required=True, help="Who resolves them (recorded with the resolution).")
+@click.option("--reason", required=True, help='Why, e.g. "fixed and resent" or "test message, discarded".')
+@click.option("--bootstrap-servers", help=BOOTSTRAP_HELP)
+def dlq_resolve(dead_letter_ids: tuple[str, ...], actor: str, reason: str, bootstrap_servers: str | None) -> None:
+    """Close DEAD_LETTER_IDS (from `pvwatch dlq list`): the worker records who closed them and why.
+
+    Fix the record and send it again first (`pvwatch ingest`), or judge it worthless. The resolution travels
+    through Kafka because the running worker owns the store; unknown or already closed ids are ignored.
+    """
+    from pvwatch.streams.dead_letters import publish_resolutions
+    from pvwatch.streams.producer import publishing
+
+    malformed = [value for value in dead_letter_ids if not re.fullmatch(r"[0-9a-f]{64}", value)]
+    if malformed:
+        raise click.BadParameter(f"not a dead-letter id (64 hex digits): {', '.join(malformed)}")
+    settings = _settings(kafka_bootstrap=bootstrap_servers)
+    with publishing(settings.kafka_bootstrap) as publisher:
+        publish_resolutions(publisher, list(dead_letter_ids), actor, reason)
+    click.echo(f"sent {len(dead_letter_ids)} resolution(s); the worker closes them within seconds")
 
 
 from pvwatch.interop.cli import export_group, import_group  # noqa: E402  (bodies in pvwatch/interop)

@@ -58,6 +58,16 @@ class DeadLetter:
         return digest.hexdigest()
 
 
+@dataclass(frozen=True)
+class DeadLetterResolution:
+    """A person closing a dead letter (`pvwatch dlq resolve`): who, why and when."""
+
+    dead_letter_id: str
+    resolved_by: str
+    resolution: str
+    resolved_at: datetime
+
+
 def _alert_row(alert: SafetyAlert) -> dict[str, object]:
     return {
         "alert_id": str(alert.alert_id),
@@ -258,6 +268,22 @@ class EventStore:
                 "UPDATE dead_letters SET published_at = $now WHERE dead_letter_id IN (SELECT unnest($ids))",
                 {"now": now, "ids": letter_list},
             )
+
+    def resolve_dead_letters(self, resolutions: Sequence[DeadLetterResolution]) -> list[str]:
+        """Close open dead letters; returns the ids closed now (unknown or already closed ones are left alone)."""
+        if not resolutions:
+            return []
+        rows = [{"id": r.dead_letter_id, "by": r.resolved_by, "why": r.resolution, "at": r.resolved_at.isoformat()}
+                for r in resolutions]
+        closed = self.con.execute(
+            """UPDATE dead_letters SET status = 'resolved', resolved_by = r.by, resolution = r.why,
+                   resolved_at = r.at::TIMESTAMPTZ
+               FROM (SELECT unnest($rows) AS r)
+               WHERE dead_letters.dead_letter_id = r.id AND dead_letters.status = 'open'
+               RETURNING dead_letters.dead_letter_id""",
+            {"rows": rows},
+        ).fetchall()
+        return [row[0] for row in closed]
 
     def open_dead_letter_count(self) -> int:
         row = self.con.execute("SELECT count(*) FROM dead_letters WHERE status = 'open'").fetchone()

@@ -25,8 +25,9 @@ from pvwatch.events.codec import decode_event
 from pvwatch.events.envelope import EventEnvelope
 from pvwatch.events.registry import DEAD_LETTER_TOPIC, EVENT_TYPES
 from pvwatch.rulebook import load_rule_parameters
-from pvwatch.store.eventstore import DeadLetter, EventStore, MessageOrigin
+from pvwatch.store.eventstore import DeadLetter, DeadLetterResolution, EventStore, MessageOrigin
 from pvwatch.store.expedited import upsert_clocks
+from pvwatch.streams.dead_letters import resolution_in
 
 
 @dataclass(frozen=True)
@@ -80,9 +81,14 @@ class BatchProcessor:
         payloads: dict[UUID, bytes | None] = {}
         timestamps: dict[UUID, float] = {}
         letters: list[DeadLetter] = []
+        resolutions: list[DeadLetterResolution] = []
         duplicates_in_batch: list[EventEnvelope] = []
         for message in messages:
             if message.origin.topic == DEAD_LETTER_TOPIC:
+                resolution = resolution_in(message.headers, now)
+                if resolution is not None:
+                    resolutions.append(resolution)
+                    continue
                 letter = _edge_dead_letter(message, now)
                 if letter is not None:
                     letters.append(letter)
@@ -116,6 +122,7 @@ class BatchProcessor:
             outcome.revised_alerts = [alert for alert in revised if alert.alert_id not in raised]
             upsert_clocks(self.store.con, derived.clocks.values())
             outcome.new_dead_letters = self.store.insert_dead_letters(letters)
+            resolved = self.store.resolve_dead_letters(resolutions)
         metrics.STORE_WRITE_SECONDS.observe(time.perf_counter() - started)
         metrics.STORE_BATCH_SIZE.observe(len(valid))
 
@@ -131,8 +138,8 @@ class BatchProcessor:
             self._set_clock_gauges(now)
         for letter in outcome.new_dead_letters:
             metrics.EVENTS_REJECTED.labels(letter.origin.topic, letter.reason).inc()
-        if outcome.new_dead_letters:
-            metrics.DEAD_LETTERS.inc(len(outcome.new_dead_letters))
+        if outcome.new_dead_letters or resolved:
+            metrics.DEAD_LETTERS.inc(len(outcome.new_dead_letters) - len(resolved))
         for alert in outcome.new_alerts:
             metrics.ALERTS_RAISED.labels(alert.rule_id, alert.severity.value).inc()
         finished = time.time()
