@@ -260,6 +260,13 @@ class SafetyEngine:
 
     def _hys_law(self, event: LabResultReported, analyte: ctcae.Analyte, patient: PatientHistory,
                  now: datetime) -> list[SafetyAlert]:
+        p = self.p.hys_law
+        if not event.reference_high or event.comparator is not None:
+            return []
+        times_uln = event.value / event.reference_high
+        if not ((analyte in (ctcae.Analyte.ALT, ctcae.Analyte.AST) and times_uln >= p.transaminase_uln_multiple)
+                or (analyte is ctcae.Analyte.BILIRUBIN and times_uln > p.bilirubin_uln_multiple)):
+            return []  # only an elevated transaminase or bilirubin can complete a pair
         results = self._liver_results(patient)
         if event.event_id not in results:
             return []
