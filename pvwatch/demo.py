@@ -17,7 +17,7 @@ from tqdm import tqdm
 
 from pvwatch.cohort import generate_cohort
 from pvwatch.errors import PvwatchError
-from pvwatch.metrics_client import processed, scrape
+from pvwatch.metrics_client import processed, scrape, scrape_labelled
 from pvwatch.pseudonym import Pseudonymiser
 from pvwatch.streams.broker import EmbeddedBroker, die_with_parent, free_port
 from pvwatch.streams.ingest import IngestReport, prepare, read_lines, send_prepared
@@ -168,6 +168,7 @@ def run_demo(options: DemoOptions) -> IngestReport:
             expected = report.accepted + len(report.rejected)
             totals = _wait_until_processed(worker, expected, options.timeout_s)
             _print_summary(report, totals)
+            _print_alerts_by_rule(scrape_labelled(worker.metrics_url, "pv_alerts_raised_total"))
             if options.forever:
                 dashboard = start_dashboard(broker.bootstrap, options.db, worker.metrics_url, options.workdir,
                                             options.dashboard_port or free_port())
@@ -197,3 +198,15 @@ def _print_summary(report: IngestReport, totals: dict[str, float]) -> None:
         click.echo(f"  rejected {rejection.message()}", err=True)
     if len(report.rejected) > 10:
         click.echo(f"  ... and {len(report.rejected) - 10} more rejected lines", err=True)
+
+
+def _print_alerts_by_rule(samples: dict[tuple[tuple[str, str], ...], float]) -> None:
+    """One line per rule with its alerts by severity, so the demo shows which safety stories it caught."""
+    by_rule: dict[str, dict[str, int]] = {}
+    for labels, value in samples.items():
+        named = dict(labels)
+        if value:
+            by_rule.setdefault(named["rule"], {})[named["severity"]] = int(value)
+    for rule, severities in sorted(by_rule.items()):
+        detail = ", ".join(f"{severity} {count}" for severity, count in sorted(severities.items()))
+        click.echo(f"  {rule:<24} {sum(severities.values()):>4}  ({detail})")
