@@ -49,6 +49,7 @@ def run_signals(settings: Settings, *, reports: Path | None, from_store: bool, d
         con = duckdb.connect()
     # every result is ordered explicitly (pair_index), so DuckDB may insert in parallel without keeping order
     con.execute("SET preserve_insertion_order = false")
+    con.execute("SET enable_progress_bar = false")  # our own bar shows the stages
     try:
         with tqdm(total=len(STAGES) + 1, desc="signals", unit="step", leave=False) as bar:
             def stage(name: str) -> None:
