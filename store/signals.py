@@ -325,6 +325,7 @@ def refresh_signals(con: duckdb.DuckDBPyConnection, thresholds: SignalThresholds
     """
     cur = con.cursor()
     try:
+        cur.execute("SET enable_progress_bar = false")  # no progress bars in the worker's log
         try:
             load_reports_store(cur)
         except ReportsInvalid:
