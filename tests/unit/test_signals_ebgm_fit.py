@@ -77,3 +77,13 @@ def test_squashing_keeps_every_pair_and_each_count() -> None:
 def test_no_pair_is_an_error() -> None:
     with pytest.raises(PriorFitFailed):
         WeightedPoints(np.array([]), np.array([]), np.array([]))
+
+
+def test_large_sets_fit_on_squashed_points_and_report_the_exact_likelihood() -> None:
+    points = simulated_points(seed=5, pairs=120_000)
+    assert points.n.size > ebgm_fit.SQUASH_ABOVE  # the squashed path
+    fit = fit_prior(points)
+    assert fit.squashed_points < fit.points == points.n.size
+    assert fit.negative_log_likelihood == pytest.approx(negative_log_likelihood(fit.prior.as_tuple(), points))
+    # squashing may cost at most a hair of likelihood against the generating prior
+    assert fit.negative_log_likelihood <= negative_log_likelihood(TRUE_PRIOR, points) + 0.05
