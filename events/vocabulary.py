@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from enum import StrEnum
+from functools import lru_cache
 from typing import Annotated
 
 from pydantic import AfterValidator, Field, StringConstraints
@@ -36,6 +37,7 @@ CourseId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-
 Finite = Annotated[float, Field(allow_inf_nan=False)]
 
 
+@lru_cache(maxsize=4096)  # a store holds a few hundred distinct codes; each lab event checks one
 def loinc_check_digit(number: str) -> int:
     """LOINC's mod-10 check digit (LOINC User's Guide, appendix "Calculating Mod 10 check digits").
 
