@@ -39,6 +39,8 @@ from pvwatch.errors import PvwatchError
 from pvwatch.events.signal import SignalDetected, signal_id_for
 
 REQUIRED_COLUMNS = ("report_id", "product", "event")
+#: Comma-separated with a header, every column text; a malformed line is an error, never skipped.
+_CSV_OPTIONS = "header = true, delim = ',', quote = '\"', all_varchar = true, strict_mode = true"
 #: Stratum columns `--stratify` accepts, and how the event store derives them.
 STRATUM_COLUMNS = ("age_group", "sex")
 
@@ -76,19 +78,30 @@ def load_reports_csv(con: duckdb.DuckDBPyConnection, path: Path, stratify: Seque
         raise ReportsInvalid(f"{path}: no such file")
     try:
         header = [row[0] for row in con.execute(
-            "DESCRIBE SELECT * FROM read_csv(?, header = true, all_varchar = true)", [str(path)]).fetchall()]
+            f"DESCRIBE SELECT * FROM read_csv(?, {_CSV_OPTIONS})", [str(path)]).fetchall()]
     except duckdb.Error as error:
-        raise ReportsInvalid(f"{path}: cannot read as CSV: {str(error).splitlines()[0]}") from None
+        raise ReportsInvalid(f"{path}: cannot read as CSV: {_csv_problem(error)}") from None
     wanted = (*REQUIRED_COLUMNS, *stratify)
     missing = [name for name in wanted if name not in header]
     if missing:
         raise ReportsInvalid(f"{path}: header lacks column(s) {', '.join(missing)} (it has {', '.join(header)})")
     strata = "".join(f', coalesce(trim("{name}"), \'\') AS "{name}"' for name in stratify)
-    con.execute(
-        "CREATE OR REPLACE TEMP TABLE signal_rows AS SELECT DISTINCT trim(report_id) AS report_id, "
-        f"trim(product) AS product, trim(event) AS event{strata} "
-        "FROM read_csv(?, header = true, all_varchar = true)", [str(path)])
+    try:
+        con.execute(
+            "CREATE OR REPLACE TEMP TABLE signal_rows AS SELECT DISTINCT trim(report_id) AS report_id, "
+            f"trim(product) AS product, trim(event) AS event{strata} "
+            f"FROM read_csv(?, {_CSV_OPTIONS})", [str(path)])
+    except duckdb.Error as error:  # e.g. a malformed line far into the file: name it, do not count around it
+        raise ReportsInvalid(f"{path}: {_csv_problem(error)}") from None
     _check_rows(con, str(path))
+
+
+def _csv_problem(error: duckdb.Error) -> str:
+    """DuckDB's line number and reason, without its echo of the offending line or its option dump."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    reasons = [line for line in lines[1:] if not line.startswith(("Original Line", "Possible Solution", "file ="))
+               and " = " not in line]
+    return "; ".join(lines[:1] + reasons[:1])
 
 
 def load_reports_store(con: duckdb.DuckDBPyConnection, stratify: Sequence[str] = ()) -> None:

@@ -99,3 +99,12 @@ def test_missing_column_is_a_clear_error(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["signals", "--reports", str(bad), "--out", str(tmp_path / "o.csv")])
     assert result.exit_code != 0
     assert "report_id" in str(result.exception) + result.output
+
+
+def test_malformed_line_is_an_error_naming_the_line_not_skipped(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.csv"
+    bad.write_bytes(b"report_id,product,event\n1,A,B\n2,\xff\xfe,C\n")
+    result = CliRunner().invoke(cli, ["signals", "--reports", str(bad), "--out", str(tmp_path / "o.csv")])
+    assert result.exit_code != 0
+    assert "Line: 3" in str(result.exception) and "utf-8" in str(result.exception)
+    assert not (tmp_path / "o.csv").exists()
