@@ -302,7 +302,7 @@ class SafetyEngine:
         versions = sorted({f"{a.product}: {a.rsi_version or 'no RSI'}" for a in unexpected})
         s = report.seriousness
         return expedited.QualifyingReport(report.event_id, report.case_id, report.awareness_date,
-                                          s.death or s.life_threatening, "; ".join(versions))
+                                          s.death or s.life_threatening, "; ".join(versions), report.recorded_at)
 
     def _recompute_clocks(self, patient: PatientHistory, case_id: str,
                           output: EngineOutput | None = None) -> list[ClockRow]:

@@ -63,6 +63,7 @@ class QualifyingReport:
     awareness_date: date
     fatal_or_life_threatening: bool
     rsi_version: str | None
+    recorded_at: datetime | None = None  # when this version reached the system (None: unknown)
 
 
 @dataclass(frozen=True)
@@ -84,6 +85,7 @@ class ExpeditedClock:
     evidence_event_ids: tuple[UUID, ...]
     submitted_at: datetime | None = None
     submission_event_id: UUID | None = None
+    known_at: datetime | None = None  # when the first qualifying version was recorded
 
     def status(self, now: datetime, p: ClockParameters) -> ClockStatus:
         if self.submitted_at is not None:
@@ -101,7 +103,11 @@ class ExpeditedClock:
         return (self.due_at - now).total_seconds()
 
     def became_due_soon(self, now: datetime, p: ClockParameters) -> bool:
-        """True once the clock has entered its due-soon window unsubmitted (a fact that stays true)."""
+        """True once the clock has entered its due-soon window unsubmitted (a fact that stays true). A case first
+        recorded after its deadline (a back-filled or late-imported report) is only overdue: there was never a
+        moment to warn before it."""
+        if self.known_at is not None and self.known_at >= self.due_at:
+            return False
         stopped = self.submitted_at if self.submitted_at is not None else now
         return stopped >= self.due_soon_at(p)
 
@@ -145,5 +151,6 @@ def clocks_for_case(
             case_id=first.case_id, category=category, day0=first.awareness_date, due_date=due,
             due_at=due_at_end_of(due), rsi_version=first.rsi_version, evidence_event_ids=evidence,
             submitted_at=stop.submitted_at if stop else None, submission_event_id=stop.event_id if stop else None,
+            known_at=first.recorded_at,
         ))
     return clocks

@@ -89,3 +89,14 @@ def test_submission_of_one_category_leaves_the_other_running():
     clocks = by_category(clocks_for_case([report], [seven], P))
     assert clocks[ClockCategory.FATAL_OR_LIFE_THREATENING].submitted_at is not None
     assert clocks[ClockCategory.FATAL_FOLLOW_UP].submitted_at is None
+
+
+def test_case_recorded_after_its_deadline_is_overdue_without_a_due_soon_warning():
+    late = QualifyingReport(uuid4(), "C-1", MONDAY, False, None, recorded_at=datetime(2026, 4, 1, tzinfo=UTC))
+    (clock,) = clocks_for_case([late], [], P)
+    now = datetime(2026, 4, 2, tzinfo=UTC)
+    assert clock.became_overdue(now)
+    assert not clock.became_due_soon(now, P)
+    in_time = QualifyingReport(uuid4(), "C-1", MONDAY, False, None, recorded_at=datetime(2026, 3, 2, 9, tzinfo=UTC))
+    (clock,) = clocks_for_case([in_time], [], P)
+    assert clock.became_due_soon(now, P) and clock.became_overdue(now)
