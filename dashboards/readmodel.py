@@ -120,21 +120,39 @@ class ReadModel:
         assignee = "s.assignee" if has_status else "NULL"
         last_action = "s.last_action_at" if has_status else "NULL"
         status_join = "LEFT JOIN alert_status s ON s.alert_id = a.alert_id" if has_status else ""
+        # site: the patient's enrolling site (patients view); products and lots: named by the alert's details
+        # (infusion-temporal, lot-cluster) or by its evidence (adverse-event suspect products and their lot_id,
+        # msc-infusion product_name and lot_id, treatment drug)
+        site = "p.site" if "patients" in relations else "NULL"
+        patients_join = "LEFT JOIN patients p ON p.patient = a.patient" if "patients" in relations else ""
         sql = f"""
-            WITH queue AS (
+            WITH evidence AS (
+                SELECT a.alert_id,
+                       flatten(list(coalesce(json_extract_string(e.payload, '$.products[*].name'), [])
+                                    || [e.payload->>'product_name', e.payload->>'drug'])) AS products,
+                       flatten(list(coalesce(json_extract_string(e.payload, '$.products[*].lot_id'), [])
+                                    || [e.payload->>'lot_id'])) AS lots,
+                       list(e.payload->>'clinic') AS clinics
+                FROM alerts a, unnest(a.evidence_event_ids) AS u(event_id)
+                JOIN event_log e ON e.event_id = u.event_id
+                GROUP BY a.alert_id
+            ),
+            queue AS (
                 SELECT a.alert_id::VARCHAR AS alert_id, a.rule_id, a.severity, a.patient, a.case_id,
                        a.occurred_at, a.raised_at, a.summary, {status} AS status, {assignee} AS assignee,
-                       {last_action} AS last_action_at,
-                       coalesce(e.payload->>'site', e.payload->>'administering_site', e.source) AS site,
-                       list_distinct(list_filter(
-                           coalesce(json_extract_string(e.payload, '$.products[*].name'), [])
-                           || [e.payload->>'product', e.payload->>'drug_name'], lambda x: x IS NOT NULL)) AS products,
-                       list_distinct(list_filter(
-                           coalesce(json_extract_string(e.payload, '$.products[*].lot'), [])
-                           || [e.payload->>'lot', e.payload->>'lot_id'], lambda x: x IS NOT NULL)) AS lots
+                       {last_action} AS last_action_at, {site} AS site,
+                       list_sort(list_distinct(list_filter(coalesce(ev.products, [])
+                           || [a.details->>'product', a.details->>'drug'], lambda x: x IS NOT NULL))) AS products,
+                       list_sort(list_distinct(list_filter(coalesce(ev.lots, []) || [a.details->>'lot'],
+                           lambda x: x IS NOT NULL))) AS lots,
+                       list_sort(list_distinct(list_filter(coalesce(ev.clinics, []) || [a.details->>'clinic'],
+                           lambda x: x IS NOT NULL))) AS clinics,
+                       a.details::VARCHAR AS details,
+                       list_transform(a.evidence_event_ids, lambda x: x::VARCHAR) AS evidence
                 FROM alerts a
                 {status_join}
-                LEFT JOIN event_log e ON e.event_id = a.evidence_event_ids[-1]
+                {patients_join}
+                LEFT JOIN evidence ev ON ev.alert_id = a.alert_id
             )
             SELECT * FROM queue
             WHERE ($rule IS NULL OR rule_id = $rule)
@@ -150,7 +168,10 @@ class ReadModel:
         """
         cursor = con.execute(sql, {key: value or None for key, value in filters.__dict__.items()})
         columns = [d[0] for d in cursor.description or []]
-        return [{c: plain(v) for c, v in zip(columns, row, strict=True)} for row in cursor.fetchall()]
+        rows = [{c: plain(v) for c, v in zip(columns, row, strict=True)} for row in cursor.fetchall()]
+        for row in rows:
+            row["details"] = json.loads(row["details"]) if row["details"] else {}
+        return rows
 
     def alert(self, con: duckdb.DuckDBPyConnection, alert_id: str) -> dict[str, Any] | None:
         row = con.execute("SELECT alert_id::VARCHAR, patient, case_id, rule_id FROM alerts WHERE alert_id::VARCHAR = ?",
@@ -208,6 +229,88 @@ class ReadModel:
             [case_id]).fetchall()
         return [{"event_id": r[0], "patient": r[1], "recorded_at": r[2], "source": r[3], "payload": json.loads(r[4])}
                 for r in rows]
+
+    def patient_summary(self, con: duckdb.DuckDBPyConnection, patient: str) -> dict[str, Any] | None:
+        """The patients view row (birth year-month, sex, conditions, site), None before enrolment is stored."""
+        if "patients" not in self.relations(con):
+            return None
+        return self._one(con, "SELECT patient, birth_year_month, sex, conditions, site, country, weight_kg "
+                              "FROM patients WHERE patient = ?", [patient])
+
+    def clocks(self, con: duckdb.DuckDBPyConnection, case_id: str | None = None,
+               open_only: bool = False) -> list[dict[str, Any]] | None:
+        """Expedited-report clocks as of now (expedited_report_status: status_now open, due-soon, overdue,
+        submitted, submitted-late), nearest deadline first; None when the store has no clocks table."""
+        if "expedited_report_status" not in self.relations(con):
+            return None
+        cursor = con.execute(
+            "SELECT case_id, category, patient, day0, due_date, due_at, rsi_version, submitted_at, status, "
+            "status_now, seconds_until_due FROM expedited_report_status "
+            "WHERE ($case IS NULL OR case_id = $case) AND (NOT $open OR submitted_at IS NULL) "
+            "ORDER BY due_at, case_id, category", {"case": case_id, "open": open_only})
+        return self._rows(cursor)
+
+    # --- MSC lots and clinics ----------------------------------------------------------------------------------
+
+    #: an adverse event counts for an infusion when its onset is within this many days after it (the window of
+    #: the documented analysis "AE rate per 100 infusions by lot", docs/analysts.md)
+    EXPOSURE_WINDOW_DAYS = 14
+
+    def exposure(self, con: duckdb.DuckDBPyConnection, scope: str, value: str | None = None) -> list[dict[str, Any]]:
+        """Per lot (scope "lot") or clinic ("clinic"): MSC infusions, children, incompletely documented infusions,
+        adverse-event cases (latest version) with onset within EXPOSURE_WINDOW_DAYS after one of its infusions,
+        the serious ones (ICH E2A), and the rate per 100 infusions."""
+        column = {"lot": "lot_id", "clinic": "clinic"}[scope]
+        if "infusions" not in self.relations(con):
+            return []
+        params = {"value": value, "days": self.EXPOSURE_WINDOW_DAYS}
+        given = self._rows(con.execute(
+            f"SELECT {column} AS key, count(*) AS infusions, count(DISTINCT patient) AS children, "
+            "count(*) FILTER (WHERE incompletely_documented) AS incompletely_documented, "
+            "list_sort(list_distinct(list(product_name) FILTER (WHERE product_name IS NOT NULL))) AS products, "
+            f"list_sort(list_distinct(list({'clinic' if scope == 'lot' else 'lot_id'}) "
+            f"FILTER (WHERE {'clinic' if scope == 'lot' else 'lot_id'} IS NOT NULL))) AS other "
+            f"FROM infusions WHERE $value IS NULL OR {column} = $value GROUP BY ALL "
+            "ORDER BY infusions DESC, key NULLS LAST", {"value": value}))
+        cases = {row["key"]: row for row in self._rows(con.execute(
+            f"SELECT i.{column} AS key, count(DISTINCT ae.case_id) AS adverse_events, "
+            "count(DISTINCT ae.case_id) FILTER (WHERE ae.is_serious) AS serious "
+            "FROM infusions i JOIN adverse_events ae ON ae.patient = i.patient AND ae.is_latest "
+            "AND ae.onset_date BETWEEN CAST(i.occurred_at AS DATE) AND CAST(i.occurred_at AS DATE) + $days "
+            f"WHERE $value IS NULL OR i.{column} = $value GROUP BY ALL", params))}
+        for row in given:
+            found = cases.get(row["key"], {})
+            row["adverse_events"] = found.get("adverse_events", 0)
+            row["serious"] = found.get("serious", 0)
+            row["ae_per_100_infusions"] = round(100.0 * row["adverse_events"] / row["infusions"], 1)
+        return sorted(given, key=lambda r: (-r["ae_per_100_infusions"], -r["infusions"], str(r["key"])))
+
+    def infusions_of(self, con: duckdb.DuckDBPyConnection, scope: str, value: str) -> list[dict[str, Any]]:
+        column = {"lot": "lot_id", "clinic": "clinic"}[scope]
+        return self._rows(con.execute(
+            "SELECT event_id::VARCHAR AS event_id, patient, occurred_at, product_name, clinic, lot_id, cells_per_kg, "
+            f"total_cells, infusion_number, incompletely_documented FROM infusions WHERE {column} = ? "
+            "ORDER BY occurred_at", [value]))
+
+    def cases_after(self, con: duckdb.DuckDBPyConnection, scope: str, value: str) -> list[dict[str, Any]]:
+        """The adverse-event cases counted for this lot or clinic by `exposure`, with days from the infusion."""
+        column = {"lot": "lot_id", "clinic": "clinic"}[scope]
+        return self._rows(con.execute(
+            "SELECT ae.case_id, ae.patient, ae.term, ae.onset_date, ae.is_serious, ae.ctcae_grade, "
+            "min(ae.onset_date - CAST(i.occurred_at AS DATE)) AS days_after_infusion "
+            "FROM infusions i JOIN adverse_events ae ON ae.patient = i.patient AND ae.is_latest "
+            "AND ae.onset_date BETWEEN CAST(i.occurred_at AS DATE) AND CAST(i.occurred_at AS DATE) + $days "
+            f"WHERE i.{column} = $value GROUP BY ALL ORDER BY ae.onset_date",
+            {"value": value, "days": self.EXPOSURE_WINDOW_DAYS}))
+
+    @staticmethod
+    def _rows(cursor: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
+        columns = [d[0] for d in cursor.description or []]
+        return [{c: plain(v) for c, v in zip(columns, row, strict=True)} for row in cursor.fetchall()]
+
+    def _one(self, con: duckdb.DuckDBPyConnection, sql: str, params: Sequence[Any]) -> dict[str, Any] | None:
+        rows = self._rows(con.execute(sql, list(params)))
+        return rows[0] if rows else None
 
     # --- optional tables: expedited reports, signals ------------------------------------------------------------
 

@@ -1,53 +1,86 @@
-"""The patient timeline drawn server-side as SVG: treatments with tapers, MSC infusions, labs with CTCAE grades,
-disease-activity scores as a chart, adverse events and alerts on one time axis.
+"""The patient timeline drawn server-side as SVG, one time axis for the whole story (docs/events.md types):
 
-Clinician-documented and parent-reported values are drawn differently (solid line and filled circles versus
-dashed line and hollow triangles, and named in the legend): benefit reported by parents but not documented by a
-clinician is the gap pvwatch exists to expose, so the two must never look alike.
-
-Event payloads are read by field name with fallbacks, so event types added later draw as generic markers until
-they get their own lane.
+* treatments: one bar per course (course_id, else drug) from start to stop, dose changes and tapers marked with
+  their dose; a taper is the change pvwatch watches for flares (rule flare-after-taper);
+* MSC infusions: lot, clinic and cell dose; an incompletely documented infusion (no lot or no cell dose, the
+  model's `missing_documentation`) is drawn hollow with a red "!";
+* labs: one row per analyte, named (not by LOINC code), each value coloured by its CTCAE v5.0 grade: the grade of
+  the ctcae-lab alert when the rules raised one, else pvwatch.domain.ctcae.grade on the value and its range;
+* disease activity: one chart per instrument (the scales differ: SLEDAI-2K 0-105, JADAS10 0-40, globals 0-10);
+  clinician-documented values solid line and filled circles, parent- or patient-reported values dashed line and
+  hollow triangles, named in each chart's legend. Benefit reported by parents but not documented by a clinician is
+  the gap pvwatch exists to expose, so the two must never look alike;
+* adverse events (serious red, parent-reported hollow, linked to the case), alerts (flags) and outcome claims
+  (documented: filled star; no documented measure: hollow star with "?").
 """
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from html import escape
 from typing import Any
+from urllib.parse import quote
+
+from pvwatch.domain import ctcae
 
 WIDTH = 1100
-LEFT = 150
+LEFT = 170
 RIGHT = 30
-LANE_HEIGHT = 34
-CHART_HEIGHT = 150
-PARENT_WORDS = ("parent", "patient", "caregiver", "family")
-#: CTCAE v5.0 grades 1-5 (mild, moderate, severe, life-threatening, death), light to dark.
-GRADE_COLOURS = {1: "#9ccc65", 2: "#fbc02d", 3: "#fb8c00", 4: "#e53935", 5: "#000000"}
-
-
-def first(payload: dict[str, Any], *names: str) -> Any:
-    for name in names:
-        value = payload.get(name)
-        if value not in (None, "", []):
-            return value
-    return None
-
-
-def reported_by_parent(event: dict[str, Any]) -> bool:
-    """True when the value comes from a parent (or the patient), not from a clinician's documentation."""
-    payload = event["payload"]
-    who = first(payload, "assessor", "assessed_by", "assessor_type", "reporter_type", "reported_by", "reporter")
-    text = str(who if who is not None else event.get("source", "")).lower()
-    return any(word in text for word in PARENT_WORDS)
+ROW = 26
+CHART_HEIGHT = 110
+#: CTCAE v5.0 grades 0-5 (within range, mild, moderate, severe, life-threatening, death), light to dark.
+GRADE_COLOURS = {0: "#bdbdbd", 1: "#9ccc65", 2: "#fbc02d", 3: "#fb8c00", 4: "#e53935", 5: "#000000"}
+ANALYTE_NAMES = {ctcae.Analyte.NEUTROPHILS: "Neutrophils", ctcae.Analyte.PLATELETS: "Platelets",
+                 ctcae.Analyte.HAEMOGLOBIN: "Haemoglobin", ctcae.Analyte.ALT: "ALT", ctcae.Analyte.AST: "AST",
+                 ctcae.Analyte.BILIRUBIN: "Total bilirubin", ctcae.Analyte.CREATININE: "Creatinine",
+                 ctcae.Analyte.ALP: "Alkaline phosphatase"}
+PALETTE = ("#1565c0", "#2e7d32", "#6a1b9a", "#ef6c00", "#00838f", "#ad1457")
+#: rows of the timeline in order; the disease-activity charts follow them
+LANES = ("treatment", "infusion", "lab", "adverse-event", "alert", "outcome")
 
 
 def lane_of(event_type: str) -> str:
-    for lane in ("treatment", "infusion", "lab", "disease-activity", "adverse-event", "outcome"):
-        if lane in event_type:
-            return lane
-    return "other"
+    """The timeline lane of an event type (patient-enrolled/-updated and alert-action have none)."""
+    if event_type.startswith("treatment-"):
+        return "treatment"
+    return {"msc-infusion": "infusion", "lab-result": "lab", "disease-activity": "disease-activity",
+            "adverse-event": "adverse-event", "outcome-claim": "outcome"}.get(event_type, "none")
+
+
+def reported_by_parent(event: dict[str, Any]) -> bool:
+    """True when the value comes from a parent or the patient, not from a clinician's documentation
+    (disease-activity `assessed_by`, outcome-claim `claimed_by`, adverse-event `reporter_type`)."""
+    payload = event["payload"]
+    who = payload.get("assessed_by") or payload.get("claimed_by") or payload.get("reporter_type")
+    return who in ("parent", "patient")
+
+
+def lab_name(payload: dict[str, Any]) -> str:
+    analyte = ctcae.LOINC_ANALYTES.get(str(payload.get("loinc_code")))
+    if analyte is not None:
+        return ANALYTE_NAMES[analyte]
+    return str(payload.get("test_name") or f"LOINC {payload.get('loinc_code')}")
+
+
+def lab_grade(payload: dict[str, Any], alert_grade: int | None) -> tuple[int | None, str]:
+    """(CTCAE grade, term) of one lab value: the ctcae-lab alert's grade when the rules raised one (it may use the
+    patient's baseline), else CTCAE v5.0 on the value and its reference range; None when it cannot be graded."""
+    analyte = ctcae.LOINC_ANALYTES.get(str(payload.get("loinc_code")))
+    if analyte is None or analyte not in ctcae.TERM_OF_ANALYTE:
+        return alert_grade, ""
+    term = ctcae.TERM_OF_ANALYTE[analyte].value
+    if alert_grade is not None:
+        return alert_grade, term
+    try:
+        graded = ctcae.grade(analyte, float(payload["value"]), str(payload.get("unit")),
+                             payload.get("reference_low"), payload.get("reference_high"))
+    except (ctcae.UngradableResult, KeyError, TypeError, ValueError):
+        return None, term
+    return (graded.grade, term) if graded else (None, term)
 
 
 @dataclass
@@ -71,195 +104,297 @@ def _time(value: Any) -> datetime | None:
     return None
 
 
-def _number(value: Any) -> float | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int | float):
-        return float(value)
-    try:
-        return float(str(value))
-    except (TypeError, ValueError):
-        return None
-
-
 def _title(text: str) -> str:
     return f"<title>{escape(text)}</title>"
 
 
-def render_timeline(events: list[dict[str, Any]], alerts: list[dict[str, Any]]) -> str:
-    """SVG of one patient's story; `events` as from ReadModel.patient_events, `alerts` as from ReadModel.alerts."""
-    moments = [e["occurred_at"] for e in events] + [t for a in alerts if (t := _time(a["occurred_at"]))]
-    if not moments:
-        return '<svg xmlns="http://www.w3.org/2000/svg" width="400" height="40" role="img">' \
-               '<text x="10" y="25">No events stored for this patient yet.</text></svg>'
-    start, end = min(moments), max(moments)
-    pad = max(timedelta(days=3), (end - start) * 0.04)
-    scale = _Scale(start - pad, end + pad)
+def _fmt(value: Any) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
 
-    parts: list[str] = []
-    y = 30
-    lanes = [("treatment", "Treatments"), ("infusion", "MSC infusions"), ("lab", "Labs (CTCAE grade)"),
-             ("adverse-event", "Adverse events"), ("alert", "Alerts"), ("outcome", "Outcomes"), ("other", "Other")]
+
+def render_timeline(events: list[dict[str, Any]], alerts: list[dict[str, Any]],
+                    lab_alert_grades: dict[str, int] | None = None) -> str:
+    """SVG of one patient's story. `events` as from ReadModel.patient_events, `alerts` as from ReadModel.alerts,
+    `lab_alert_grades` {lab event id: grade} from the patient's ctcae-lab alerts."""
+    drawn = [e for e in events if lane_of(e["type"]) != "none"]
+    moments = [e["occurred_at"] for e in drawn] + [t for a in alerts if (t := _time(a["occurred_at"]))]
+    if not moments:
+        return ('<svg xmlns="http://www.w3.org/2000/svg" width="400" height="40" role="img">'
+                '<text x="10" y="25">No events stored for this patient yet.</text></svg>')
+    start, end = min(moments), max(moments)
+    pad = max(timedelta(days=3), (end - start) * 0.03)
+    scale = _Scale(start - pad, end + pad)
     by_lane: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for event in events:
+    for event in drawn:
         by_lane[lane_of(event["type"])].append(event)
 
-    for lane, label in lanes:
+    parts: list[str] = []
+    y = 24
+    draw: dict[str, Callable[[list[str], list[dict[str, Any]], _Scale, int], int]] = {
+        "treatment": _treatments, "infusion": _infusions, "adverse-event": _adverse_events, "outcome": _outcomes}
+    for lane in LANES:
         if lane == "alert":
-            if not alerts:
-                continue
-            parts.append(_lane_label(y, label))
-            for alert in alerts:
-                when = _time(alert["occurred_at"])
-                if when is None:
-                    continue
-                x = scale.x(when)
-                colour = "#c62828" if alert["severity"] == "critical" else "#ef6c00"
-                parts.append(
-                    f'<g class="alert-flag">{_title(alert["summary"] + " (" + alert["status"] + ")")}'
-                    f'<line x1="{x:.1f}" y1="{y - 12}" x2="{x:.1f}" y2="{y + 10}" stroke="{colour}" stroke-width="2"/>'
-                    f'<path d="M{x:.1f},{y - 12} l12,4 l-12,4 z" fill="{colour}"/></g>')
-            y += LANE_HEIGHT
-            continue
-        lane_events = by_lane.get(lane, [])
-        if not lane_events:
-            continue
-        parts.append(_lane_label(y, label))
-        if lane == "treatment":
-            y = _treatments(parts, lane_events, scale, y)
-            continue
-        for event in lane_events:
-            parts.append(_marker(lane, event, scale.x(event["occurred_at"]), y))
-        y += LANE_HEIGHT
-
-    activity = by_lane.get("disease-activity", [])
-    if activity:
-        y = _activity_chart(parts, activity, scale, y + 10)
-
+            y = _alerts(parts, alerts, scale, y)
+        elif lane == "lab":
+            y = _labs(parts, by_lane["lab"], scale, y, lab_alert_grades or {})
+        elif by_lane[lane]:
+            y = draw[lane](parts, by_lane[lane], scale, y)
+    y = _activity_charts(parts, by_lane["disease-activity"], scale, y + 6)
     parts.extend(_axis(scale, y))
-    height = y + 40
+    height = y + 30
     return (f'<svg xmlns="http://www.w3.org/2000/svg" class="timeline" viewBox="0 0 {WIDTH} {height}" '
             f'width="{WIDTH}" height="{height}" role="img" aria-label="Patient timeline" '
             f'font-family="sans-serif" font-size="11">' + "".join(parts) + "</svg>")
 
 
-def _lane_label(y: int, label: str) -> str:
-    return (f'<text x="8" y="{y + 4}" font-weight="bold">{escape(label)}</text>'
-            f'<line x1="{LEFT}" y1="{y}" x2="{WIDTH - RIGHT}" y2="{y}" stroke="#eeeeee"/>')
+def _lane_label(y: float, label: str, css: str, bold: bool = True) -> str:
+    weight = ' font-weight="bold"' if bold else ""
+    return (f'<text class="lane-label {css}" x="8" y="{y + 4:.0f}"{weight}>{escape(label)}</text>'
+            f'<line x1="{LEFT}" y1="{y:.0f}" x2="{WIDTH - RIGHT}" y2="{y:.0f}" stroke="#eeeeee"/>')
 
 
 def _treatments(parts: list[str], events: list[dict[str, Any]], scale: _Scale, y: int) -> int:
-    """One bar per drug from its first to its stop event; dose changes and tapers marked on the bar."""
-    by_drug: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    """One bar per course from its start (or first seen change) to its stop; changes and tapers marked."""
+    parts.append(_lane_label(y, "Treatments", "treatment"))
+    courses: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for event in events:
-        drug = first(event["payload"], "drug_name", "drug", "name", "product") or "treatment"
-        by_drug[str(drug)].append(event)
-    for drug, drug_events in by_drug.items():
-        begin = drug_events[0]["occurred_at"]
-        stopped = next((e for e in drug_events if "stop" in e["type"] or first(e["payload"], "action") == "stopped"),
-                       None)
-        finish = stopped["occurred_at"] if stopped else scale.end
-        x1, x2 = scale.x(begin), scale.x(finish)
-        parts.append(f'<rect class="treatment" x="{x1:.1f}" y="{y - 6}" width="{max(2.0, x2 - x1):.1f}" height="12" '
-                     f'fill="#90caf9" rx="3">{_title(drug)}</rect>'
-                     f'<text x="{x1 + 3:.1f}" y="{y + 3}" font-size="10">{escape(drug)}</text>')
-        for event in drug_events:
-            payload = event["payload"]
-            dose = first(payload, "dose")
-            unit = first(payload, "unit", "dose_unit") or ""
-            taper = "taper" in event["type"] or "taper" in str(first(payload, "reason", "action") or "").lower()
-            x = scale.x(event["occurred_at"])
-            what = f"{event['type']} {dose if dose is not None else ''} {unit}".strip()
-            colour = "#6a1b9a" if taper else "#1565c0"
-            parts.append(f'<g class="{"taper" if taper else "dose"}">{_title(what)}'
-                         f'<line x1="{x:.1f}" y1="{y - 9}" x2="{x:.1f}" y2="{y + 9}" stroke="{colour}" '
-                         f'stroke-width="{3 if taper else 1.5}"/></g>')
-        y += LANE_HEIGHT - 8
+        payload = event["payload"]
+        courses[str(payload.get("course_id") or payload.get("drug"))].append(event)
+    y += 16
+    for course_events in courses.values():
+        first = course_events[0]["payload"]
+        drug = str(first.get("drug"))
+        stop = next((e for e in course_events if e["type"] == "treatment-stopped"), None)
+        x1 = scale.x(course_events[0]["occurred_at"])
+        x2 = scale.x(stop["occurred_at"]) if stop else WIDTH - RIGHT
+        label = f"{drug} ({first.get('drug_class', '')})"
+        parts.append(f'<g class="course">{_title(label + (" stopped" if stop else " ongoing"))}'
+                     f'<rect x="{x1:.1f}" y="{y - 5}" width="{max(2.0, x2 - x1):.1f}" height="10" fill="#bbdefb" '
+                     f'rx="3"/></g><text x="{LEFT - 6}" y="{y + 4}" text-anchor="end" font-size="10">'
+                     f'{escape(drug)}</text>')
+        for event in course_events:
+            parts.append(_treatment_mark(event, scale.x(event["occurred_at"]), y))
+        y += ROW - 4
     return y + 8
 
 
-def _marker(lane: str, event: dict[str, Any], x: float, y: int) -> str:
+def _treatment_mark(event: dict[str, Any], x: float, y: int) -> str:
     payload = event["payload"]
-    if lane == "infusion":
-        lot = first(payload, "lot", "lot_id", "batch", "batch_id") or "lot missing"
-        clinic = first(payload, "administering_site", "clinic", "site", "product_source") or event["source"]
-        dose = first(payload, "cells_per_kg", "cell_dose_per_kg", "dose")
-        text = f"MSC infusion, lot {lot}, {clinic}, dose {dose if dose is not None else 'missing'}"
-        return (f'<g class="infusion">{_title(text)}<path d="M{x:.1f},{y - 8} l8,8 l-8,8 l-8,-8 z" fill="#00897b"/>'
-                f'<text x="{x + 10:.1f}" y="{y + 4}" font-size="10">{escape(str(lot))}</text></g>')
-    if lane == "lab":
-        grade = first(payload, "ctcae_grade", "grade")
-        colour = GRADE_COLOURS.get(int(grade), "#9e9e9e") if isinstance(grade, int) else "#9e9e9e"
-        test = first(payload, "test", "loinc_name", "name", "loinc", "loinc_code") or "lab"
-        value = first(payload, "value")
-        unit = first(payload, "unit") or ""
-        text = f"{test}: {value} {unit}, CTCAE grade {grade if grade is not None else 'not graded'}"
-        label = f'<text x="{x + 7:.1f}" y="{y + 4}" font-size="10">G{grade}</text>' if grade else ""
-        return f'<g class="lab">{_title(text)}<circle cx="{x:.1f}" cy="{y}" r="5" fill="{colour}"/>{label}</g>'
-    if lane == "adverse-event":
-        seriousness = payload.get("seriousness") or {}
-        serious = isinstance(seriousness, dict) and any(seriousness.values())
-        term = str(first(payload, "term", "ctcae_term") or "adverse event")
-        colour = "#c62828" if serious else "#f9a825"
-        kind = "serious " if serious else ""
-        reporter = payload.get("reporter_type", "?")
-        text = f"{kind}adverse event: {term} ({payload.get('report_kind', '')}, reported by {reporter})"
-        fill = f'fill="white" stroke="{colour}" stroke-width="2"' if reported_by_parent(event) else f'fill="{colour}"'
-        return (f'<g class="adverse-event{" serious" if serious else ""}">{_title(text)}'
-                f'<path d="M{x:.1f},{y - 8} l7,14 l-14,0 z" {fill}/>'
-                f'<text x="{x + 9:.1f}" y="{y + 4}" font-size="10">{escape(term)}</text></g>')
-    return f'<g class="{escape(lane)}">{_title(event["type"])}<rect x="{x - 4:.1f}" y="{y - 4}" width="8" height="8" ' \
-           f'fill="#757575"/></g>'
+    change = event["type"].removeprefix("treatment-")
+    dose = payload.get("dose")
+    unit = payload.get("dose_unit") or ""
+    previous = payload.get("previous_dose")
+    dose_text = f"{_fmt(dose)} {unit}".strip() if dose is not None else ""
+    what = f"{payload.get('drug')} {change}"
+    if previous is not None and dose is not None:
+        what += f" {_fmt(previous)} -> {dose_text}"
+    elif dose_text:
+        what += f" {dose_text}"
+    if payload.get("reason"):
+        what += f" ({payload['reason']})"
+    what += f", {event['occurred_at'].date().isoformat()}"
+    colour = {"tapered": "#6a1b9a", "stopped": "#424242", "started": "#1565c0"}.get(change, "#0277bd")
+    width = 3 if change == "tapered" else 1.5
+    label = (f'<text x="{x + 3:.1f}" y="{y - 7}" font-size="9" fill="{colour}">'
+             f'{"taper " if change == "tapered" else ""}{escape(dose_text)}</text>'
+             if change in ("tapered", "dose-changed") else "")
+    return (f'<g class="{escape(change)}">{_title(what)}<line x1="{x:.1f}" y1="{y - 8}" x2="{x:.1f}" y2="{y + 8}" '
+            f'stroke="{colour}" stroke-width="{width}"/>{label}</g>')
 
 
-def _activity_chart(parts: list[str], events: list[dict[str, Any]], scale: _Scale, top: int) -> int:
-    """Scores per instrument and per source: clinician solid, parent dashed with hollow triangles."""
-    series: dict[tuple[str, bool], list[tuple[datetime, float]]] = defaultdict(list)
+def _infusions(parts: list[str], events: list[dict[str, Any]], scale: _Scale, y: int) -> int:
+    parts.append(_lane_label(y + 4, "MSC infusions", "infusion"))
+    y += 8
     for event in events:
-        score = _number(first(event["payload"], "score", "value"))
-        if score is None:
+        payload = event["payload"]
+        x = scale.x(event["occurred_at"])
+        missing = list(payload.get("missing_documentation") or [])
+        if "incompletely_documented" not in payload:  # stored before the computed field existed: same rule
+            missing = [m for m, absent in (("lot_id", not payload.get("lot_id")),
+                                           ("cell_dose", payload.get("cells_per_kg") is None
+                                            and payload.get("total_cells") is None)) if absent]
+        lot = payload.get("lot_id") or "no lot"
+        dose = (f"{payload['cells_per_kg']:.2g} cells/kg" if payload.get("cells_per_kg") is not None
+                else f"{payload['total_cells']:.2g} cells" if payload.get("total_cells") is not None
+                else "no cell dose")
+        text = (f"MSC infusion {payload.get('infusion_number') or ''}: {payload.get('product_name') or 'product?'}, "
+                f"lot {lot}, {payload.get('clinic')}, {dose}, {event['occurred_at'].date().isoformat()}")
+        shape = f'M{x:.1f},{y - 8} l8,8 l-8,8 l-8,-8 z'
+        if missing:
+            text += f"; INCOMPLETELY DOCUMENTED: missing {', '.join(missing)}"
+            mark = (f'<path d="{shape}" fill="white" stroke="#c62828" stroke-width="2" stroke-dasharray="3 2"/>'
+                    f'<text x="{x - 2:.1f}" y="{y + 4}" font-size="10" fill="#c62828" font-weight="bold">!</text>')
+        else:
+            mark = f'<path d="{shape}" fill="#00897b"/>'
+        href = f"/lots/{quote(str(payload['lot_id']), safe='')}" if payload.get("lot_id") else \
+            f"/clinics/{quote(str(payload.get('clinic')), safe='')}"
+        parts.append(f'<a href="{escape(href)}"><g class="infusion{" incomplete" if missing else ""}">'
+                     f'{_title(text)}{mark}<text x="{x + 10:.1f}" y="{y + 4}" font-size="9">'
+                     f'{escape(str(lot))} · {escape(dose)}</text></g></a>')
+    return y + ROW + 6
+
+
+def _labs(parts: list[str], events: list[dict[str, Any]], scale: _Scale, y: int,
+          alert_grades: dict[str, int]) -> int:
+    if not events:
+        return y
+    parts.append(_lane_label(y + 4, "Labs (CTCAE grade)", "lab"))
+    rows: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for event in events:
+        rows[lab_name(event["payload"])].append(event)
+    y += 20
+    for name, row_events in rows.items():
+        parts.append(f'<text x="{LEFT - 6}" y="{y + 4}" text-anchor="end" font-size="10">{escape(name)}</text>'
+                     f'<line x1="{LEFT}" y1="{y}" x2="{WIDTH - RIGHT}" y2="{y}" stroke="#f5f5f5"/>')
+        for event in row_events:
+            payload = event["payload"]
+            grade, term = lab_grade(payload, alert_grades.get(event["event_id"]))
+            x = scale.x(event["occurred_at"])
+            colour = GRADE_COLOURS.get(grade, "#ffffff") if grade is not None else "#ffffff"
+            text = (f"{name} {payload.get('comparator') or ''}{_fmt(payload.get('value'))} {payload.get('unit')} "
+                    f"(range {_fmt(payload.get('reference_low'))}-{_fmt(payload.get('reference_high'))}), "
+                    f"{event['occurred_at'].date().isoformat()}: "
+                    + (f"CTCAE v5.0 {term} grade {grade}" if grade is not None else "not graded by CTCAE"))
+            label = (f'<text x="{x + 6:.1f}" y="{y - 5}" font-size="9" font-weight="bold">G{grade}</text>'
+                     if grade else "")
+            parts.append(f'<g class="lab grade-{grade if grade is not None else "none"}">{_title(text)}'
+                         f'<circle cx="{x:.1f}" cy="{y}" r="4" fill="{colour}" stroke="#616161" '
+                         f'stroke-width="0.5"/>{label}</g>')
+        y += ROW - 6
+    return y + 8
+
+
+def _adverse_events(parts: list[str], events: list[dict[str, Any]], scale: _Scale, y: int) -> int:
+    parts.append(_lane_label(y + 4, "Adverse events", "adverse-event"))
+    y += 8
+    for event in events:
+        payload = event["payload"]
+        met = [name for name, value in (payload.get("seriousness") or {}).items() if value]
+        term = str(payload.get("term"))
+        colour = "#c62828" if met else "#f9a825"
+        parent = reported_by_parent(event)
+        grade = f", CTCAE grade {payload['ctcae_grade']}" if payload.get("ctcae_grade") else ""
+        text = (f"{'serious (' + ', '.join(met) + ') ' if met else ''}adverse event: {term}{grade}; "
+                f"{payload.get('report_kind', 'initial')} report by {payload.get('reporter_type')}, "
+                f"case {payload.get('case_id')}")
+        fill = f'fill="white" stroke="{colour}" stroke-width="2"' if parent else f'fill="{colour}"'
+        x = scale.x(event["occurred_at"])
+        parts.append(f'<a href="/cases/{quote(str(payload.get("case_id")), safe="")}">'
+                     f'<g class="adverse-event{" serious" if met else ""}{" parent-reported" if parent else ""}">'
+                     f'{_title(text)}<path d="M{x:.1f},{y - 8} l7,14 l-14,0 z" {fill}/>'
+                     f'<text x="{x + 9:.1f}" y="{y + 4}" font-size="10">{escape(term)}</text></g></a>')
+    return y + ROW + 6
+
+
+def _alerts(parts: list[str], alerts: list[dict[str, Any]], scale: _Scale, y: int) -> int:
+    if not alerts:
+        return y
+    parts.append(_lane_label(y + 4, "Alerts", "alert"))
+    y += 8
+    for alert in alerts:
+        when = _time(alert["occurred_at"])
+        if when is None:
             continue
-        instrument = str(first(event["payload"], "instrument", "scale") or "score")
-        series[(instrument, reported_by_parent(event))].append((event["occurred_at"], score))
-    if not series:
-        return top
-    values = [score for points in series.values() for _, score in points]
-    low, high = min(0.0, min(values)), max(values) or 1.0
-    bottom = top + CHART_HEIGHT
+        x = scale.x(when)
+        colour = {"critical": "#c62828", "warning": "#ef6c00"}.get(alert["severity"], "#546e7a")
+        tip = _title(f"{alert['rule_id']}: {alert['summary']} ({alert['status']})")
+        flag = (f'<g class="alert-flag {escape(alert["severity"])}">{tip}'
+                f'<line x1="{x:.1f}" y1="{y - 10}" x2="{x:.1f}" y2="{y + 8}" stroke="{colour}" stroke-width="2"/>'
+                f'<path d="M{x:.1f},{y - 10} l10,4 l-10,4 z" fill="{colour}"/></g>')
+        if alert.get("case_id"):
+            flag = f'<a href="/cases/{quote(str(alert["case_id"]), safe="")}">{flag}</a>'
+        parts.append(flag)
+    return y + ROW + 6
 
-    def y_of(score: float) -> float:
-        return bottom - (CHART_HEIGHT - 10) * (score - low) / ((high - low) or 1.0)
 
-    parts.append(f'<text x="8" y="{top + 12}" font-weight="bold">Disease activity</text>'
-                 f'<rect x="{LEFT}" y="{top}" width="{WIDTH - LEFT - RIGHT}" height="{CHART_HEIGHT}" fill="#fafafa" '
-                 f'stroke="#dddddd"/>'
-                 f'<text x="{LEFT - 6}" y="{y_of(high) + 4:.1f}" text-anchor="end">{high:g}</text>'
-                 f'<text x="{LEFT - 6}" y="{y_of(low) + 4:.1f}" text-anchor="end">{low:g}</text>')
-    palette = ["#1565c0", "#2e7d32", "#6a1b9a", "#ef6c00", "#00838f", "#ad1457"]
-    instruments = sorted({instrument for instrument, _ in series})
-    legend_y = top + 30
-    for (instrument, parent), points in sorted(series.items()):
-        colour = palette[instruments.index(instrument) % len(palette)]
-        path = " ".join(f"{'M' if i == 0 else 'L'}{scale.x(t):.1f},{y_of(s):.1f}" for i, (t, s) in enumerate(points))
-        source = "parent-reported" if parent else "clinician-documented"
-        dash = ' stroke-dasharray="6 4"' if parent else ""
-        parts.append(f'<path class="activity {source}" d="{path}" fill="none" stroke="{colour}" '
-                     f'stroke-width="2"{dash}/>')
-        for moment, score in points:
-            x, y = scale.x(moment), y_of(score)
-            tip = _title(f"{instrument} {score:g} ({source}, {moment.date().isoformat()})")
-            if parent:
-                parts.append(f'<path class="point {source}" d="M{x:.1f},{y - 6:.1f} l6,10 l-12,0 z" fill="white" '
-                             f'stroke="{colour}" stroke-width="2">{tip}</path>')
-            else:
-                parts.append(f'<circle class="point {source}" cx="{x:.1f}" cy="{y:.1f}" r="4" fill="{colour}">'
-                             f'{tip}</circle>')
-        marker = (f'<path d="M{8},{legend_y - 8} l6,10 l-12,0 z" fill="white" stroke="{colour}" stroke-width="2"/>'
-                  if parent else f'<circle cx="8" cy="{legend_y - 4}" r="4" fill="{colour}"/>')
-        parts.append(f'{marker}<text x="18" y="{legend_y}" font-size="10">{escape(instrument)}, '
-                     f'{"parent" if parent else "clinician"}</text>')
-        legend_y += 14
-    return bottom + 20
+def _star(x: float, y: float) -> str:
+    points = []
+    for i in range(10):
+        radius = 7 if i % 2 == 0 else 3
+        angle = math.pi / 2 + i * math.pi / 5
+        points.append(f"{x + radius * math.cos(angle):.1f},{y - radius * math.sin(angle):.1f}")
+    return " ".join(points)
+
+
+def _outcomes(parts: list[str], events: list[dict[str, Any]], scale: _Scale, y: int) -> int:
+    parts.append(_lane_label(y + 4, "Outcome claims", "outcome"))
+    y += 8
+    for event in events:
+        payload = event["payload"]
+        measure = payload.get("documented_measure")
+        documented = bool(measure)
+        x = scale.x(event["occurred_at"])
+        text = (f"{payload.get('claimed_by')} claims {payload.get('what')} {payload.get('direction')}"
+                f"{' with ' + str(payload['attributed_to']) if payload.get('attributed_to') else ''}: ")
+        if measure:
+            text += (f"documented by {measure.get('name')} {_fmt(measure.get('before'))} -> "
+                     f"{_fmt(measure.get('after'))}")
+        else:
+            text += "NO documented measure"
+        colour = "#2e7d32" if payload.get("direction") == "improved" else "#6d4c41"
+        style = f'fill="{colour}"' if documented else f'fill="white" stroke="{colour}" stroke-width="1.5"'
+        mark = "" if documented else f'<text x="{x + 8:.1f}" y="{y + 4}" font-size="10" fill="{colour}">?</text>'
+        parts.append(f'<g class="outcome {"documented" if documented else "undocumented"}">{_title(text)}'
+                     f'<polygon points="{_star(x, y)}" {style}/>{mark}</g>')
+    return y + ROW + 6
+
+
+def _activity_charts(parts: list[str], events: list[dict[str, Any]], scale: _Scale, top: int) -> int:
+    """One chart per instrument: clinician-documented solid with filled circles, parent/patient-reported dashed
+    with hollow triangles."""
+    by_instrument: dict[str, dict[bool, list[tuple[datetime, float, bool]]]] = defaultdict(lambda: defaultdict(list))
+    for event in events:
+        payload = event["payload"]
+        score = payload.get("score")
+        if isinstance(score, int | float) and not isinstance(score, bool):
+            by_instrument[str(payload.get("instrument"))][reported_by_parent(event)].append(
+                (event["occurred_at"], float(score), bool(payload.get("documented"))))
+    for n, (instrument, series) in enumerate(sorted(by_instrument.items())):
+        colour = PALETTE[n % len(PALETTE)]
+        values = [score for points in series.values() for _, score, _ in points]
+        high = max(values) or 1.0
+        bottom = top + CHART_HEIGHT
+
+        def y_of(score: float, bottom: int = bottom, high: float = high) -> float:
+            return bottom - (CHART_HEIGHT - 14) * score / high
+
+        parts.append(f'<g class="activity-chart" data-instrument="{escape(instrument)}">'
+                     f'<text x="8" y="{top + 12}" font-weight="bold">{escape(instrument)}</text>'
+                     f'<text x="8" y="{top + 25}" font-size="9">disease activity</text>'
+                     f'<rect x="{LEFT}" y="{top}" width="{WIDTH - LEFT - RIGHT}" height="{CHART_HEIGHT}" '
+                     f'fill="#fafafa" stroke="#dddddd"/>'
+                     f'<text x="{LEFT - 6}" y="{y_of(high) + 4:.1f}" text-anchor="end">{high:g}</text>'
+                     f'<text x="{LEFT - 6}" y="{y_of(0) + 4:.1f}" text-anchor="end">0</text>')
+        legend_y = top + 42
+        for parent, points in sorted(series.items()):
+            source = "parent-reported" if parent else "clinician-documented"
+            path = " ".join(f"{'M' if i == 0 else 'L'}{scale.x(t):.1f},{y_of(s):.1f}"
+                            for i, (t, s, _) in enumerate(points))
+            dash = ' stroke-dasharray="6 4"' if parent else ""
+            parts.append(f'<path class="activity {source}" d="{path}" fill="none" stroke="{colour}" '
+                         f'stroke-width="2"{dash}/>')
+            for moment, score, documented in points:
+                x, y = scale.x(moment), y_of(score)
+                tip = _title(f"{instrument} {score:g}, {source}{'' if documented else ' (not documented)'}, "
+                             f"{moment.date().isoformat()}")
+                if parent:
+                    parts.append(f'<path class="point {source}" d="M{x:.1f},{y - 6:.1f} l6,10 l-12,0 z" '
+                                 f'fill="white" stroke="{colour}" stroke-width="2">{tip}</path>')
+                else:
+                    parts.append(f'<circle class="point {source}" cx="{x:.1f}" cy="{y:.1f}" r="4" '
+                                 f'fill="{colour}">{tip}</circle>')
+            marker = (f'<path d="M14,{legend_y - 8} l6,10 l-12,0 z" fill="white" stroke="{colour}" '
+                      f'stroke-width="2"/><line x1="24" y1="{legend_y - 3}" x2="40" y2="{legend_y - 3}" '
+                      f'stroke="{colour}" stroke-width="2" stroke-dasharray="4 3"/>'
+                      if parent else f'<circle cx="14" cy="{legend_y - 3}" r="4" fill="{colour}"/>'
+                      f'<line x1="24" y1="{legend_y - 3}" x2="40" y2="{legend_y - 3}" stroke="{colour}" '
+                      f'stroke-width="2"/>')
+            parts.append(f'<g class="legend {source}">{marker}<text x="44" y="{legend_y}" font-size="9">'
+                         f'{"parent-reported" if parent else "clinician"}</text></g>')
+            legend_y += 14
+        parts.append("</g>")
+        top = bottom + 12
+    return top + 8
 
 
 def _axis(scale: _Scale, y: int) -> list[str]:

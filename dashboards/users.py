@@ -37,6 +37,7 @@ class Permission(StrEnum):
     VIEW_ALERTS = "view-alerts"
     VIEW_PATIENTS = "view-patients"
     VIEW_NARRATIVES = "view-narratives"
+    EXPORT_E2B = "export-e2b"
     ACT_ON_ALERTS = "act-on-alerts"
     RUN_SQL = "run-sql"
     VIEW_HEALTH = "view-health"
@@ -45,7 +46,7 @@ class Permission(StrEnum):
 
 PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.OFFICER: frozenset({Permission.VIEW_ALERTS, Permission.VIEW_PATIENTS, Permission.VIEW_NARRATIVES,
-                             Permission.ACT_ON_ALERTS, Permission.VIEW_HEALTH}),
+                             Permission.EXPORT_E2B, Permission.ACT_ON_ALERTS, Permission.VIEW_HEALTH}),
     Role.ANALYST: frozenset({Permission.VIEW_ALERTS, Permission.VIEW_PATIENTS, Permission.RUN_SQL,
                              Permission.VIEW_HEALTH}),
     Role.ADMIN: frozenset({Permission.ADMINISTER, Permission.VIEW_HEALTH}),

@@ -17,8 +17,8 @@ import secrets
 import urllib.parse
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, date, datetime
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -47,8 +47,10 @@ from pvwatch.dashboards.security import (
 )
 from pvwatch.dashboards.timeline import lane_of, render_timeline, reported_by_parent
 from pvwatch.dashboards.users import Permission, User, UserStore
+from pvwatch.domain.expectedness import ReferenceSafetyInformation
 from pvwatch.events.alert_action import AlertAction, AlertActionRecorded
 from pvwatch.events.codec import describe_validation_error
+from pvwatch.rulebook import load_rsi
 from pvwatch.store.snapshot import analyst_snapshot_path
 
 log = logging.getLogger("pvwatch.dashboard")
@@ -75,6 +77,8 @@ class DashboardConfig:
     sql_timeout_s: float = 10.0
     login_failures_per_minute: int = 5
     poll_interval_s: float = 2.0
+    #: reference safety information for expectedness on the case page; default: the packaged rsi.yaml (as the rules)
+    rsi_file: Path | None = None
     #: the analyst snapshot; default: published next to `snapshot` (pvwatch.store.snapshot.analyst_snapshot_path)
     analyst_snapshot: Path | None = None
 
@@ -111,6 +115,7 @@ SESSIONS = web.AppKey("sessions", SessionCodec)
 LIMITER = web.AppKey("limiter", LoginRateLimiter)
 READ = web.AppKey("read", ReadModel)
 ANALYST_READ = web.AppKey("analyst_read", ReadModel)
+RSI = web.AppKey("rsi", ReferenceSafetyInformation)
 TEMPLATES = web.AppKey("templates", jinja2.Environment)
 PUBLISHER = web.AppKey("publisher", ActionPublisher)
 #: alert-action events this process published, by event id, until the snapshot holds them: {event_id: alert_id}
@@ -387,6 +392,19 @@ async def alert_action(request: web.Request) -> web.StreamResponse:
 # --- cases and patients ------------------------------------------------------------------------------------
 
 
+def _expectedness(rsi: ReferenceSafetyInformation, versions: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    """Per version, each suspect product's expectedness against the RSI version in force at the case's day 0 (the
+    earliest awareness date: EU CT-3 7.2.3.2, ICH E2F), as the rules judge it (pvwatch.domain.expectedness)."""
+    day0 = min(date.fromisoformat(v["payload"]["awareness_date"]) for v in versions)
+    found = []
+    for version in versions:
+        payload = version["payload"]
+        found.append([{"product": product["name"], **asdict(rsi.assess(product["name"], payload["term"],
+                                                                    payload.get("meddra_pt_code"), day0))}
+                      for product in payload.get("products") or [] if product.get("role") == "suspect"])
+    return found
+
+
 @requires(Permission.VIEW_PATIENTS)
 async def case_page(request: web.Request) -> web.StreamResponse:
     case_id = request.match_info["case_id"]
@@ -394,11 +412,8 @@ async def case_page(request: web.Request) -> web.StreamResponse:
     def work(con: duckdb.DuckDBPyConnection, read: ReadModel) -> dict[str, Any]:
         versions = read.case_versions(con, case_id)
         alerts = read.alerts(con, AlertFilters(case_id=case_id))
-        clock = None
-        if "expedited_reports" in read.relations(con) and "case_id" in read.columns(con, "expedited_reports"):
-            clock = read.table(con, "expedited_reports", where="WHERE case_id = ?", params=[case_id])
         history = read.alert_history(con, [alert["alert_id"] for alert in alerts])
-        return {"versions": versions, "alerts": alerts, "history": history, "clock": clock,
+        return {"versions": versions, "alerts": alerts, "history": history, "clocks": read.clocks(con, case_id),
                 "snapshot": read.snapshot(con)}
 
     try:
@@ -411,8 +426,37 @@ async def case_page(request: web.Request) -> web.StreamResponse:
     audit(request, "read-case", patient=patient, case_id=case_id)
     user = current_user(request)
     return render(request, "case.html", case_id=case_id, patient=patient, **found,
-                  show_narrative=user.may(Permission.VIEW_NARRATIVES),
+                  expectedness=_expectedness(request.app[RSI], found["versions"]),
+                  show_narrative=user.may(Permission.VIEW_NARRATIVES), can_export=user.may(Permission.EXPORT_E2B),
                   can_act=user.may(Permission.ACT_ON_ALERTS) and request.app[CONFIG].bootstrap)
+
+
+@requires(Permission.EXPORT_E2B)
+async def case_e2b(request: web.Request) -> web.StreamResponse:
+    """The case's latest version as an ICH E2B(R3) ICSR (pvwatch.interop.e2b_export, as `pvwatch export e2b`),
+    from the full snapshot; every export is audited."""
+    from pvwatch.interop.e2b_export import CaseNotFound, export_case
+
+    case_id = request.match_info["case_id"]
+    config = request.app[CONFIG]
+    if not config.snapshot.exists():
+        return render(request, "error.html", status=503, message=f"no snapshot at {config.snapshot} yet")
+    try:
+        document, patient = await asyncio.to_thread(_export, export_case, config.snapshot, case_id)
+    except CaseNotFound:
+        return render(request, "error.html", status=404, message=f"No case {case_id} in the snapshot.")
+    audit(request, "export-e2b", patient=patient, case_id=case_id, bytes=len(document))
+    safe_name = "".join(c if c.isalnum() or c in "-_." else "_" for c in case_id)
+    return web.Response(body=document, content_type="application/xml", headers={
+        "Content-Disposition": f'attachment; filename="{safe_name}-e2b-r3.xml"'})
+
+
+def _export(export_case: Callable[..., bytes], snapshot: Path, case_id: str) -> tuple[bytes, str | None]:
+    from pvwatch.interop.e2b_export import case_from_store
+
+    document = export_case(snapshot, case_id)
+    versions, _ = case_from_store(snapshot, case_id)
+    return document, versions[-1].patient if versions else None
 
 
 @requires(Permission.VIEW_PATIENTS)
@@ -421,48 +465,69 @@ async def patient_page(request: web.Request) -> web.StreamResponse:
 
     def work(con: duckdb.DuckDBPyConnection, read: ReadModel) -> dict[str, Any]:
         return {"events": read.patient_events(con, patient), "alerts": read.alerts(con, AlertFilters(patient=patient)),
-                "snapshot": read.snapshot(con)}
+                "summary": read.patient_summary(con, patient), "snapshot": read.snapshot(con)}
 
     try:
         found = await in_snapshot(request, work)
     except SnapshotUnavailable as error:
         return render(request, "error.html", status=503, message=str(error))
     audit(request, "read-patient", patient=patient, events=len(found["events"]))
+    # the grade the rules gave a lab value (ctcae-lab alert, derived adverse event): {lab event id: grade}
+    lab_grades = {alert["evidence"][0]: int(alert["details"]["derived_ae_grade"]) for alert in found["alerts"]
+                  if alert["rule_id"] == "ctcae-lab" and alert["details"].get("derived_ae_grade") is not None}
     rows = [{**event, "lane": lane_of(event["type"]), "parent": reported_by_parent(event)} for event in found["events"]]
-    return render(request, "patient.html", patient=patient, svg=render_timeline(found["events"], found["alerts"]),
-                  rows=rows, alerts=found["alerts"], snapshot=found["snapshot"],
+    return render(request, "patient.html", patient=patient, svg=render_timeline(found["events"], found["alerts"],
+                                                                                lab_grades),
+                  rows=rows, alerts=found["alerts"], summary=found["summary"], snapshot=found["snapshot"],
                   show_narrative=current_user(request).may(Permission.VIEW_NARRATIVES))
 
 
-# --- expedited reports, signals, health --------------------------------------------------------------------
-
-DUE_COLUMNS = ("due_at", "due_date", "deadline", "due")
-DONE_COLUMNS = ("submitted_at", "reported_at", "closed_at")
+# --- expedited reports, lots and clinics, signals, health ------------------------------------------------------
 
 
 @requires(Permission.VIEW_ALERTS)
 async def expedited_page(request: web.Request) -> web.StreamResponse:
-    def work(con: duckdb.DuckDBPyConnection, read: ReadModel) -> dict[str, Any]:
-        if "expedited_reports" not in read.relations(con):
-            return {"table": None, "snapshot": read.snapshot(con)}
-        columns = read.columns(con, "expedited_reports")
-        due = next((c for c in DUE_COLUMNS if c in columns), None)
-        done = next((c for c in DONE_COLUMNS if c in columns), None)
-        where = f'WHERE "{done}" IS NULL' if done else ""
-        table = read.table(con, "expedited_reports", order_by=f'"{due}"' if due else None, where=where)
-        return {"table": table, "due": due, "snapshot": read.snapshot(con)}
-
+    """Open clocks (not yet submitted), nearest deadline first: overdue red, due within 48 h highlighted."""
     try:
-        found = await in_snapshot(request, work)
+        found = await in_snapshot(request, lambda con, read: {"clocks": read.clocks(con, open_only=True),
+                                                              "snapshot": read.snapshot(con)})
     except SnapshotUnavailable as error:
         return render(request, "error.html", status=503, message=str(error))
-    now = datetime.now(UTC).isoformat()
-    overdue: list[bool] = []
-    if found["table"] is not None and found.get("due"):
-        index = found["table"].columns.index(found["due"])
-        overdue = [row[index] is not None and str(row[index]) < now[: len(str(row[index]))]
-                   for row in found["table"].rows]
-    return render(request, "expedited.html", overdue=overdue, **found)
+    return render(request, "expedited.html", **found)
+
+
+@requires(Permission.VIEW_ALERTS)
+async def exposure_index(request: web.Request) -> web.StreamResponse:
+    try:
+        found = await in_snapshot(request, lambda con, read: {
+            "lots": read.exposure(con, "lot"), "clinics": read.exposure(con, "clinic"), "snapshot": read.snapshot(con)})
+    except SnapshotUnavailable as error:
+        return render(request, "error.html", status=503, message=str(error))
+    return render(request, "exposure.html", window=ReadModel.EXPOSURE_WINDOW_DAYS, scope=None, **found)
+
+
+def _exposure_page(scope: str) -> Handler:
+    @requires(Permission.VIEW_ALERTS)
+    async def page(request: web.Request) -> web.StreamResponse:
+        value = request.match_info["value"]
+
+        def work(con: duckdb.DuckDBPyConnection, read: ReadModel) -> dict[str, Any]:
+            return {"summary": read.exposure(con, scope, value), "infusions": read.infusions_of(con, scope, value),
+                    "cases": read.cases_after(con, scope, value), "snapshot": read.snapshot(con),
+                    "alerts": [a for a in read.alerts(con, AlertFilters(lot=value if scope == "lot" else None))
+                               if scope == "lot" or value in (a["clinics"] or [])]}
+
+        try:
+            found = await in_snapshot(request, work)
+        except SnapshotUnavailable as error:
+            return render(request, "error.html", status=503, message=str(error))
+        if not found["infusions"]:
+            return render(request, "error.html", status=404, message=f"No MSC infusion from {scope} {value}.")
+        audit(request, f"read-{scope}", **{scope: value})
+        return render(request, "exposure.html", window=ReadModel.EXPOSURE_WINDOW_DAYS, scope=scope, value=value,
+                      **found)
+
+    return page
 
 
 @requires(Permission.VIEW_ALERTS)
@@ -635,6 +700,7 @@ def build_dashboard(config: DashboardConfig, publisher: ActionPublisher | None =
     app[LIMITER] = LoginRateLimiter(config.login_failures_per_minute, 60.0)
     app[READ] = ReadModel(config.snapshot)
     app[ANALYST_READ] = ReadModel(config.analyst_snapshot_path)
+    app[RSI] = load_rsi(config.rsi_file)
     app[TEMPLATES] = _templates()
     app[PENDING] = {}
     if publisher is None and config.bootstrap:
@@ -655,6 +721,10 @@ def build_dashboard(config: DashboardConfig, publisher: ActionPublisher | None =
     app.router.add_get("/api/alerts", alerts_api)
     app.router.add_post("/api/alerts/{alert_id}/actions", alert_action)
     app.router.add_get("/cases/{case_id}", case_page)
+    app.router.add_get("/cases/{case_id}/e2b", case_e2b)
+    app.router.add_get("/lots", exposure_index)
+    app.router.add_get("/lots/{value}", _exposure_page("lot"))
+    app.router.add_get("/clinics/{value}", _exposure_page("clinic"))
     app.router.add_get("/patients/{patient}", patient_page)
     app.router.add_get("/expedited", expedited_page)
     app.router.add_get("/signals", signals_page)

@@ -50,7 +50,18 @@ async function refreshQueue(table) {
     const caseCell = cell(tr, "");
     if (alert.case_id) link(caseCell, "/cases/" + encodeURIComponent(alert.case_id), alert.case_id);
     cell(tr, alert.site);
-    cell(tr, [...(alert.products || []), ...(alert.lots || []).map((lot) => "lot " + lot)].join(", "));
+    const exposure = cell(tr, (alert.products || []).join(", "), "exposure");
+    // lots and clinics link to their views (infusions, AE rate per 100 infusions), e.g. from a lot-cluster alert
+    for (const [kind, path, values] of [["lot", "/lots/", alert.lots], ["clinic", "/clinics/", alert.clinics]]) {
+      for (const value of values || []) {
+        exposure.appendChild(document.createTextNode(exposure.childNodes.length ? " · " : ""));
+        const a = document.createElement("a");
+        a.href = path + encodeURIComponent(value);
+        a.className = kind + "-link";
+        a.textContent = kind + " " + value;
+        exposure.appendChild(a);
+      }
+    }
     const status = cell(tr, alert.status, "status");
     if (alert.pending_action) {
       const note = document.createElement("span");
