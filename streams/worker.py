@@ -10,6 +10,7 @@ from prometheus_client import start_http_server
 
 from pvwatch.config import Settings
 from pvwatch.metrics import REGISTRY
+from pvwatch.rulebook import load_rule_parameters
 from pvwatch.streams.app import build_app
 from pvwatch.streams.topics import ensure_topics
 
@@ -21,6 +22,7 @@ def run_worker(settings: Settings, *, loglevel: str = "warning") -> None:
     # default cyclic-GC thresholds rescan them constantly (measured: validation 38 us/event with GC, 8 without).
     # pvwatch creates few reference cycles; collect young objects far less often.
     gc.set_threshold(100_000, 50, 100)
+    load_rule_parameters(settings.rules_file, settings.rsi_file)  # a bad rules file fails now, before the broker
     start_http_server(settings.metrics_port, addr=settings.metrics_host, registry=REGISTRY)
     ensure_topics(settings.kafka_bootstrap, settings.partitions)
     app = build_app(settings)

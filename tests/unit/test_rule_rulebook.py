@@ -75,3 +75,20 @@ def test_a_broken_rsi_file_is_a_config_error(tmp_path):
     path.write_text("products:\n  - product: x\n    versions: [{version: 1, effective_from: yesterday}]\n")
     with pytest.raises(ConfigError, match="effective_from must be a date"):
         load_rsi(path)
+
+
+def test_worker_refuses_to_start_with_a_broken_rules_file(tmp_path):
+    """Before touching the broker: the officer sees the mistake at once, not a half-configured worker."""
+    import os
+    import subprocess
+    import sys
+
+    bad = write(tmp_path, "hys-law:\n  pairing_window_dayz: 30\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "pvwatch", "worker", "--bootstrap-servers", "127.0.0.1:1", "--db",
+         str(tmp_path / "x.duckdb")],
+        env={**os.environ, "PVWATCH_RULES_FILE": str(bad), "PVWATCH_DEMO_MODE": "1"},
+        capture_output=True, text=True, timeout=60,
+    )
+    assert result.returncode == 2
+    assert "hys-law: unknown parameter 'pairing_window_dayz'" in result.stderr + result.stdout
