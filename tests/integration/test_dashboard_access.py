@@ -10,7 +10,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +18,7 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from kafka import KafkaConsumer
 
-from pvwatch.cohort import generate_cohort
+from pvwatch.cohort import generate_cohort, planted_stories
 from pvwatch.dashboards.audit import verify_audit_log
 from pvwatch.dashboards.users import Role, UserStore
 from pvwatch.dashboards.webapp import DashboardConfig, build_dashboard
@@ -397,5 +397,180 @@ def test_the_sql_page_reads_the_analyst_snapshot(config):
         assert response.status == 200 and body["rows"] and {row[0] for row in body["rows"]} == {REDACTED}
         form = await client.post("/sql", data={"sql": "SELECT reason FROM alert_actions", "csrf_token": token})
         assert CLOSE_REASON not in await form.text()
+
+    run(config, scenario)
+
+
+# --- the pages over the clinical event model, checked against the cohort's planted stories --------------------------
+
+def story(kind: str) -> tuple[str, list[dict[str, Any]]]:
+    """(patient pseudonym, the cohort records of that patient) of a planted story (pvwatch.cohort.planted_stories)."""
+    p = Pseudonymiser.from_secret(None, demo_mode=True)
+    ref = planted_stories(*COHORT)[kind].patient_refs[0]
+    return p.pseudonym(ref), [r for r in cohort_records() if r["patient_ref"] == ref]
+
+
+async def page(client: TestClient, path: str, status: int = 200) -> str:
+    response = await client.get(path)
+    assert response.status == status, (path, response.status)
+    return await response.text()
+
+
+def test_patient_timeline_draws_every_lane_from_the_real_event_types(config):
+    flare, flare_records = story("flare-after-taper")
+    neutropenia, _ = story("neutropenia")
+    reaction, _ = story("infusion-reaction")
+
+    async def scenario(client: TestClient) -> None:
+        await login(client, "olivia")
+        html = await page(client, f"/patients/{flare}")
+        svg = html[html.index("<svg xmlns"):]
+        # the taper of the story, drawn on its course with its new dose
+        taper = next(r for r in flare_records if r["type"] == "treatment-tapered")
+        assert '<g class="tapered">' in svg and f"taper {taper['dose']:g} {taper['dose_unit']}" in svg
+        assert svg.count('<g class="course">') == len({r["course_id"] for r in flare_records
+                                                       if r["type"].startswith("treatment-")})
+        # disease activity: one chart per instrument; clinician SLEDAI-2K solid, parent-global dashed and hollow
+        assert 'data-instrument="SLEDAI-2K"' in svg and 'data-instrument="parent-global"' in svg
+        assert 'class="activity clinician-documented"' in svg and 'class="activity parent-reported"' in svg
+        assert 'stroke-dasharray="6 4"' in svg and 'class="legend parent-reported"' in svg
+        # labs named by analyte, never by LOINC code
+        assert ">Neutrophils</text>" in svg and ">751-8<" not in svg
+        assert '<g class="infusion' in svg and '<g class="alert-flag' in svg
+
+        html = await page(client, f"/patients/{neutropenia}")
+        # ANC 0.8 x10^9/L is CTCAE v5.0 "Neutrophil count decreased" grade 3 (<1000-500/mm3), as the ctcae-lab
+        # alert says (planted story "neutropenia")
+        assert '<g class="lab grade-3">' in html and "Neutrophil count decreased grade 3" in html
+
+        html = await page(client, f"/patients/{reaction}")
+        assert '<g class="adverse-event' in html and "Pyrexia" in html and 'href="/lots/' in html
+
+        # a child with an MSC infusion recorded without a lot (model field missing_documentation) is marked
+        incomplete = next(r for r in cohort_records() if r["type"] == "msc-infusion" and not r.get("lot_id"))
+        pseudonym = Pseudonymiser.from_secret(None, demo_mode=True).pseudonym(incomplete["patient_ref"])
+        html = await page(client, f"/patients/{pseudonym}")
+        assert '<g class="infusion incomplete">' in html and "missing lot_id" in html
+        claims = [r for r in cohort_records() if r["type"] == "outcome-claim" and not r.get("documented_measure")]
+        pseudonym = Pseudonymiser.from_secret(None, demo_mode=True).pseudonym(claims[0]["patient_ref"])
+        assert '<g class="outcome undocumented">' in await page(client, f"/patients/{pseudonym}")
+
+    run(config, scenario)
+
+
+def test_case_view_shows_versions_expectedness_clock_and_exports_e2b_for_the_officer_only(config):
+    patient, records = story("death")
+    versions = [r for r in records if r["type"] == "adverse-event"]
+    case_id = versions[0]["case_id"]
+    day0 = min(date.fromisoformat(v["awareness_date"]) for v in versions)
+
+    async def scenario(client: TestClient) -> None:
+        await login(client, "olivia")
+        html = await page(client, f"/cases/{case_id}")
+        assert html.count("<td>follow-up") + html.count("<td>initial") == len(versions) == 2
+        assert "death" in html and "life threatening" in html
+        # a clinic-made MSC product has no RSI: unexpected (pvwatch/rsi.yaml policy, EU CT-3 7.2.3.2)
+        assert "UC-MSC: unexpected" in html and "no reference safety information" in html
+        # fatal or life-threatening SUSAR: 7 calendar days from day 0 (ICH E2A III.A.1)
+        assert str(day0 + timedelta(days=7)) in html and "7-day" in html
+        assert 'id="export-e2b"' in html
+
+        response = await client.get(f"/cases/{case_id}/e2b")
+        assert response.status == 200 and response.content_type == "application/xml"
+        assert "attachment" in response.headers["Content-Disposition"]
+        from lxml import etree
+
+        document = etree.fromstring(await response.read())
+        assert "Pulmonary embolism" in etree.tostring(document).decode() and patient not in (await response.text())
+        await client.post("/logout", data={"csrf_token": await csrf_of(client)})
+
+        await login(client, "anders")
+        html = await page(client, f"/cases/{case_id}")
+        assert 'id="export-e2b"' not in html
+        assert (await client.get(f"/cases/{case_id}/e2b")).status == 403
+
+    run(config, scenario)
+    entries = audit_entries(config)
+    exports = [e for e in entries if e["action"] == "export-e2b"]
+    assert [(e["actor"], e["patient"], e["detail"]["case_id"]) for e in exports] == [("olivia", patient, case_id)]
+    assert any(e["action"] == "forbidden" and e["actor"] == "anders" and e["detail"]["path"].endswith("/e2b")
+               for e in entries)
+
+
+def test_an_analyst_never_sees_a_narrative_on_the_case_or_patient_page(config):
+    _, records = story("infusion-reaction")
+    narrated = next(r for r in records if r.get("narrative"))
+
+    async def scenario(client: TestClient) -> None:
+        pseudonym = Pseudonymiser.from_secret(None, demo_mode=True).pseudonym(narrated["patient_ref"])
+        await login(client, "olivia")
+        assert narrated["narrative"] in await page(client, f"/cases/{narrated['case_id']}")
+        await client.post("/logout", data={"csrf_token": await csrf_of(client)})
+        await login(client, "anders")
+        for path in (f"/cases/{narrated['case_id']}", f"/patients/{pseudonym}", "/api/alerts"):
+            assert narrated["narrative"] not in await page(client, path), path
+
+    run(config, scenario)
+
+
+def test_expedited_board_lists_open_clocks_by_deadline_with_overdue_in_red(config, snapshot):
+    import duckdb
+
+    con = duckdb.connect(str(snapshot[0]), read_only=True)
+    expected = con.execute("SELECT case_id, category, due_at < now() FROM expedited_reports "
+                           "WHERE submitted_at IS NULL ORDER BY due_at, case_id, category").fetchall()
+    con.close()
+    assert expected, "the cohort's SUSARs start clocks"
+
+    async def scenario(client: TestClient) -> None:
+        await login(client, "olivia")
+        html = await page(client, "/expedited")
+        rows = re.findall(r'<tr class="([a-z-]+)" data-case-id="([^"]+)">', html)
+        assert [case for _, case in rows] == [case for case, _, _ in expected]
+        assert [css == "overdue" for css, _ in rows] == [late for _, _, late in expected]
+
+    run(config, scenario)
+
+
+def test_queue_filters_by_rule_severity_status_site_product_and_lot(config, snapshot):
+    from pvwatch.cohort import CLUSTER_LOT
+
+    async def scenario(client: TestClient) -> None:
+        await login(client, "olivia")
+
+        async def queue(**filters: str) -> list[dict[str, Any]]:
+            response = await client.get("/api/alerts", params=filters)
+            return (await response.json())["alerts"]
+
+        everything = await queue()
+        assert len(everything) == len(snapshot[1]) + 1
+        for name, key in (("rule", "rule_id"), ("severity", "severity"), ("status", "status"), ("site", "site")):
+            for value in {a[key] for a in everything}:
+                assert {a["alert_id"] for a in await queue(**{name: value})} == \
+                    {a["alert_id"] for a in everything if a[key] == value}, (name, value)
+        assert [a["status"] for a in await queue(status="closed")] == ["closed"]
+        cluster = await queue(lot=CLUSTER_LOT)
+        assert {a["rule_id"] for a in cluster} >= {"lot-cluster"}
+        assert all(CLUSTER_LOT in a["lots"] for a in cluster)
+        product = next(p for a in cluster for p in a["products"])
+        assert {a["alert_id"] for a in cluster} <= {a["alert_id"] for a in await queue(product=product)}
+        assert await queue(lot="NO-SUCH-LOT") == []
+
+    run(config, scenario)
+
+
+def test_lot_view_counts_infusions_and_adverse_events_per_100_infusions(config):
+    from pvwatch.cohort import CLUSTER_LOT
+
+    async def scenario(client: TestClient) -> None:
+        await login(client, "anders")
+        html = await page(client, f"/lots/{CLUSTER_LOT}")
+        # the planted lot cluster: three children infused from the lot, three adverse events within 14 days
+        # (as the documented analysis finds it, tests/integration/test_event_model_views.py)
+        assert re.search(r"<td>3</td><td>3</td>\s*<td>0</td><td>3</td><td[^>]*>0</td>\s*<td>100.0</td>", html)
+        assert "lot-cluster" in html
+        index = await page(client, "/lots")
+        assert f'href="/lots/{CLUSTER_LOT}"' in index and 'href="/clinics/clinic-beta"' in index
+        await page(client, "/lots/NO-SUCH-LOT", status=404)
 
     run(config, scenario)
