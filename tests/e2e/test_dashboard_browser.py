@@ -18,10 +18,11 @@ from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
-from pvwatch.cohort import generate_cohort
+from pvwatch.cohort import generate_cohort, planted_stories
 from pvwatch.dashboards.users import Role, UserStore
 from pvwatch.domain.engine import evaluate_events
 from pvwatch.events import AdverseEventReported
+from pvwatch.events.codec import parse_event
 from pvwatch.pseudonym import Pseudonymiser
 from pvwatch.streams.broker import free_port
 from pvwatch.streams.producer import EventPublisher
@@ -30,6 +31,7 @@ from tests.conftest import REPO, Workers, wait_for
 pytestmark = pytest.mark.e2e
 ARTIFACTS = REPO / "test-artifacts"
 OFFICER, ANALYST = ("olivia", "officer-password-1"), ("anders", "analyst-password-1")
+COHORT = (20, 12)
 
 
 def snapshot_count(path: Path, sql: str) -> int:
@@ -51,8 +53,8 @@ def stack(workers: Workers, tmp_path: Path) -> Iterator[dict[str, object]]:
     snapshot = workers.db.with_name(workers.db.name + ".snapshot.duckdb")
     worker = workers.start(env={"PVWATCH_SNAPSHOT_INTERVAL_S": "1", "PVWATCH_SNAPSHOT_PATH": str(snapshot)})
     p = Pseudonymiser.from_secret(None, demo_mode=True)
-    events = [AdverseEventReported.model_validate(p.pseudonymise_record(r)) for r in generate_cohort(20, seed=12)
-              if r["type"] == "adverse-event"]
+    # every clinical type of a 20-child cohort with its planted stories (pvwatch.cohort), as the demo sends it
+    events = [parse_event(p.pseudonymise_record(r)) for r in generate_cohort(*COHORT)]
     with EventPublisher(workers.broker.bootstrap) as publisher:
         for event in events:
             publisher.publish(event)
@@ -88,9 +90,18 @@ def stack(workers: Workers, tmp_path: Path) -> Iterator[dict[str, object]]:
 
 
 @pytest.fixture
-def browser() -> Iterator[webdriver.Chrome]:
+def downloads(tmp_path: Path) -> Path:
+    folder = tmp_path / "downloads"
+    folder.mkdir()
+    return folder
+
+
+@pytest.fixture
+def browser(downloads: Path) -> Iterator[webdriver.Chrome]:
     options = webdriver.ChromeOptions()
     options.binary_location = "/usr/bin/chromium"
+    options.add_experimental_option("prefs", {"download.default_directory": str(downloads),
+                                              "download.prompt_for_download": False})
     for argument in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                      "--disable-component-update", "--disable-sync", "--no-first-run", "--window-size=1400,1000",
                      f"--user-data-dir={tempfile.mkdtemp(prefix='pvwatch-chromium-')}"):
@@ -99,6 +110,14 @@ def browser() -> Iterator[webdriver.Chrome]:
     ARTIFACTS.mkdir(exist_ok=True)
     yield driver
     driver.quit()
+
+
+def screenshot(driver: webdriver.Chrome, name: str) -> None:
+    """The whole page (the window grown to the page's height), kept in test-artifacts/."""
+    height = int(driver.execute_script("return document.documentElement.scrollHeight"))
+    driver.set_window_size(1400, min(max(height, 800), 4000))
+    driver.save_screenshot(str(ARTIFACTS / name))
+    driver.set_window_size(1400, 1000)
 
 
 def sign_in(driver: webdriver.Chrome, base: str, user: tuple[str, str], page: str) -> None:
@@ -119,7 +138,8 @@ def serious_event(p: Pseudonymiser) -> AdverseEventReported:
         "case_id": "CASE-E2E-000001", "reporter_type": "clinician", "awareness_date": now.date().isoformat(),
         "onset_date": (now - timedelta(hours=3)).date().isoformat(), "term": "Anaphylactic reaction",
         "seriousness": {"life_threatening": True}, "outcome": "recovering",
-        "products": [{"name": "UC-MSC (clinic-made)", "role": "suspect", "causality": "probable", "lot": "LOT-E2E-7"}],
+        "products": [{"name": "UC-MSC (clinic-made)", "role": "suspect", "causality": "probable",
+                      "lot_id": "LOT-E2E-7"}],
     }))
 
 
@@ -176,3 +196,48 @@ def test_officer_sees_an_alert_arrive_acknowledges_it_and_analyst_queries(stack,
     assert "acknowledged 1" in result
     browser.save_screenshot(str(ARTIFACTS / "dashboard-sql.png"))
     assert not browser.find_elements(By.CSS_SELECTOR, "button.act-acknowledge")
+
+
+def test_officer_opens_a_timeline_with_every_lane_a_case_and_downloads_its_e2b_export(stack, browser, downloads):
+    """The infusion-reaction story of the cohort: courses, the MSC infusion, labs, disease-activity charts, the
+    adverse event and its alerts on one axis; its case page; the E2B(R3) download; the analyst's view of it."""
+    base = str(stack["base"])
+    p = stack["pseudonymiser"]
+    planted = planted_stories(*COHORT)["infusion-reaction"]
+    patient = p.pseudonym(planted.patient_refs[0])  # type: ignore[attr-defined]
+    case = next(r for r in generate_cohort(*COHORT)
+                if r["event_id"] in planted.event_ids and r["type"] == "adverse-event")
+    wait_for(lambda: snapshot_count(Path(str(stack["snapshot"])),
+                                    f"SELECT count(*) FROM alerts WHERE case_id = '{case['case_id']}'") > 0,
+             30, what="the story's alerts in the snapshot")
+
+    sign_in(browser, base, OFFICER, f"/patients/{patient}")
+    for lane in ("g.course", "g.infusion", "g.lab", "g.activity-chart", "g.adverse-event", "g.alert-flag",
+                 "path.activity.clinician-documented"):
+        assert browser.find_elements(By.CSS_SELECTOR, f"#timeline svg {lane}"), lane
+    assert "Neutrophils" in browser.find_element(By.ID, "timeline").text
+    screenshot(browser, "dashboard-timeline-all-lanes.png")
+
+    browser.find_element(By.CSS_SELECTOR, "#timeline svg a[href^='/cases/'] g.adverse-event").click()
+    WebDriverWait(browser, 10).until(lambda d: "/cases/" in d.current_url)
+    versions = browser.find_element(By.ID, "versions").text
+    assert case["term"] in versions and case["narrative"] in versions, "the officer reads the narrative"
+    screenshot(browser, "dashboard-case.png")
+    browser.find_element(By.ID, "export-e2b").click()
+    expected_file = downloads / f"{case['case_id']}-e2b-r3.xml"
+    wait_for(expected_file.exists, 20, what=f"the E2B(R3) download {expected_file.name}")
+    from lxml import etree
+
+    icsr = etree.parse(str(expected_file)).getroot()
+    assert icsr.tag.endswith("MCCI_IN200100UV01") and case["term"] in etree.tostring(icsr).decode()
+    (ARTIFACTS / expected_file.name).write_bytes(expected_file.read_bytes())
+    audit = Path(str(stack["audit"])).read_text()
+    assert '"action":"export-e2b"' in audit and '"action":"read-case"' in audit
+
+    sign_in(browser, base, ANALYST, f"/cases/{case['case_id']}")
+    text = browser.find_element(By.TAG_NAME, "main").text
+    assert case["term"] in text and case["narrative"] not in text
+    assert not browser.find_elements(By.ID, "export-e2b")
+    browser.get(f"{base}/cases/{case['case_id']}/e2b")
+    assert "may not export e2b" in browser.find_element(By.TAG_NAME, "main").text
+    screenshot(browser, "dashboard-analyst-case.png")
