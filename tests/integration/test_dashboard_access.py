@@ -574,3 +574,24 @@ def test_lot_view_counts_infusions_and_adverse_events_per_100_infusions(config):
         await page(client, "/lots/NO-SUCH-LOT", status=404)
 
     run(config, scenario)
+
+
+def test_the_readme_example_analyses_run_on_the_analyst_snapshot_and_find_the_lot_cluster(snapshot):
+    import duckdb
+
+    from pvwatch.cohort import CLUSTER_LOT
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme[readme.index("## The dashboard and analyst access"):]
+    by_lot, to_onset, flares = [q for q in re.findall(r"```sql\n(.*?)```", section, re.S)[0].split(";") if q.strip()]
+    con = duckdb.connect(str(analyst_snapshot_path(snapshot[0])), read_only=True)
+    try:
+        lots = {row[0]: row[1:] for row in con.execute(by_lot).fetchall()}
+        assert lots[CLUSTER_LOT] == (3, 3, 100.0), "planted: three children, three AEs within 14 days of the lot"
+        # the infusion-reaction story: fever four hours after the infusion, the same day
+        onset = {row[0]: row[2] for row in con.execute(to_onset).fetchall()}
+        reaction = next(r for r in cohort_records() if r.get("narrative"))
+        assert onset[reaction["case_id"]] == 0
+        assert any(row[3] == "SLEDAI-2K" and row[5] == "clinician" for row in con.execute(flares).fetchall())
+    finally:
+        con.close()
