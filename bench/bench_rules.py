@@ -3,7 +3,8 @@ step with every rule disabled, on the same events in the same run; then `pvwatch
 
 Setup: the synthetic cohort (every event type, or adverse events only with --ae-only), pseudonymised, decoded
 once; `BatchProcessor.process` (decode, DuckDB batch write, rules, alerts, clocks) over batches of --batch events
-into a fresh DuckDB file per run, twice each, alternating; best of the runs reported. Wall time and process CPU
+into a fresh DuckDB file per run, twice each, alternating, with the worker's GC thresholds; best of the runs
+reported. Wall time and process CPU
 time are both printed: on a shared machine the CPU-time ratio is the steadier one. bench/bench_live.py measures
 the whole live path through the broker and Faust.
 
@@ -13,6 +14,7 @@ the whole live path through the broker and Faust.
 from __future__ import annotations
 
 import argparse
+import gc
 import tempfile
 import time
 from pathlib import Path
@@ -52,6 +54,7 @@ def main() -> None:
     parser.add_argument("--ae-only", action="store_true")
     parser.add_argument("--batch", type=int, default=2000)
     args = parser.parse_args()
+    gc.set_threshold(100_000, 50, 100)  # as the worker does (streams/worker.py)
     batch = messages(args.patients, args.ae_only)
     every = load_rule_parameters()
     none = RuleParameters(disabled=frozenset(every.versions), rsi=every.rsi)
