@@ -596,8 +596,30 @@ async def health_page(request: web.Request) -> web.StreamResponse:
         snapshot, metrics_error = None, metrics_error or str(error)
     last = metrics.get("pv_last_event_processed_timestamp_seconds") if metrics else None
     return render(request, "health.html", metrics=metrics, metrics_error=metrics_error, snapshot=snapshot,
-                  metrics_url=config.metrics_url,
+                  metrics_url=config.metrics_url, grafana_links=_grafana_links(config.grafana_url),
                   last_batch_age_s=(datetime.now(UTC).timestamp() - last) if last else None)
+
+
+@functools.cache
+def _grafana_dashboards() -> tuple[tuple[str, str], ...]:
+    """(title, uid) of the Grafana dashboards shipped in monitoring/grafana/dashboards (provisioned by compose)."""
+    import json
+
+    folder = resources.files("pvwatch.dashboards") / "monitoring" / "grafana" / "dashboards"
+    found = []
+    for entry in folder.iterdir():
+        if entry.name.endswith(".json"):
+            document = json.loads(entry.read_text())
+            found.append((str(document["title"]), str(document["uid"])))
+    return tuple(sorted(found))
+
+
+def _grafana_links(grafana_url: str | None) -> list[tuple[str, str]]:
+    """Links to each shipped dashboard by its stable uid (Grafana serves /d/<uid>), when Grafana is deployed."""
+    if not grafana_url:
+        return []
+    base = grafana_url.rstrip("/")
+    return [(title, f"{base}/d/{urllib.parse.quote(uid)}") for title, uid in _grafana_dashboards()]
 
 
 # --- SQL ---------------------------------------------------------------------------------------------------

@@ -239,7 +239,8 @@ def generate(patients: int, seed: int, out: click.utils.LazyFile, stories: bool)
 @click.option("--bootstrap-servers", help="Kafka for alert actions (PVWATCH_KAFKA_BOOTSTRAP); --read-only to disable.")
 @click.option("--read-only", is_flag=True, help="Disable alert actions (no Kafka needed).")
 @click.option("--metrics-url", help="The worker's /metrics URL, for the pipeline health page.")
-@click.option("--grafana-url", help="Link shown on the pipeline health page.")
+@click.option("--grafana-url", envvar="PVWATCH_GRAFANA_URL", show_envvar=True,
+              help="Grafana base URL: the pipeline health page links to each shipped dashboard there.")
 @click.option("--secret-file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Session-signing secret (32+ bytes); default: random at each start (sessions end on restart).")
 @click.option("--tls-cert", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="Serve HTTPS.")

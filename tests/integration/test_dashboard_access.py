@@ -595,3 +595,21 @@ def test_the_readme_example_analyses_run_on_the_analyst_snapshot_and_find_the_lo
         assert any(row[3] == "SLEDAI-2K" and row[5] == "clinician" for row in con.execute(flares).fetchall())
     finally:
         con.close()
+
+
+def test_pipeline_health_links_each_shipped_grafana_dashboard_when_grafana_is_deployed(config):
+    async def without(client: TestClient) -> None:
+        await login(client, "olivia")
+        assert 'id="grafana"' not in await page(client, "/health")
+
+    run(config, without)
+    config = DashboardConfig(**{**config.__dict__, "grafana_url": "http://127.0.0.1:3000/"})
+    shipped = sorted(json.loads(path.read_text())["uid"] for path in
+                     (Path(__file__).resolve().parents[2] / "dashboards/monitoring/grafana/dashboards").glob("*.json"))
+
+    async def linked(client: TestClient) -> None:
+        await login(client, "olivia")
+        html = await page(client, "/health")
+        assert sorted(re.findall(r'href="http://127.0.0.1:3000/d/([^"]+)"', html)) == shipped
+
+    run(config, linked)
