@@ -121,8 +121,9 @@ def test_anonymous_requests_get_401_from_the_api_and_a_redirect_from_pages(confi
             assert (await client.get(path)).status == 401
         response = await client.post("/api/sql", json={"sql": "SELECT 1"})
         assert response.status in (401, 403)  # no session: refused before anything runs
-        for path in ("/", "/alerts", "/sql", "/admin", "/health", "/signals", "/expedited",
-                     "/patients/pt-00000000000000000000", "/cases/CASE-8-000010"):
+        for path in ("/", "/alerts", "/sql", "/admin", "/health", "/signals", "/expedited", "/lots",
+                     "/lots/UCB-2603-99", "/clinics/clinic-beta", "/patients/pt-00000000000000000000",
+                     "/cases/CASE-8-000010", "/cases/CASE-8-000010/e2b"):
             response = await client.get(path, allow_redirects=False)
             assert response.status == 302, path
             assert response.headers["Location"].startswith("/login?next=")
