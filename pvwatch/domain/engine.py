@@ -182,7 +182,8 @@ class SafetyEngine:
                 return
             if self._enabled(FLARE_AFTER_TAPER, output):
                 alerts.extend(self._flares(event, patient, now))
-        elif isinstance(event, OutcomeClaimReported):
+        elif isinstance(event, OutcomeClaimReported) and event.direction == "improved":
+            # a claimed benefit; a claimed worsening is not a benefit claim (and may be an adverse event to report)
             if self._enabled(UNDOCUMENTED_BENEFIT, output) and undocumented_benefit.benefit_is_undocumented(
                 None if event.documented_measure is None else event.documented_measure.name,
                 None if event.documented_measure is None else event.documented_measure.evidence_event_id,

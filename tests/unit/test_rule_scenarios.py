@@ -55,3 +55,22 @@ def test_story_expedited_clocks(story: Story):
     expected = sorted((c["case"], c["category"], str(c["day0"]), str(c["due_date"]),
                        c["status"] if c["status"] != "open" else "overdue") for c in story.clocks or [])
     assert found == expected
+
+
+def test_a_disabled_rule_neither_evaluates_nor_alerts():
+    from dataclasses import replace
+
+    story = next(s for s in STORIES if s.name == "lot-cluster")
+    parameters = replace(PARAMETERS, disabled=frozenset({"lot-cluster"}))
+    output = SafetyEngine(parameters).apply(story.events, LATER)
+    assert not [a for a in output.alerts if a.rule_id == "lot-cluster"]
+    assert output.evaluations["lot-cluster"] == 0
+    assert output.evaluations["serious-ae"] == 3  # the other rules still run
+
+
+def test_a_claimed_worsening_is_not_an_undocumented_benefit():
+    story = next(s for s in STORIES if s.name == "undocumented-benefit")
+    claim = next(e for e in story.events if e.event_id == story.event_id("claim"))
+    worse = claim.model_copy(update={"direction": "worsened"})
+    alerts = SafetyEngine(PARAMETERS).apply([worse], LATER).alerts
+    assert alerts == []
