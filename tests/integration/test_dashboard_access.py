@@ -614,3 +614,37 @@ def test_pipeline_health_links_each_shipped_grafana_dashboard_when_grafana_is_de
         assert sorted(re.findall(r'href="http://127.0.0.1:3000/d/([^"]+)"', html)) == shipped
 
     run(config, linked)
+
+
+def test_expedited_board_highlights_a_clock_due_within_48_hours(tmp_path, config):
+    """A life-threatening SUSAR (clinic-made MSC: no RSI) known since 6 days ago: its 7-day clock (ICH E2A III.A.1)
+    ends at the end of tomorrow, inside the 48 h due-soon window of expedited_report_status."""
+    p = Pseudonymiser.from_secret(None, demo_mode=True)
+    now = datetime.now(UTC)
+    day0 = now.date() - timedelta(days=6)
+    event = parse_event(p.pseudonymise_record({
+        "event_id": str(uuid.uuid4()), "type": "adverse-event", "occurred_at": (now - timedelta(days=7)).isoformat(),
+        "recorded_at": now.isoformat(), "source": "site-lyon", "patient_ref": "MRN-DUE-SOON-1",
+        "case_id": "CASE-DUE-SOON-1", "reporter_type": "clinician", "awareness_date": day0.isoformat(),
+        "term": "Anaphylactic reaction", "seriousness": {"life_threatening": True}, "outcome": "recovering",
+        "products": [{"name": "UC-MSC", "role": "suspect", "causality": "probable"}]}))
+    path = tmp_path / "due-soon.duckdb"
+    store = EventStore(path)
+    with store.transaction():
+        store.insert_events([(event, None)], now)
+    store.close()
+    replay(path)
+    store = EventStore(path)
+    info = publish_snapshot(store.con, tmp_path / "due-soon.snapshot.duckdb")
+    store.close()
+    config = DashboardConfig(**{**config.__dict__, "snapshot": info.path})
+
+    async def scenario(client: TestClient) -> None:
+        await login(client, "olivia")
+        html = await page(client, "/expedited")
+        # the 7-day report, then its completion by day 15 (ICH E2A III.A.1: "within 8 additional days")
+        assert re.findall(r'<tr class="([a-z-]+)" data-case-id="([^"]+)">', html) == [
+            ("due-soon", "CASE-DUE-SOON-1"), ("open", "CASE-DUE-SOON-1")]
+        assert html.index(f"<td>{day0 + timedelta(days=7)}</td>") < html.index(f"<td>{day0 + timedelta(days=15)}</td>")
+
+    run(config, scenario)
