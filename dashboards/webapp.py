@@ -435,28 +435,20 @@ async def case_page(request: web.Request) -> web.StreamResponse:
 async def case_e2b(request: web.Request) -> web.StreamResponse:
     """The case's latest version as an ICH E2B(R3) ICSR (pvwatch.interop.e2b_export, as `pvwatch export e2b`),
     from the full snapshot; every export is audited."""
-    from pvwatch.interop.e2b_export import CaseNotFound, export_case
+    from pvwatch.interop.e2b_export import export_case
 
     case_id = request.match_info["case_id"]
-    config = request.app[CONFIG]
-    if not config.snapshot.exists():
-        return render(request, "error.html", status=503, message=f"no snapshot at {config.snapshot} yet")
     try:
-        document, patient = await asyncio.to_thread(_export, export_case, config.snapshot, case_id)
-    except CaseNotFound:
-        return render(request, "error.html", status=404, message=f"No case {case_id} in the snapshot.")
-    audit(request, "export-e2b", patient=patient, case_id=case_id, bytes=len(document))
+        versions = await in_snapshot(request, lambda con, read: read.case_versions(con, case_id))
+        if not versions:
+            return render(request, "error.html", status=404, message=f"No case {case_id} in the snapshot.")
+        document = await asyncio.to_thread(export_case, request.app[CONFIG].snapshot, case_id)
+    except SnapshotUnavailable as error:
+        return render(request, "error.html", status=503, message=str(error))
+    audit(request, "export-e2b", patient=versions[-1]["patient"], case_id=case_id, bytes=len(document))
     safe_name = "".join(c if c.isalnum() or c in "-_." else "_" for c in case_id)
     return web.Response(body=document, content_type="application/xml", headers={
         "Content-Disposition": f'attachment; filename="{safe_name}-e2b-r3.xml"'})
-
-
-def _export(export_case: Callable[..., bytes], snapshot: Path, case_id: str) -> tuple[bytes, str | None]:
-    from pvwatch.interop.e2b_export import case_from_store
-
-    document = export_case(snapshot, case_id)
-    versions, _ = case_from_store(snapshot, case_id)
-    return document, versions[-1].patient if versions else None
 
 
 @requires(Permission.VIEW_PATIENTS)
