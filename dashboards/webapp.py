@@ -87,6 +87,30 @@ class DashboardConfig:
         return self.analyst_snapshot or analyst_snapshot_path(self.snapshot)
 
 
+#: counters the health page turns into per-second rates
+RATE_COUNTERS = ("pv_events_ingested_total", "pv_events_rejected_total", "pv_alerts_raised_total")
+
+
+@dataclass
+class CounterRates:
+    """Per-second rates of the worker's counters between two scrapes by the health page (the page reloads itself
+    every 10 s). A counter that went down (the worker restarted) has no rate until the next look."""
+
+    previous: tuple[float, dict[str, float]] | None = None
+    min_interval_s: float = 2.0
+
+    def observe(self, at: float, counters: dict[str, float]) -> tuple[dict[str, float], float] | None:
+        """Rates since the previous scrape and over how many seconds, or None on the first look."""
+        before = self.previous
+        if before is None or at - before[0] >= self.min_interval_s:
+            self.previous = (at, counters)
+        if before is None or at <= before[0]:
+            return None
+        seconds = at - before[0]
+        rates = {name: (counters.get(name, 0.0) - before[1].get(name, 0.0)) / seconds for name in RATE_COUNTERS}
+        return ({name: rate for name, rate in rates.items() if rate >= 0}, seconds)
+
+
 class ActionPublisher:
     """Publishes alert-action events with kafka-python, connecting on first use, waiting for the broker's ack."""
 
@@ -120,6 +144,7 @@ TEMPLATES = web.AppKey("templates", jinja2.Environment)
 PUBLISHER = web.AppKey("publisher", ActionPublisher)
 #: alert-action events this process published, by event id, until the snapshot holds them: {event_id: alert_id}
 PENDING = web.AppKey("pending", dict)
+RATES = web.AppKey("rates", CounterRates)
 SESSION = web.RequestKey("session", Session)
 USER = web.RequestKey("user", User)
 
@@ -587,7 +612,8 @@ async def health_page(request: web.Request) -> web.StreamResponse:
     except SnapshotUnavailable as error:
         snapshot, metrics_error = None, metrics_error or str(error)
     last = metrics.get("pv_last_event_processed_timestamp_seconds") if metrics else None
-    return render(request, "health.html", metrics=metrics, metrics_error=metrics_error, snapshot=snapshot,
+    rates = request.app[RATES].observe(datetime.now(UTC).timestamp(), metrics) if metrics else None
+    return render(request, "health.html", metrics=metrics, metrics_error=metrics_error, snapshot=snapshot, rates=rates,
                   metrics_url=config.metrics_url, grafana_links=_grafana_links(config.grafana_url),
                   last_batch_age_s=(datetime.now(UTC).timestamp() - last) if last else None)
 
@@ -717,6 +743,7 @@ def build_dashboard(config: DashboardConfig, publisher: ActionPublisher | None =
     app[RSI] = load_rsi(config.rsi_file)
     app[TEMPLATES] = _templates()
     app[PENDING] = {}
+    app[RATES] = CounterRates()
     if publisher is None and config.bootstrap:
         publisher = ActionPublisher(config.bootstrap)
     if publisher is not None:

@@ -234,6 +234,11 @@ def test_officer_opens_a_timeline_with_every_lane_a_case_and_downloads_its_e2b_e
     audit = Path(str(stack["audit"])).read_text()
     assert '"action":"export-e2b"' in audit and '"action":"read-case"' in audit
 
+    browser.get(f"{base}/health")
+    health = browser.find_element(By.ID, "health").text
+    assert "Worker up yes" in health and "Dead-lettered 0" in health
+    screenshot(browser, "dashboard-health.png")
+
     sign_in(browser, base, ANALYST, f"/cases/{case['case_id']}")
     text = browser.find_element(By.TAG_NAME, "main").text
     assert case["term"] in text and case["narrative"] not in text

@@ -648,3 +648,14 @@ def test_expedited_board_highlights_a_clock_due_within_48_hours(tmp_path, config
         assert html.index(f"<td>{day0 + timedelta(days=7)}</td>") < html.index(f"<td>{day0 + timedelta(days=15)}</td>")
 
     run(config, scenario)
+
+
+def test_health_rates_are_counter_increase_per_second_between_two_scrapes():
+    from pvwatch.dashboards.webapp import CounterRates
+
+    rates = CounterRates()
+    assert rates.observe(100.0, {"pv_events_ingested_total": 500.0}) is None, "one look: no rate yet"
+    found, seconds = rates.observe(110.0, {"pv_events_ingested_total": 800.0, "pv_alerts_raised_total": 5.0})
+    assert seconds == 10.0 and found["pv_events_ingested_total"] == 30.0 and found["pv_alerts_raised_total"] == 0.5
+    found, _ = rates.observe(120.0, {"pv_events_ingested_total": 10.0})  # the worker restarted: counter reset
+    assert "pv_events_ingested_total" not in found
