@@ -349,7 +349,8 @@ class SafetyEngine:
         return alerts
 
     def clock_alerts(self, now: datetime, rows: Iterable[ClockRow] | None = None) -> list[SafetyAlert]:
-        """Due-soon and overdue alerts for every clock (or `rows`), as of `now` (occurred_at: when it crossed)."""
+        """Due-soon and overdue alerts for every clock (or `rows`), as of `now` (occurred_at: when it crossed),
+        except those this engine already emitted unchanged."""
         alerts = []
         for row in self.clocks.values() if rows is None else rows:
             clock = row.clock
@@ -372,7 +373,7 @@ class SafetyEngine:
                     details={"category": clock.category.value, "due_date": clock.due_date.isoformat(),
                              "submitted": clock.submitted_at is not None},
                 ))
-        return alerts
+        return self._changed(alerts)  # the timer asks every minute: only news reaches the store
 
     def _hours(self) -> str:
         return f"{self.p.clocks.due_soon_hours:g} h"

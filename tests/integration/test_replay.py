@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import random
 import shutil
 import time
 
@@ -16,7 +15,7 @@ from pvwatch.domain.engine import RULE_IDS
 from pvwatch.events.codec import parse_event
 from pvwatch.streams.producer import EventPublisher
 from tests.conftest import Workers, wait_for
-from tests.scenarios.stories import all_stories
+from tests.scenarios.stories import all_stories, late_and_out_of_order
 
 pytestmark = pytest.mark.integration
 
@@ -51,7 +50,7 @@ def test_replay_rebuilds_exactly_what_the_live_worker_derived(workers: Workers, 
     """A cohort of every event type plus every planted story (so every rule fires), arriving shuffled."""
     events = [parse_event(demo_pseudonymiser.pseudonymise_record(r)) for r in generate_cohort(30, seed=21)]
     events += [event for story in all_stories() for event in story.events]
-    random.Random(4).shuffle(events)  # late and out-of-order arrival: rules go by occurred_at
+    events = late_and_out_of_order(events, seed=4)  # rules go by occurred_at, not arrival
     worker = workers.start(env={"PVWATCH_CLOCK_INTERVAL_S": "1"})
     with EventPublisher(workers.broker.bootstrap) as publisher:
         for event in events:

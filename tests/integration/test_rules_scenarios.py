@@ -5,7 +5,6 @@ file, arriving shuffled: the alerts each story must raise (and no forbidden one)
 from __future__ import annotations
 
 import json
-import random
 import shutil
 from operator import attrgetter
 
@@ -18,7 +17,7 @@ from pvwatch.events.alert import SafetyAlert
 from pvwatch.metrics_client import scrape_labelled
 from pvwatch.streams.producer import EventPublisher
 from tests.conftest import Workers, wait_for
-from tests.scenarios.stories import all_stories
+from tests.scenarios.stories import all_stories, late_and_out_of_order
 
 pytestmark = pytest.mark.integration
 
@@ -38,7 +37,7 @@ def stored_alerts(path) -> list[SafetyAlert]:
 def test_every_story_raises_its_alerts_through_broker_and_worker(workers: Workers):
     stories = all_stories()
     events = [event for story in stories for event in story.events]
-    random.Random(5).shuffle(events)  # late and out-of-order arrival across patients and stories
+    events = late_and_out_of_order(events, seed=5)  # across patients and stories
     worker = workers.start(env={"PVWATCH_CLOCK_INTERVAL_S": "1"})
     with EventPublisher(workers.broker.bootstrap) as publisher:
         for event in events:
@@ -78,7 +77,7 @@ def test_a_restarted_worker_continues_every_rule_where_the_last_one_stopped(work
     stored alerts and clocks are exactly what `pvwatch replay` derives from the whole log, nothing twice."""
     stories = all_stories()
     events = [event for story in stories for event in story.events]
-    random.Random(9).shuffle(events)
+    events = late_and_out_of_order(events, seed=9)
     half = len(events) // 2
     first = workers.start(env={"PVWATCH_CLOCK_INTERVAL_S": "1"})
     with EventPublisher(workers.broker.bootstrap) as publisher:

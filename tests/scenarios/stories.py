@@ -7,6 +7,7 @@ Time-driven rules (expedited-due-soon, expedited-overdue) are judged at the stor
 
 from __future__ import annotations
 
+import random
 from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
@@ -92,3 +93,16 @@ def load(path: Path) -> Story:
 
 def all_stories() -> list[Story]:
     return [load(path) for path in sorted(HERE.glob("*.yaml"))]
+
+
+def late_and_out_of_order(events: list[EventEnvelope], seed: int) -> list[EventEnvelope]:
+    """The events in a shuffled arrival order, report submissions first.
+
+    Due-soon and overdue are judged against the wall clock, which is months past these stories' deadlines: a case
+    that arrives before its (on-time) submission is, as far as pvwatch then knows, overdue, and that alert stays,
+    while a replay of the whole log knows the report was sent in time (docs/rules.md, "Late and out-of-order
+    events"; tests/unit/test_rule_scenarios.py shows it). Everything else arrives in any order.
+    """
+    shuffled = list(events)
+    random.Random(seed).shuffle(shuffled)
+    return [e for e in shuffled if e.type == "report-submitted"] + [e for e in shuffled if e.type != "report-submitted"]

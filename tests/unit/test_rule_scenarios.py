@@ -77,3 +77,19 @@ def test_a_claimed_worsening_is_not_an_undocumented_benefit():
     worse = claim.model_copy(update={"direction": "worsened"})
     alerts = SafetyEngine(PARAMETERS).apply([worse], LATER).alerts
     assert alerts == []
+
+
+def test_a_submission_arriving_after_the_deadline_cannot_un_raise_the_overdue_alert():
+    """The documented limit of time-driven alerts: pvwatch judged the clock with what it knew then."""
+    story = next(s for s in STORIES if s.name == "fatal-susar")
+    submission = [e for e in story.events if e.type == "report-submitted"]
+    rest = [e for e in story.events if e.type != "report-submitted"]
+    live = SafetyEngine(PARAMETERS)
+    live.apply(rest, LATER)
+    seen = {(a.rule_id, a.details["category"]) for a in live.clock_alerts(LATER)}
+    live.apply(submission, LATER)
+    assert ("expedited-overdue", "7-day") in seen  # raised while the on-time submission was unknown
+    replayed = SafetyEngine(PARAMETERS)
+    replayed.apply(story.events, LATER)
+    assert ("expedited-overdue", "7-day") not in {(a.rule_id, a.details["category"])
+                                                  for a in replayed.clock_alerts(LATER)}
