@@ -163,7 +163,9 @@ class ReadModel:
               AND ($lot IS NULL OR list_contains(lots, $lot))
               AND ($patient IS NULL OR patient = $patient)
               AND ($case_id IS NULL OR case_id = $case_id)
-            ORDER BY raised_at DESC, alert_id
+            -- newest first; alerts raised together (one batch): critical first, then latest clinical time
+            ORDER BY raised_at DESC, CASE severity WHEN 'critical' THEN 0 WHEN 'warning' THEN 1 ELSE 2 END,
+                     occurred_at DESC, alert_id
             LIMIT {int(limit)}
         """
         cursor = con.execute(sql, {key: value or None for key, value in filters.__dict__.items()})
