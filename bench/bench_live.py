@@ -1,16 +1,20 @@
 """Live path throughput and alert latency, as ratios against baselines measured in the same run.
 
-Setup: one embedded broker (Tansu, in memory), N adverse-event messages from the synthetic cohort
-pre-produced to 4 partitions; each consumer reads them all from the earliest offset:
+Setup: one embedded broker (Tansu, in memory), N messages of the synthetic clinical cohort (every event type in
+its natural mix: labs, scores, treatments, infusions, adverse events, claims; `--workload adverse-events` keeps
+only the adverse events, a worst case where most messages raise alerts) pre-produced to 4 partitions per topic;
+each consumer reads them all from the earliest offset:
   1. raw broker consume rate: an aiokafka consumer doing nothing (the ceiling);
   2. a no-op Faust agent with the worker's batching settings (the framework's own cost);
   3. the pvwatch worker: validation, idempotent DuckDB batch writes, every rule, outbox, metrics.
 Rates are events / (time of last event - time of first event). Then alert latency: events produced at a
-fixed rate with a share of serious ones; the time from send to the alert arriving on pv.safety.alert.v1.
+fixed rate; for every alert whose evidence was sent in that phase, the time from sending its last evidence event
+to the alert arriving on pv.safety.alert.v1 (stored first: the outbox publishes after the commit).
 Last, on the store the worker wrote: `pvwatch replay` (rebuild every derived table from the log) against a
 plain DuckDB scan of the same log (the floor of any replay) and against the live path's rate.
 
     .venv/bin/python bench/bench_live.py [--events 40000] [--latency-rate 1000] [--latency-seconds 10]
+                                         [--workload clinical|adverse-events]
 """
 
 from __future__ import annotations
@@ -32,7 +36,9 @@ from kafka import KafkaConsumer
 
 from pvwatch.cohort import generate_cohort
 from pvwatch.demo import WorkerProcess
-from pvwatch.events import ALERT_TOPIC, AdverseEventReported, encode_event
+from pvwatch.events import ALERT_TOPIC, SOURCE_TOPICS, encode_event
+from pvwatch.events.codec import parse_event
+from pvwatch.events.envelope import EventEnvelope
 from pvwatch.metrics_client import scrape
 from pvwatch.pseudonym import Pseudonymiser
 from pvwatch.store.replay import replay
@@ -40,23 +46,25 @@ from pvwatch.streams.broker import EmbeddedBroker, free_port
 from pvwatch.streams.producer import EventPublisher
 from pvwatch.streams.topics import ensure_topics
 
-TOPIC = AdverseEventReported.topic
+WORKLOADS = ("clinical", "adverse-events")
 
 
-def cohort(n: int, seed: int) -> list[AdverseEventReported]:
+def cohort(n: int, seed: int, workload: str) -> list[EventEnvelope]:
+    """The first n events of a cohort large enough to hold them (patients' events in the generator's order)."""
     p = Pseudonymiser.from_secret(None, demo_mode=True)
-    events: list[AdverseEventReported] = []
-    for record in generate_cohort(n, seed):
-        if record["type"] != "adverse-event":
+    events: list[EventEnvelope] = []
+    patients = max(10, n // 50) if workload == "clinical" else n
+    for record in generate_cohort(patients, seed):
+        if workload == "adverse-events" and record["type"] != "adverse-event":
             continue
-        events.append(AdverseEventReported.model_validate(p.pseudonymise_record(record)))
+        events.append(parse_event(p.pseudonymise_record(record)))
         if len(events) == n:
             break
     return events
 
 
 async def raw_consume(bootstrap: str, expect: int) -> float:
-    consumer = AIOKafkaConsumer(TOPIC, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
+    consumer = AIOKafkaConsumer(*SOURCE_TOPICS, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
                                 group_id=None, enable_auto_commit=False, max_poll_records=2000)
     await consumer.start()
     seen, first = 0, 0.0
@@ -74,7 +82,7 @@ async def raw_consume(bootstrap: str, expect: int) -> float:
 
 def noop_faust(bootstrap: str, expect: int, log: Path) -> float:
     command = [sys.executable, str(Path(__file__).with_name("noop_faust.py")), "--bootstrap", bootstrap,
-               "--topic", TOPIC, "--expect", str(expect)]
+               "--topics", ",".join(SOURCE_TOPICS), "--expect", str(expect)]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=log.open("wb"), text=True)
     try:
         assert process.stdout is not None
@@ -105,13 +113,13 @@ def pvwatch_worker(bootstrap: str, expect: int, workdir: Path) -> tuple[float, W
         time.sleep(0.1)
 
 
-def alert_latency(bootstrap: str, rate: int, seconds: float, seed: int) -> list[float]:
-    """Send at `rate`/s; each serious case's alert latency = alert arrival - send time of its evidence."""
-    events = cohort(int(rate * seconds), seed)
+def alert_latency(bootstrap: str, rate: int, seconds: float, seed: int, workload: str) -> dict[str, list[float]]:
+    """Send at `rate`/s; each alert's latency = its arrival - the send time of its last evidence event, by rule."""
+    events = cohort(int(rate * seconds), seed, workload)
     sent_at: dict[str, float] = {}
-    latencies: list[float] = []
-    expected = {e.case_id for e in events if e.seriousness.is_serious}
-    done = threading.Event()
+    latencies: dict[str, list[float]] = {}
+    sending_done = threading.Event()
+    ready = threading.Event()
 
     def listen() -> None:
         # a short fetch wait, so the measurement is of pvwatch and not of this reader's long poll
@@ -119,18 +127,22 @@ def alert_latency(bootstrap: str, rate: int, seconds: float, seed: int) -> list[
                                  enable_auto_commit=False, consumer_timeout_ms=200, fetch_max_wait_ms=10)
         consumer.poll(timeout_ms=500)  # join the partitions before sending begins
         ready.set()
-        deadline = time.monotonic() + seconds + 30
-        while len(latencies) < len(expected) and time.monotonic() < deadline:
+        quiet_since = None
+        while quiet_since is None or time.monotonic() - quiet_since < 5:
+            got = False
             for message in consumer:
+                arrived = time.perf_counter()
+                got = True
                 alert = json.loads(message.value)
-                if alert["rule_id"] == "serious-ae":
-                    evidence = alert["evidence_event_ids"][0]
-                    if evidence in sent_at:
-                        latencies.append(time.perf_counter() - sent_at[evidence])
+                evidence = [sent_at.get(event_id) for event_id in alert["evidence_event_ids"]]
+                if evidence and all(sent is not None for sent in evidence):
+                    latencies.setdefault(alert["rule_id"], []).append(arrived - max(evidence))  # type: ignore[type-var]
+            if sending_done.is_set() and not got and quiet_since is None:
+                quiet_since = time.monotonic()
+            elif got:
+                quiet_since = None
         consumer.close()
-        done.set()
 
-    ready = threading.Event()
     thread = threading.Thread(target=listen, daemon=True)
     thread.start()
     ready.wait(10)
@@ -143,8 +155,16 @@ def alert_latency(bootstrap: str, rate: int, seconds: float, seed: int) -> list[
                 time.sleep(pause)
             sent_at[str(event.event_id)] = time.perf_counter()
             publisher.publish(event)
-    done.wait(seconds + 40)
+    sending_done.set()
+    thread.join(seconds + 60)
     return latencies
+
+
+def _quantiles(values: list[float]) -> str:
+    if len(values) < 2:
+        return f"n={len(values)}"
+    q = statistics.quantiles(values, n=100, method="inclusive")
+    return f"n={len(values)} p50={q[49] * 1000:.0f} ms p99={q[98] * 1000:.0f} ms max={max(values) * 1000:.0f} ms"
 
 
 def plain_scan(db: Path) -> float:
@@ -164,12 +184,13 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=40_000)
     parser.add_argument("--latency-rate", type=int, default=1000)
     parser.add_argument("--latency-seconds", type=float, default=10.0)
+    parser.add_argument("--workload", choices=WORKLOADS, default="clinical")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp, EmbeddedBroker(log_path=Path(tmp) / "broker.log") as broker:
         workdir = Path(tmp)
         ensure_topics(broker.bootstrap, 4)
-        events = cohort(args.events, seed=1)
+        events = cohort(args.events, seed=1, workload=args.workload)
         with EventPublisher(broker.bootstrap) as publisher:
             for event in events:
                 publisher.publish(event)
@@ -182,25 +203,26 @@ def main() -> None:
         seconds, worker = pvwatch_worker(broker.bootstrap, n, workdir)
         live = n / seconds
         print("measuring alert latency", file=sys.stderr)
-        latencies = alert_latency(broker.bootstrap, args.latency_rate, args.latency_seconds, seed=2)
+        latencies = alert_latency(broker.bootstrap, args.latency_rate, args.latency_seconds, seed=2,
+                                  workload=args.workload)
         worker.stop()
         print("measuring replay", file=sys.stderr)
         db = workdir / "bench.duckdb"
         scan_seconds = plain_scan(db)
         report = replay(db)
 
-    print(f"events: {n} adverse events, {len(encode_event(events[0]))} bytes each, 4 partitions, one process each")
+    size = sum(len(encode_event(event)) for event in events) / n
+    print(f"events: {n} of the {args.workload} workload, {size:.0f} bytes on average, 4 partitions per topic, "
+          "one process each")
     print(f"raw broker consume (aiokafka, no work)  {raw:10,.0f} events/s")
     print(f"no-op Faust agent (take_events batches) {noop:10,.0f} events/s")
     print(f"pvwatch worker (all rules, DuckDB)      {live:10,.0f} events/s")
     print(f"  ratio pvwatch / no-op Faust: {live / noop:.2f}   pvwatch / raw broker: {live / raw:.3f}")
-    if latencies:
-        q = statistics.quantiles(latencies, n=100)
-        print(f"alert latency at {args.latency_rate}/s for {args.latency_seconds:.0f} s, send -> alert on topic: "
-              f"n={len(latencies)} p50={q[49] * 1000:.0f} ms p99={q[98] * 1000:.0f} ms "
-              f"max={max(latencies) * 1000:.0f} ms")
-    else:
-        print("alert latency: no alerts received")
+    every = [value for values in latencies.values() for value in values]
+    print(f"alert latency at {args.latency_rate}/s for {args.latency_seconds:.0f} s, last evidence sent -> alert on "
+          f"topic: {_quantiles(every)}")
+    for rule, values in sorted(latencies.items()):
+        print(f"  {rule:<22} {_quantiles(values)}")
     scan = report.events / scan_seconds
     print(f"plain DuckDB scan of the log                {scan:10,.0f} events/s")
     print(f"pvwatch replay (all derived tables)         {report.events_per_second:10,.0f} events/s "

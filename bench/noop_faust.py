@@ -18,7 +18,7 @@ import faust
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--bootstrap", required=True)
-    parser.add_argument("--topic", required=True)
+    parser.add_argument("--topics", required=True, help="Comma-separated topics to consume.")
     parser.add_argument("--expect", type=int, required=True)
     parser.add_argument("--batch", type=int, default=2000)
     args = parser.parse_args()
@@ -26,7 +26,7 @@ def main() -> None:
                     topic_allow_declare=False, broker_session_timeout=4, broker_heartbeat_interval=1,
                     broker_max_poll_records=args.batch, stream_buffer_maxsize=16384, producer_linger=0.005,
                     consumer_auto_offset_reset="earliest", datadir=tempfile.mkdtemp(prefix="bench-noop-"))
-    topic = app.topic(args.topic, key_serializer="raw", value_serializer="raw")
+    topic = app.topic(*args.topics.split(","), key_serializer="raw", value_serializer="raw")
     seen = {"n": 0, "first": 0.0}
 
     @app.agent(topic)
