@@ -23,6 +23,7 @@ def run_worker(settings: Settings, *, loglevel: str = "warning") -> None:
     # pvwatch creates few reference cycles; collect young objects far less often.
     gc.set_threshold(100_000, 50, 100)
     load_rule_parameters(settings.rules_file, settings.rsi_file)  # a bad rules file fails now, before the broker
+    settings.db.parent.mkdir(parents=True, exist_ok=True)  # the store and Faust's data directory live there
     start_http_server(settings.metrics_port, addr=settings.metrics_host, registry=REGISTRY)
     ensure_topics(settings.kafka_bootstrap, settings.partitions)
     app = build_app(settings)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 
@@ -20,13 +21,15 @@ def run_demo(*arguments: str, cwd) -> subprocess.CompletedProcess[str]:
 
 
 def test_demo_runs_the_cohort_and_exits_zero(tmp_path):
-    db = tmp_path / "demo.duckdb"
+    db = tmp_path / "stores" / "new" / "demo.duckdb"  # a folder that does not exist yet is created
     result = run_demo("--patients", "25", "--db", str(db), "--workdir", str(tmp_path / "run"), cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
     records = list(generate_cohort(25, 7))
     serious = len({r["case_id"] for r in records if r.get("seriousness")})  # one serious-ae alert per case
     assert f"sent {len(records)}  stored {len(records)}" in result.stdout
     assert "metrics http://127.0.0.1:" in result.stdout and str(db) in result.stdout
+    assert re.search(rf"^  serious-ae +{serious} +\(critical {serious}\)$", result.stdout, re.MULTILINE), \
+        "alerts by rule and severity"
     con = duckdb.connect(str(db), read_only=True)
     assert con.execute("SELECT count(*) FROM event_log").fetchone()[0] == len(records)
     assert con.execute("SELECT count(*) FROM alerts WHERE rule_id = 'serious-ae'").fetchone()[0] == serious
