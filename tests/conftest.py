@@ -17,7 +17,8 @@ from pvwatch.streams.broker import EmbeddedBroker, free_port
 from pvwatch.streams.topics import ensure_topics
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED_DATA = REPO.parent / "shared" / "data"
+#: Real, published data the tests check against, with its provenance in tests/data/README.md.
+TEST_DATA = REPO / "tests" / "data"
 #: Group sessions of 4 s make a worker ready in about 4 s on the embedded broker (a join waits session/2).
 TEST_SESSION_TIMEOUT_S = 4.0
 

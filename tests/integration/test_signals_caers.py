@@ -20,11 +20,11 @@ from pvwatch.cli import cli
 from pvwatch.domain.signals.disproportionality import GammaMixturePrior, empirical_bayes
 from pvwatch.domain.signals.ebgm_fit import WeightedPoints, negative_log_likelihood
 from pvwatch.store.signals import OUTPUT_COLUMNS, count_pairs, load_reports_csv
-from tests.conftest import SHARED_DATA
+from tests.conftest import TEST_DATA
 
 pytestmark = pytest.mark.integration
 
-CAERS = SHARED_DATA / "caers-2012.csv"
+CAERS = TEST_DATA / "caers" / "caers-2012.csv"
 PUBLISHED = (3.2560, 0.4000, 2.0238, 1.9061, 0.0653)
 PUBLISHED_NEG_LL = 4162.456
 

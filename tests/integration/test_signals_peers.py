@@ -13,10 +13,10 @@ import pytest
 
 from pvwatch.domain.signals.ebgm_fit import WeightedPoints, fit_prior, negative_log_likelihood
 from pvwatch.store.signals import count_pairs, load_reports_csv
-from tests.conftest import SHARED_DATA
+from tests.conftest import TEST_DATA
 
 pytestmark = pytest.mark.integration
-CAERS = SHARED_DATA / "caers-2012.csv"
+CAERS = TEST_DATA / "caers" / "caers-2012.csv"
 
 
 def test_vigipy_counts_pairs_not_reports_and_its_gps_prior_is_less_likely() -> None:
