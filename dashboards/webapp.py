@@ -551,14 +551,16 @@ def _exposure_page(scope: str) -> Handler:
 async def signals_page(request: web.Request) -> web.StreamResponse:
     def work(con: duckdb.DuckDBPyConnection, read: ReadModel) -> dict[str, Any]:
         # strongest first (issue 6's `signals` table: EB05 is NULL when the prior fit was refused)
-        table = read.table(con, "signals", order_by="eb05 DESC NULLS LAST, ic025 DESC, a DESC")
+        table = read.table(con, "signals", order_by="eb05 DESC NULLS LAST, ic025 DESC, a DESC, product, event")
         return {"table": table, "snapshot": read.snapshot(con)}
 
     try:
         found = await in_snapshot(request, work)
     except SnapshotUnavailable as error:
         return render(request, "error.html", status=503, message=str(error))
-    return render(request, "signals.html", plot=_ebgm_plot(found["table"]), **found)
+    table = found["table"]
+    rows = [dict(zip(table.columns, row, strict=True)) for row in table.rows] if table is not None else []
+    return render(request, "signals.html", plot=_ebgm_plot(table), rows=rows, **found)
 
 
 def _ebgm_plot(table: Any) -> str | None:
@@ -583,7 +585,9 @@ def _ebgm_plot(table: Any) -> str | None:
     for n, row in enumerate(rows):
         y = n * line + 12
         label = " / ".join(str(row[table.columns.index(c)]) for c in label_cols) or f"pair {n + 1}"
-        colour = "#c62828" if row[idx["eb05"]] >= 2 else "#1565c0"  # EB05 >= 2: the usual screening threshold
+        # red: flagged by the worker's EBGM threshold (signal_ebgm, PVWATCH_SIGNAL_EB05_MIN), else EB05 >= 2 (FDA)
+        flagged = row[table.columns.index("signal_ebgm")] if "signal_ebgm" in table.columns else row[idx["eb05"]] >= 2
+        colour = "#c62828" if flagged else "#1565c0"
         parts.append(f'<text x="{left - 8}" y="{y + 4}" text-anchor="end">{escape(label[:40])}</text>'
                      f'<line x1="{x(row[idx["eb05"]]):.1f}" y1="{y}" x2="{x(row[idx["eb95"]]):.1f}" y2="{y}" '
                      f'stroke="{colour}" stroke-width="2"/><circle cx="{x(row[idx["ebgm"]]):.1f}" cy="{y}" r="4" '

@@ -150,7 +150,8 @@ function makeSortable(table) {
     headers.forEach((h) => h.classList.remove("sorted-asc", "sorted-desc"));
     th.classList.add(ascending ? "sorted-asc" : "sorted-desc");
     const rows = [...table.tBodies[0].rows];
-    const key = (row) => row.cells[index] ? row.cells[index].textContent : "";
+    // a cell may carry its exact value in data-sort (numbers shown rounded, "–" for none)
+    const key = (row) => !row.cells[index] ? "" : row.cells[index].dataset.sort ?? row.cells[index].textContent;
     rows.sort((a, b) => {
       const x = key(a), y = key(b);
       const nx = parseFloat(x), ny = parseFloat(y);

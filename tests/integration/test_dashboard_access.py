@@ -659,3 +659,33 @@ def test_health_rates_are_counter_increase_per_second_between_two_scrapes():
     assert seconds == 10.0 and found["pv_events_ingested_total"] == 30.0 and found["pv_alerts_raised_total"] == 0.5
     found, _ = rates.observe(120.0, {"pv_events_ingested_total": 10.0})  # the worker restarted: counter reset
     assert "pv_events_ingested_total" not in found
+
+
+def test_signals_page_shows_every_pair_rounded_with_exact_sort_keys_strongest_first(tmp_path, config, snapshot):
+    import shutil
+
+    import duckdb
+
+    from pvwatch.config import Settings
+    from pvwatch.store.signals import refresh_signals, thresholds_from_settings
+
+    shutil.copy(snapshot[0].parent / "pvwatch.duckdb", tmp_path / "pvwatch.duckdb")
+    store = EventStore(tmp_path / "pvwatch.duckdb")
+    refresh_signals(store.con, thresholds_from_settings(Settings()), NOW)
+    info = publish_snapshot(store.con, tmp_path / "signals.snapshot.duckdb")
+    store.close()
+    con = duckdb.connect(str(info.path), read_only=True)
+    expected = con.execute("SELECT product, event, prr FROM signals "
+                           "ORDER BY eb05 DESC NULLS LAST, ic025 DESC, a DESC, product, event").fetchall()
+    con.close()
+    config = DashboardConfig(**{**config.__dict__, "snapshot": info.path})
+
+    async def scenario(client: TestClient) -> None:
+        await login(client, "olivia")
+        html = await page(client, "/signals")
+        shown = re.findall(r"<tr[^>]*>\s*<td>([^<]+)</td><td>([^<]+)</td><td data-sort", html)
+        assert shown == [(product, event) for product, event, _ in expected]
+        prr = next(value for _, _, value in expected if value is not None)
+        assert f'data-sort="{prr}">{prr:.3g}</td>' in html, "rounded to 3 digits, sorted by the exact value"
+
+    run(config, scenario)
