@@ -40,6 +40,11 @@ def expedited_reports_of(path) -> list[tuple]:
         con.close()
 
 
+#: Rules whose condition needs the absence of a result (Hy's law: no ALP >= 2x ULN; a flare: the baseline before
+#: the taper), so the batch a late result lands in can decide whether the live worker alerted (docs/rules.md).
+ABSENCE_RULES = {"hys-law", "flare-after-taper"}
+
+
 def assert_same(rebuilt: list[tuple], live: list[tuple]) -> None:
     only_replay = [row for row in rebuilt if row not in live]
     only_live = [row for row in live if row not in rebuilt]
@@ -74,8 +79,13 @@ def test_replay_rebuilds_exactly_what_the_live_worker_derived(workers: Workers, 
     con.close()
     result = CliRunner().invoke(cli, ["replay", "--db", str(rebuilt)])
     assert result.exit_code == 0, result.output
-    assert f"{len(live)} alerts ({len(live)} added, 0 removed)" in result.output
-    assert_same(alerts_of(rebuilt), live)
+    replayed = alerts_of(rebuilt)
+    assert not [row for row in replayed if row not in live], "replay raised an alert the live worker did not"
+    # The documented limit (docs/rules.md): a rule that needs the absence of a result may have alerted live before
+    # that result arrived in a later batch; replay sees the whole log and never raises it. Nothing else may differ.
+    withdrawn = [row for row in live if row not in replayed]
+    assert all(row[1] in ABSENCE_RULES for row in withdrawn), f"live only, not an absence rule: {withdrawn}"
+    assert f"{len(replayed)} alerts ({len(replayed)} added, 0 removed)" in result.output
     assert expedited_reports_of(rebuilt) == live_clocks
 
     again = CliRunner().invoke(cli, ["replay", "--db", str(rebuilt)])
