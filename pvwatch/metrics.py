@@ -79,12 +79,13 @@ STORE_WRITE_SECONDS = Histogram(
     buckets=_LATENCY_BUCKETS, registry=REGISTRY,
 )
 SIGNALS_ACTIVE = Gauge(
-    "pv_signals_active", "Product-event pairs meeting a signal threshold at the last recomputation, by method.",
-    ["method"], registry=REGISTRY,
+    "pv_signals_active",
+    "Product-event pairs meeting a signal threshold at the last recomputation, by method and the threshold in force.",
+    ["method", "threshold"], registry=REGISTRY,
 )
 SIGNALS_RAISED = Counter(
-    "pv_signals_raised", "New or strengthened product-event signals published, by method.",
-    ["method"], registry=REGISTRY,
+    "pv_signals_raised", "New or strengthened product-event signals published, by method and threshold.",
+    ["method", "threshold"], registry=REGISTRY,
 )
 SNAPSHOT_TAKEN = Gauge(
     "pv_snapshot_taken_timestamp_seconds", "Unix time of the last read-only snapshot published for analysts.",

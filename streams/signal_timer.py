@@ -15,7 +15,7 @@ import duckdb
 import faust
 
 from pvwatch import metrics
-from pvwatch.domain.signals.criteria import SignalThresholds
+from pvwatch.domain.signals.criteria import SignalMethod, SignalThresholds
 from pvwatch.errors import PvwatchError
 from pvwatch.store.eventstore import EventStore
 from pvwatch.store.signals import (
@@ -44,7 +44,7 @@ async def refresh_and_publish(store: EventStore, topic: faust.TopicT, thresholds
         log.warning("signal recomputation failed (retried at the next tick): %s", error)
         return
     for method, count in refresh.active.items():
-        metrics.SIGNALS_ACTIVE.labels(method.value).set(count)
+        metrics.SIGNALS_ACTIVE.labels(method.value, thresholds.criterion(method)).set(count)
     if refresh.fit_error:
         log.warning("EBGM columns left empty this run: %s", refresh.fit_error)
     pending = await asyncio.to_thread(unpublished_signals, store.con)
@@ -59,5 +59,12 @@ async def refresh_and_publish(store: EventStore, topic: faust.TopicT, thresholds
         return
     await asyncio.to_thread(mark_signals_published, store.con, [str(s.signal_id) for s in pending])
     for signal in pending:
-        metrics.SIGNALS_RAISED.labels(signal.method).inc()
+        metrics.SIGNALS_RAISED.labels(signal.method, _threshold(thresholds, signal.method)).inc()
     log.info("published %d signal(s) (new or strengthened)", len(pending))
+
+
+def _threshold(thresholds: SignalThresholds, method: str) -> str:
+    """The metric label of a published signal's threshold; MaxSPRT's is its exact critical value (docs/signals.md)."""
+    if method == "maxsprt":
+        return "llr>=critical_value"
+    return thresholds.criterion(SignalMethod(method))

@@ -39,7 +39,8 @@ def test_worker_recomputes_signals_and_publishes_a_new_one_once(workers: Workers
 
     def raised_ic() -> float:
         values = scrape_labelled(worker.metrics_url, "pv_signals_raised_total")
-        return sum(v for labels, v in values.items() if ("method", "ic") in labels)
+        ic_labels = {("method", "ic"), ("threshold", "ic025>0")}  # Noren 2013's IC025 > 0
+        return sum(v for labels, v in values.items() if ic_labels <= set(labels))
 
     wait_for(lambda: workers.metric(worker, "pv_events_ingested_total") >= len(events), 30, what="events stored")
     wait_for(lambda: raised_ic() >= 1, 30, what="IC signal raised")

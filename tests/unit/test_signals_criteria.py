@@ -32,3 +32,12 @@ def test_new_then_strengthened_only_past_the_ratio() -> None:
     assert is_news(thresholds, 4.4, 3.0) is None
     assert is_news(thresholds, 4.5, 3.0) == "strengthened"
     assert strength(SignalMethod.IC, NAN, NAN, 1.0) == 2.0  # 2^IC025: the ratio scale of the other two
+
+
+def test_each_method_names_its_threshold_for_the_metric_label() -> None:
+    # the defaults: Evans 2001 (PRR >= 2, chi-square >= 4, a >= 3), FDA's EB05 >= 2, Noren 2013's IC025 > 0
+    thresholds = SignalThresholds()
+    assert thresholds.criterion(SignalMethod.PRR) == "prr>=2,chi2_yates>=4,a>=3"
+    assert thresholds.criterion(SignalMethod.EBGM) == "eb05>=2"
+    assert thresholds.criterion(SignalMethod.IC) == "ic025>0"
+    assert SignalThresholds(eb05_min=2.5).criterion(SignalMethod.EBGM) == "eb05>=2.5"

@@ -37,6 +37,14 @@ class SignalThresholds:
     ic025_min: float = 0.0
     strengthen_ratio: float = 1.5
 
+    def criterion(self, method: SignalMethod) -> str:
+        """The threshold a method's signals meet, as it is labelled in metrics: 'prr>=2,chi2_yates>=4,a>=3'."""
+        if method is SignalMethod.PRR:
+            return f"prr>={self.prr_min:g},chi2_yates>={self.chi2_min:g},a>={self.a_min}"
+        if method is SignalMethod.EBGM:
+            return f"eb05>={self.eb05_min:g}"
+        return f"ic025>{self.ic025_min:g}"
+
 
 def signal_flags(thresholds: SignalThresholds, a: CountArray, prr: FloatArray, chi2_yates: FloatArray,
                  eb05: FloatArray, ic025: FloatArray) -> dict[SignalMethod, NDArray[np.bool_]]:
