@@ -104,6 +104,7 @@ class EventStore:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
         self.con = connect(path)
+        self.con.execute("SET enable_progress_bar = false")  # long queries (snapshot, replay) must not draw in logs
         self.schema_version = migrate(self.con)
 
     def close(self) -> None:
