@@ -123,8 +123,7 @@ def ingest(file: Path, bootstrap_servers: str | None, strict: bool) -> None:
     from pvwatch.streams.producer import publishing
 
     settings = _settings(kafka_bootstrap=bootstrap_servers)
-    secret = settings.pseudonym_key.get_secret_value() if settings.pseudonym_key else None
-    pseudonymiser = Pseudonymiser.from_secret(secret, demo_mode=settings.demo_mode)
+    pseudonymiser = Pseudonymiser.from_settings(settings)
     with file.open("rb") as handle:
         items = [prepare(where, line, pseudonymiser) for where, line in read_lines(handle, file.name)]
     rejected = [item for item in items if isinstance(item, Rejection)]

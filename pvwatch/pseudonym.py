@@ -10,10 +10,13 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pvwatch.errors import ConfigError, InvalidEvent
 from pvwatch.events.envelope import PSEUDONYM_PATTERN
+
+if TYPE_CHECKING:
+    from pvwatch.config import Settings
 
 #: Used only by `pvwatch demo` and the tests; any other use must configure PVWATCH_PSEUDONYM_KEY.
 DEMO_KEY = b"pvwatch-demo-key: synthetic data only, never for real patients"
@@ -50,6 +53,12 @@ class Pseudonymiser:
             "PVWATCH_PSEUDONYM_KEY is not set: pvwatch will not pseudonymise real patient identifiers "
             "without a secret key (the demo uses a built-in key for synthetic data only)"
         )
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Pseudonymiser:
+        """The key from PVWATCH_PSEUDONYM_KEY, or the demo key in demo mode (every command at the edge)."""
+        key = settings.pseudonym_key
+        return cls.from_secret(key.get_secret_value() if key else None, demo_mode=settings.demo_mode)
 
     def pseudonym(self, raw_identifier: str) -> str:
         normalised = " ".join(raw_identifier.split()).upper()

@@ -19,8 +19,7 @@ def _pseudonymiser_and_bootstrap(bootstrap_servers: str | None) -> tuple[Pseudon
     from pvwatch.cli import _settings
 
     settings = _settings(kafka_bootstrap=bootstrap_servers)
-    secret = settings.pseudonym_key.get_secret_value() if settings.pseudonym_key else None
-    return Pseudonymiser.from_secret(secret, demo_mode=settings.demo_mode), settings.kafka_bootstrap
+    return Pseudonymiser.from_settings(settings), settings.kafka_bootstrap
 
 
 def _run_import(read: Callable[[Pseudonymiser], ImportResult], out: Path | None, bootstrap_servers: str | None,
