@@ -19,6 +19,7 @@ from typing import Any
 import duckdb
 
 from pvwatch.errors import PvwatchError
+from pvwatch.store.eventstore import connect
 
 
 class SnapshotUnavailable(PvwatchError):
@@ -87,7 +88,7 @@ class ReadModel:
                 f"no snapshot at {self.snapshot_path} yet: the worker publishes one every few seconds "
                 "(PVWATCH_SNAPSHOT_PATH, PVWATCH_SNAPSHOT_INTERVAL_S)"
             )
-        con = duckdb.connect(str(self.snapshot_path), read_only=True)
+        con = connect(self.snapshot_path, read_only=True)
         try:
             yield con
         finally:
@@ -346,9 +347,9 @@ def run_readonly_query(snapshot_path: Path, sql: str, *, max_rows: int, timeout_
     """
     if not snapshot_path.exists():
         raise SnapshotUnavailable(f"no snapshot at {snapshot_path} yet")
-    con = duckdb.connect(str(snapshot_path), read_only=True,
-                         config={"enable_external_access": False, "autoload_known_extensions": False,
-                                 "autoinstall_known_extensions": False})
+    con = connect(snapshot_path, read_only=True,
+                  config={"enable_external_access": False, "autoload_known_extensions": False,
+                          "autoinstall_known_extensions": False})
     try:
         con.execute("SET lock_configuration = true")
         try:

@@ -84,17 +84,52 @@ def _alert_row(alert: SafetyAlert) -> dict[str, object]:
     }
 
 
-def connect(path: Path, *, read_only: bool = False) -> duckdb.DuckDBPyConnection:
-    """Open the store, turning DuckDB's lock error into one that says what to do."""
+def connect(
+    path: Path, *, read_only: bool = False, config: dict[str, str | bool | int] | None = None
+) -> duckdb.DuckDBPyConnection:
+    """Open the store, turning DuckDB's lock error into one that says what to do.
+
+    A read-only open is checked against a snapshot published during the open: DuckDB (2.0) opens a database
+    file three times by path (format probe, headers, blocks), so a rename between those opens pairs one file's
+    headers with the next file's blocks ("No more data remaining in MetadataReader", or worse, no error).
+    The open is retried until the file at `path` is the same file before and after it.
+    """
+    for attempt in range(_READ_ONLY_OPEN_ATTEMPTS):
+        before = _file_identity(path) if read_only else None
+        try:
+            con = duckdb.connect(str(path), read_only=read_only, config=config or {})
+        except duckdb.IOException as error:
+            if "lock" in str(error).lower():
+                raise StoreLocked(
+                    f"{path} is held by another process (normally the running worker; DuckDB allows one writer). "
+                    "Stop the worker or query a published snapshot."
+                ) from None
+            if before is None or _file_identity(path) == before or attempt == _READ_ONLY_OPEN_ATTEMPTS - 1:
+                raise
+            continue
+        if before is None or _file_identity(path) == before:
+            return con
+        con.close()
+    raise StoreReplacedDuringOpen(
+        f"{path} was replaced during each of {_READ_ONLY_OPEN_ATTEMPTS} opens; is something publishing it in a loop?"
+    )
+
+
+#: A snapshot publish takes about a second, so two publishes inside one open is already unheard of.
+_READ_ONLY_OPEN_ATTEMPTS = 5
+
+
+def _file_identity(path: Path) -> tuple[int, int, int] | None:
+    """The file now at `path` (device, inode, change time), or None while there is none."""
     try:
-        return duckdb.connect(str(path), read_only=read_only)
-    except duckdb.IOException as error:
-        if "lock" in str(error).lower():
-            raise StoreLocked(
-                f"{path} is held by another process (normally the running worker; DuckDB allows one writer). "
-                "Stop the worker or query a published snapshot."
-            ) from None
-        raise
+        st = path.stat()
+    except FileNotFoundError:
+        return None
+    return st.st_dev, st.st_ino, st.st_ctime_ns
+
+
+class StoreReplacedDuringOpen(PvwatchError):
+    """The snapshot at a path kept being replaced while it was being opened."""
 
 
 class EventStore:

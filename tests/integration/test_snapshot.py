@@ -29,13 +29,16 @@ pytestmark = pytest.mark.integration
 ORIGIN = MessageOrigin("pv.clinical.adverse-event.v1", 0, None)
 
 #: Opens the snapshot read-only as fast as it can until told to stop; prints one JSON line per open.
+#: It opens as every pvwatch reader does (the dashboard, `pvwatch sql`): a bare `duckdb.connect` can pair one
+#: snapshot's headers with the next one's blocks when a publish lands between DuckDB's three opens of the file.
 READER = r"""
-import json, sys, time, duckdb
-path, stop = sys.argv[1], sys.argv[2]
-import os
+import json, os, sys, time
+from pathlib import Path
+from pvwatch.store.eventstore import connect
+path, stop = Path(sys.argv[1]), sys.argv[2]
 while not os.path.exists(stop):
     try:
-        con = duckdb.connect(path, read_only=True)
+        con = connect(path, read_only=True)
         meta = con.execute("SELECT event_count FROM snapshot_meta").fetchone()[0]
         rows = con.execute("SELECT count(*) FROM event_log").fetchone()[0]
         serious = con.execute("SELECT count(*) FROM serious_events").fetchone()[0]
