@@ -85,7 +85,7 @@ def _alert_row(alert: SafetyAlert) -> dict[str, object]:
 
 
 def connect(
-    path: Path, *, read_only: bool = False, config: dict[str, str | bool | int] | None = None
+    path: Path, *, read_only: bool = False, config: dict[str, str | bool | int | float | list[str]] | None = None
 ) -> duckdb.DuckDBPyConnection:
     """Open the store, turning DuckDB's lock error into one that says what to do.
 
