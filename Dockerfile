@@ -1,4 +1,5 @@
-# The pvwatch worker image that docker-compose.yml runs (`pvwatch worker` against Apache Kafka).
+# The pvwatch image that docker-compose.yml runs: `pvwatch worker` against Apache Kafka, and `pvwatch dashboard`.
+# /etc/pvwatch (users file, audit log) is created owned by the service user so a fresh named volume inherits it.
 FROM python:3.11.9-slim-bookworm
 
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
@@ -10,10 +11,11 @@ COPY streams/ streams/
 COPY store/ store/
 COPY dashboards/ dashboards/
 RUN pip install . && rm -rf /src \
-    && useradd --system --uid 10001 --home-dir /var/lib/pvwatch --create-home pvwatch
+    && useradd --system --uid 10001 --home-dir /var/lib/pvwatch --create-home pvwatch \
+    && install -d -o pvwatch -g pvwatch -m 0750 /etc/pvwatch
 
 USER pvwatch
 WORKDIR /var/lib/pvwatch
-EXPOSE 9464
+EXPOSE 9464 8080
 ENTRYPOINT ["pvwatch"]
 CMD ["worker"]

@@ -71,7 +71,7 @@ def dashboards() -> dict[str, dict]:
 
 def test_compose_runs_kafka_in_kraft_mode_the_worker_prometheus_alertmanager_and_grafana():
     services = compose()["services"]
-    assert set(services) == {"kafka", "worker", "prometheus", "alertmanager", "grafana"}
+    assert set(services) == {"kafka", "worker", "dashboard", "prometheus", "alertmanager", "grafana"}
     kafka = services["kafka"]["environment"]
     assert kafka["KAFKA_PROCESS_ROLES"] == "broker,controller", "single-node KRaft, no ZooKeeper"
     worker = services["worker"]
@@ -96,6 +96,27 @@ def test_compose_references_resolve_and_the_worker_settings_are_real_settings():
     known = {f"PVWATCH_{field.upper()}" for field in Settings.model_fields} | {"PVWATCH_FETCH_MAX_WAIT_MS"}
     unknown = set(spec["services"]["worker"]["environment"]) - known
     assert not unknown, f"not pvwatch settings (typo?): {sorted(unknown)}"
+
+
+def test_the_compose_dashboard_reads_the_snapshot_the_worker_publishes_with_options_pvwatch_accepts():
+    from pvwatch.cli import cli
+
+    services = compose()["services"]
+    worker, dashboard = services["worker"], services["dashboard"]
+    assert dashboard["image"] == worker["image"], "the dashboard runs the image compose builds for the worker"
+    args = dashboard["command"]
+    assert args[0] == "dashboard"
+    context = cli.commands["dashboard"].make_context("dashboard", list(args[1:]))  # click rejects unknown options
+    worker_settings = Settings(db=Path(worker["environment"]["PVWATCH_DB"]))
+    assert context.params["snapshot"] == worker_settings.snapshot_target
+    assert context.params["metrics_url"] == f"http://worker:{worker['environment']['PVWATCH_METRICS_PORT']}/metrics"
+    shared = {volume.split(":")[0] for volume in worker["volumes"]}
+    data_mounts = [v for v in dashboard["volumes"] if v.split(":")[0] in shared]
+    assert data_mounts and all(v.endswith(":ro") for v in data_mounts), "the dashboard never writes the store"
+    users_dir = context.params["users_file"].parent
+    assert any(v.split(":")[1] == str(users_dir) for v in dashboard["volumes"]), "users and audit log persist"
+    assert f"install -d -o pvwatch -g pvwatch -m 0750 {users_dir}" in (REPO / "Dockerfile").read_text(), \
+        "the image creates the users folder owned by the service user, so a fresh named volume is writable"
 
 
 def test_the_worker_image_copies_every_source_folder_the_distribution_maps():
