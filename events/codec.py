@@ -50,6 +50,8 @@ def _invalid(error: ValidationError) -> InvalidEvent:
         return InvalidEvent("not_json", "expected a JSON object")
     if kind in _NO_KNOWN_TYPE:
         return InvalidEvent("unknown_type", f"'type' must be one of {sorted(EVENT_TYPES)}")
+    if kind == "ucum_unit":  # vocabulary.UcumUnit: a unit that cannot be compared or converted
+        return InvalidEvent("invalid_unit", describe_validation_error(error))
     return InvalidEvent("schema", describe_validation_error(error))
 
 

@@ -11,9 +11,10 @@ from __future__ import annotations
 from datetime import date, datetime
 from enum import StrEnum
 from functools import lru_cache
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import AfterValidator, Field, StringConstraints
+from pydantic_core import PydanticCustomError
 
 #: ICD-10 (WHO): a letter, two digits, optionally a dot and up to four more characters: M32.1, M35.1, M08.0.
 Icd10Code = Annotated[str, StringConstraints(pattern=r"^[A-Z][0-9]{2}(\.[0-9A-Z]{1,4})?$")]
@@ -21,8 +22,48 @@ Icd10Code = Annotated[str, StringConstraints(pattern=r"^[A-Z][0-9]{2}(\.[0-9A-Z]
 #: WHO ATC/DDD index: any level from anatomical group (L) to chemical substance (L04AC07, tocilizumab).
 AtcCode = Annotated[str, StringConstraints(pattern=r"^[A-V]([0-9]{2}([A-Z]([A-Z]([0-9]{2})?)?)?)?$")]
 
-#: UCUM (unitsofmeasure.org) case-sensitive code: printable ASCII without spaces, e.g. 10*9/L, U/L, mg/dL, mg/kg.
-UcumUnit = Annotated[str, StringConstraints(pattern=r"^[!-~]{1,40}$")]
+@lru_cache(maxsize=1)
+def _ucum_grammar() -> Any:
+    """The UCUM c/s grammar whose unit and prefix atoms are generated from the UCUM essence file (version 2.2,
+    2024-06-17) that the ucumvert package ships (MIT; the essence under the UCUM licence): read offline, once."""
+    from ucumvert.parser import get_ucum_parser
+
+    return get_ucum_parser()
+
+
+@lru_cache(maxsize=4096)  # a store holds a few dozen distinct units; each event checks one or two
+def ucum_problem(unit: str) -> str | None:
+    """Why `unit` is not a UCUM case-sensitive code (None if it is one).
+
+    Checked against the UCUM specification's syntax (section "Syntax Rules") with the atoms and prefixes of the
+    UCUM essence: a prefix only on a metric unit, exponents and factors as integers, annotations in braces.
+    """
+    from lark.exceptions import LarkError, UnexpectedInput
+
+    try:
+        _ucum_grammar().parse(unit)
+    except UnexpectedInput as problem:
+        column = getattr(problem, "column", -1)
+        if not isinstance(column, int) or column < 1:
+            return "the expression ends where a unit is expected"
+        return f"no UCUM unit, prefix or operator reads '{unit[column - 1:]}' at character {column}"
+    except LarkError as problem:  # an ambiguity or grammar error: still not a unit pvwatch can compare
+        return f"not a UCUM expression ({type(problem).__name__})"
+    return None
+
+
+def _valid_ucum(unit: str) -> str:
+    problem = ucum_problem(unit)
+    if problem is not None:
+        raise PydanticCustomError(
+            "ucum_unit", "'{unit}' is not a UCUM unit (UCUM essence 2.2): {problem}; e.g. mg, 10*9/L, umol/L",
+            {"unit": unit, "problem": problem})
+    return unit
+
+
+#: UCUM (ucum.org) case-sensitive code, checked against the UCUM grammar and essence: 10*9/L, U/L, mg/dL, mg/kg.
+#: "mcg", "cells" or "mg/kgg" are not UCUM (ug, {cells}); an invalid unit is dead-lettered as `invalid_unit`.
+UcumUnit = Annotated[str, StringConstraints(pattern=r"^[!-~]{1,40}$"), AfterValidator(_valid_ucum)]
 
 #: ISO 3166-1 alpha-2 country code.
 CountryCode = Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")]

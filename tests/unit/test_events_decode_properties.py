@@ -35,7 +35,8 @@ def decodes_or_is_invalid(raw: bytes, topic: str | None) -> None:
     try:
         event = decode_event(raw, topic)
     except InvalidEvent as error:
-        assert error.reason in {"empty", "oversize", "not_utf8", "not_json", "unknown_type", "schema", "wrong_topic"}
+        assert error.reason in {"empty", "oversize", "not_utf8", "not_json", "unknown_type", "schema", "wrong_topic",
+                                "invalid_unit"}
         assert error.detail
     else:
         assert topic is None or event.topic == topic
