@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import re
 import sys
 import time
@@ -104,6 +105,7 @@ def worker(bootstrap_servers: str | None, db: Path | None, metrics_port: int | N
 
     settings = _settings(kafka_bootstrap=bootstrap_servers, db=db, metrics_port=metrics_port,
                          metrics_host=metrics_host, session_timeout_s=session_timeout_s)
+    _owner_only_files()
     sys.argv = [sys.argv[0]]  # Faust's worker parses argv itself; our flags are already applied
     run_worker(settings, loglevel=loglevel)
 
@@ -181,6 +183,15 @@ def _cell(value: object) -> str:
     return str(value)
 
 
+def _owner_only_files() -> None:
+    """The store, its WAL and the worker's files hold children's data: none readable by group or others.
+
+    Added to the operator's umask (never loosening it); the analyst snapshot is opened to its group explicitly
+    (store/snapshot.py).
+    """
+    os.umask(os.umask(0o077) | 0o077)
+
+
 @cli.command()
 @click.option("--db", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True,
               help="DuckDB store to rebuild (the worker must be stopped: one writer).")
@@ -197,6 +208,7 @@ def replay(db: Path, rules_file: Path | None, rsi_file: Path | None) -> None:
     from pvwatch.rulebook import load_rule_parameters
     from pvwatch.store.replay import replay as run_replay
 
+    _owner_only_files()
     report = run_replay(db, progress=True, parameters=load_rule_parameters(rules_file, rsi_file))
     click.echo(f"replayed {report.events} events in {report.seconds:.2f} s ({report.events_per_second:,.0f}/s): "
                f"{report.alerts} alerts ({report.alerts_added} added, {report.alerts_removed} removed)")

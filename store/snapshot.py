@@ -15,6 +15,10 @@ Two files are published each time: the full snapshot, which only the safety offi
 the analyst snapshot (`analyst_snapshot_path`), the one analysts query (duckdb CLI, Python, the SQL page). In the
 analyst copy the free text that may identify a child is replaced by a marker (`ANALYST_REDACTIONS`): the tables,
 views and pseudonyms are the same, so every documented analysis runs unchanged on it.
+
+The two files are published with different permissions whatever the umask: the full one owner-only
+(`FULL_SNAPSHOT_MODE`: the worker's and dashboard's service account), the analyst one also group-readable
+(`ANALYST_SNAPSHOT_MODE`). Analysts get read access through that group: docs/analysts.md, "File access".
 """
 
 from __future__ import annotations
@@ -32,6 +36,10 @@ import duckdb
 from pvwatch.errors import PvwatchError
 
 META_TABLE = "snapshot_meta"
+#: Narratives and free-text reasons are in the full snapshot: only its owner (the service account) may read it.
+FULL_SNAPSHOT_MODE = 0o600
+#: The analyst snapshot: its owner and its group (the analysts' group, inherited from a set-group-ID folder).
+ANALYST_SNAPSHOT_MODE = 0o640
 #: Free-text payload fields that may identify a child, by event type ("*": every type), replaced by REDACTED in the
 #: analyst snapshot: the reporter's narrative (names, places, family details are common in ICSR narratives, ICH
 #: E2B(R3) H.1), the treatment reason's free text, and the officer's reason for closing or reopening an alert.
@@ -145,7 +153,9 @@ def publish_snapshot(
             _copy_redacted(temporary, analyst_temporary)
             _finish_snapshot(analyst_temporary, views, comments, taken_at, counts.get("event_log", 0),
                              analyst=True)
+            analyst_temporary.chmod(ANALYST_SNAPSHOT_MODE)
             os.replace(analyst_temporary, analyst_target)
+        temporary.chmod(FULL_SNAPSHOT_MODE)
         os.replace(temporary, target)
     except duckdb.Error as error:
         raise SnapshotError(f"snapshot to {target} failed: {str(error).splitlines()[0]}") from error

@@ -8,6 +8,8 @@ opening the snapshot read-only in a loop never sees a lock error, a half-written
 from __future__ import annotations
 
 import json
+import os
+import stat
 import subprocess
 import sys
 import threading
@@ -20,10 +22,13 @@ import duckdb
 import pytest
 
 from pvwatch.cohort import generate_cohort
+from pvwatch.config import Settings
 from pvwatch.events import AdverseEventReported
 from pvwatch.pseudonym import Pseudonymiser
 from pvwatch.store.eventstore import EventStore, MessageOrigin, connect
-from pvwatch.store.snapshot import SnapshotError, publish_snapshot, read_snapshot_meta
+from pvwatch.store.snapshot import SnapshotError, analyst_snapshot_path, publish_snapshot, read_snapshot_meta
+from pvwatch.streams.producer import EventPublisher
+from tests.conftest import Workers, wait_for
 
 pytestmark = pytest.mark.integration
 ORIGIN = MessageOrigin("pv.clinical.adverse-event.v1", 0, None)
@@ -183,3 +188,52 @@ def test_the_documented_example_analyses_run_on_a_snapshot_of_the_cohort(tmp_pat
     by_rule = Counter(alert.rule_id for alert in alerts)
     assert sorted(con.execute(queue).fetchall()) == sorted((rule, "open", n) for rule, n in by_rule.items())
     con.close()
+
+
+def test_only_the_analyst_snapshot_is_group_readable_whatever_the_umask(tmp_path: Path) -> None:
+    """The full snapshot holds narratives: owner-only even when the worker runs with a permissive umask."""
+    store = EventStore(tmp_path / "pvwatch.duckdb")
+    with store.transaction():
+        store.insert_events([(e, ORIGIN) for e in cohort(5, seed=9)], datetime.now(UTC))
+    previous = os.umask(0)
+    try:
+        info = publish_snapshot(store.con, tmp_path / "snap.duckdb")
+    finally:
+        os.umask(previous)
+    assert info.analyst_path is not None
+    assert stat.S_IMODE(info.path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(info.analyst_path.stat().st_mode) == 0o640
+    store.close()
+
+
+def test_the_worker_writes_the_store_owner_only_and_opens_only_the_analyst_snapshot_to_its_group(
+    workers: Workers, demo_pseudonymiser: Pseudonymiser
+) -> None:
+    events = [AdverseEventReported.model_validate(demo_pseudonymiser.pseudonymise_record(r))
+              for r in generate_cohort(3, 4) if r["type"] == "adverse-event"]
+    previous = os.umask(0o002)  # a permissive operator umask, inherited by the worker process
+    try:
+        worker = workers.start(env={"PVWATCH_SNAPSHOT_INTERVAL_S": "0.5"})
+    finally:
+        os.umask(previous)
+    with EventPublisher(workers.broker.bootstrap) as publisher:
+        for event in events:
+            publisher.publish(event)
+    wait_for(lambda: workers.metric(worker, "pv_events_ingested_total") >= len(events), 30, what="events stored")
+    analyst = analyst_snapshot_path(Settings(db=workers.db).snapshot_target)
+    wait_for(lambda: analyst.exists() and read_snapshot_meta_count(analyst) >= len(events), 30,
+             what="a snapshot holding the events")
+    modes = {path.name: stat.S_IMODE(path.stat().st_mode) for path in workers.tmp_path.rglob("*")
+             if not path.name.endswith(".log")}
+    assert modes.pop(analyst.name) == 0o640
+    assert modes.pop(workers.db.name) == 0o600
+    readable = {name: oct(mode) for name, mode in modes.items() if mode & 0o077}
+    assert readable == {}, "only the analyst snapshot may be readable beyond the worker's account"
+
+
+def read_snapshot_meta_count(path: Path) -> int:
+    con = connect(path, read_only=True)
+    try:
+        return (read_snapshot_meta(con) or (None, 0))[1]
+    finally:
+        con.close()
