@@ -224,9 +224,11 @@ class SafetyEngine:
         later results graded against a baseline: their grade may change, so the last derivation stays right."""
         if analyte not in BASELINE_GRADED:
             return [event]
-        same = [lab for lab in patient.of_type("lab-result", LabResultReported)
-                if lab.loinc_code == event.loinc_code and lab.unit == event.unit]
-        return same if same and same[0].event_id == event.event_id else [event]
+        labs = patient.of_type("lab-result", LabResultReported)
+        first = next((lab for lab in labs if lab.loinc_code == event.loinc_code and lab.unit == event.unit), None)
+        if first is None or first.event_id != event.event_id:
+            return [event]  # not the first of its kind: only its own grade can be new (the usual case, no list built)
+        return [lab for lab in labs if lab.loinc_code == event.loinc_code and lab.unit == event.unit]
 
     def _graded(self, event: LabResultReported, analyte: ctcae.Analyte, patient: PatientHistory,
                 now: datetime) -> SafetyAlert | None:

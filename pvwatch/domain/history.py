@@ -35,6 +35,10 @@ class PatientHistory:
     def add(self, event: EventEnvelope) -> None:
         keys = self._keys_by_type[event.type]
         key = _order(event)
+        if not keys or keys[-1] < key:  # the usual case (and every case in a replay): the latest so far
+            keys.append(key)
+            self.events_by_type[event.type].append(event)
+            return
         position = bisect.bisect_left(keys, key)
         if position < len(keys) and keys[position] == key:
             return  # the same event twice: history is a set
