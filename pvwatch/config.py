@@ -59,6 +59,10 @@ class Settings(BaseSettings):
     clock_interval_s: float = Field(
         default=60.0, gt=0, description="How often the worker re-evaluates expedited clocks (due-soon, overdue)."
     )
+    # Live path speed (issue 5; streams/writer.py): the batch step in its own process, on another core than Faust.
+    writer_process: bool = Field(
+        default=True, description="Store writes and rules in a child process (false: in the worker, for debugging)."
+    )
 
     @property
     def snapshot_target(self) -> Path:

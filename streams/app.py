@@ -1,15 +1,17 @@
 """The Faust worker: one lean agent over every clinical topic, batching into the store.
 
 Faust costs ~400 us per event when each event is a separate step; the agent therefore takes batches
-(`take_events`), validates with pydantic, and writes one DuckDB transaction per batch off the event loop.
+(`take_events`) and hands each to the store writer (streams/writer.py: a child process by default, so
+validation, the DuckDB transaction and the rules run on another core than Faust's consumer).
 Events are acknowledged (and their offsets later committed) only after their batch is durable.
 """
 
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
+import os
+import sys
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
@@ -19,49 +21,52 @@ from faust.types import EventT
 
 from pvwatch import metrics
 from pvwatch.config import Settings
-from pvwatch.events.alert import SafetyAlert
 from pvwatch.events.registry import ALERT_TOPIC, DEAD_LETTER_TOPIC, SIGNAL_TOPIC, SOURCE_TOPICS
 from pvwatch.rulebook import load_rule_parameters
-from pvwatch.store.eventstore import EventStore, MessageOrigin
 from pvwatch.store.snapshot import SnapshotError, publish_snapshot
 from pvwatch.streams.alertmanager import AlertmanagerNotifier, initialise_alert_series, load_direct_routes
-from pvwatch.streams.pipeline import BatchProcessor, IncomingMessage
+from pvwatch.streams.pipeline import initialise_metric_series, record_metrics
+from pvwatch.streams.writer import PublishableAlert, RawMessage, WriterClient, WriterFailed, start_writer
 
 log = logging.getLogger("pvwatch.worker")
 
 #: The next snapshot waits at least this many times the last one's duration (copying at most 1/5 of the time).
 SNAPSHOT_BACKOFF = 4.0
+#: The worker's exit code when its store writer process died (restart it: it resumes from committed offsets).
+EXIT_WRITER_FAILED = 70
 
 
-def _incoming(event: EventT[Any]) -> IncomingMessage:
+def _incoming(event: EventT[Any]) -> RawMessage:
     message = event.message
     raw_headers: Any = message.headers or ()
     pairs: Iterable[tuple[str, Any]] = raw_headers.items() if isinstance(raw_headers, Mapping) else raw_headers
-    return IncomingMessage(
-        origin=MessageOrigin(message.topic, message.partition, message.offset),
-        value=message.value,
-        broker_timestamp_s=message.timestamp,
-        headers={key: value for key, value in pairs if isinstance(value, bytes)},
-    )
+    headers = {key: value for key, value in pairs if isinstance(value, bytes)}
+    return message.topic, message.partition, message.offset, message.value, message.timestamp, headers
+
+
+def _stop_worker(failure: WriterFailed) -> None:
+    """The writer died: stop at once, committing nothing more (the restart resumes from committed offsets and
+    the store's idempotence on event_id drops what it had already stored)."""
+    log.critical("stopping the worker: %s", failure)
+    print(f"pvwatch worker: {failure}", file=sys.stderr, flush=True)
+    os._exit(EXIT_WRITER_FAILED)
 
 
 class Outbox:
     """Publishes derived facts that are durable in the store but not yet on their topics."""
 
-    def __init__(self, store: EventStore, alert_topic: faust.TopicT, dead_letter_topic: faust.TopicT) -> None:
-        self.store = store
+    def __init__(self, writer: WriterClient, alert_topic: faust.TopicT, dead_letter_topic: faust.TopicT,
+                 pending_alerts: list[PublishableAlert]) -> None:
+        self.writer = writer
         self.alert_topic = alert_topic
         self.dead_letter_topic = dead_letter_topic
-        self.pending_alerts: list[SafetyAlert] = store.unpublished_alerts()
+        self.pending_alerts = pending_alerts
         self.has_pending_letters = True
 
     async def flush(self) -> None:
         alerts, self.pending_alerts = self.pending_alerts, []
-        letters = await asyncio.to_thread(self.store.unpublished_dead_letters) if self.has_pending_letters else []
-        futures = [
-            await self.alert_topic.send(key=alert.patient.encode(), value=alert.model_dump_json().encode())
-            for alert in alerts
-        ]
+        letters = await self.writer.unpublished_dead_letters() if self.has_pending_letters else []
+        futures = [await self.alert_topic.send(key=alert.key, value=alert.value) for alert in alerts]
         for dead_letter_id, topic, reason, detail, payload in letters:
             headers = {"pv-reason": reason.encode(), "pv-detail": detail.encode()[:1000],
                        "pv-source-topic": topic.encode(), "pv-dead-letter-id": dead_letter_id.encode()}
@@ -73,9 +78,7 @@ class Outbox:
             raise
         self.has_pending_letters = False
         if alerts or letters:
-            await asyncio.to_thread(
-                self.store.mark_published, [a.alert_id for a in alerts], [row[0] for row in letters]
-            )
+            await self.writer.mark_published([a.alert_id for a in alerts], [row[0] for row in letters])
 
 
 def build_app(settings: Settings) -> faust.App:
@@ -119,68 +122,69 @@ def build_app(settings: Settings) -> faust.App:
                 metrics.CONSUMER_LAG.labels(tp.topic, str(tp.partition)).set(max(0, highwater - offset - 1))
 
     running: dict[str, Any] = {}
-    parameters = load_rule_parameters(settings.rules_file, settings.rsi_file)  # a bad rules file fails at start
+    load_rule_parameters(settings.rules_file, settings.rsi_file)  # a bad rules file fails here, not in the writer
     direct_routes = load_direct_routes()
     initialise_alert_series(direct_routes)
     url = settings.alertmanager_url
     notifier = AlertmanagerNotifier(url, direct_routes) if url else None  # pages in < 1 s (streams/alertmanager.py)
 
+    def _page(alerts: list[PublishableAlert]) -> None:
+        if notifier:
+            notifier.post(alert.alert() for alert in alerts if alert.critical)
+
     @app.agent(source, concurrency=1)
     async def store_and_evaluate(stream: faust.StreamT[bytes]) -> None:
-        store = EventStore(settings.db)
-        running["store"] = store
+        initialise_metric_series()
+        # opening the store and rebuilding the rules' memory happen in the writer, off the event loop
+        writer, opening = await start_writer(settings.db, settings.rules_file, settings.rsi_file,
+                                             in_process=not settings.writer_process, on_failure=_stop_worker)
+        running["writer"] = writer
         try:
-            metrics.BUILD_INFO.info({"version": _version(), "store_schema": str(store.schema_version)})
-            processor = BatchProcessor(store, parameters)
-            running["processor"] = processor
-            gc.freeze()  # the rebuilt histories are permanent: keep them out of every future collection
-            outbox = Outbox(store, alert_topic, dead_letter_topic)
+            metrics.BUILD_INFO.info({"version": _version(), "store_schema": str(opening.schema_version)})
+            record_metrics(opening.metrics)
+            outbox = Outbox(writer, alert_topic, dead_letter_topic, opening.pending_alerts)
             running["outbox"] = outbox
             lock = running["lock"] = asyncio.Lock()
-            outbox.pending_alerts.extend(await asyncio.to_thread(processor.evaluate_clocks))
-            if notifier:  # alerts a crashed worker stored but never published may never have paged anyone
-                notifier.post(outbox.pending_alerts)
+            _page(outbox.pending_alerts)  # alerts a crashed worker stored but never published may never have paged
             await outbox.flush()
             batches = stream.take_events(  # type: ignore[attr-defined]  # missing from Faust's StreamT stub
                 settings.batch_max_events, within=settings.batch_within_s
             )
             async for batch in batches:
-                async with lock:  # the clock timer uses the same store connection and engine
-                    outcome = await asyncio.to_thread(processor.process, [_incoming(event) for event in batch])
-                    if notifier:  # the alerts are durable in DuckDB now; page before publishing them
-                        notifier.post(outcome.new_alerts)
-                    outbox.pending_alerts.extend(outcome.new_alerts + outcome.revised_alerts)
-                    outbox.has_pending_letters |= bool(outcome.new_dead_letters)
+                async with lock:  # the clock timer uses the same writer channel and engine
+                    reply = await writer.process([_incoming(event) for event in batch])
+                    record_metrics(reply.metrics)
+                    _page(reply.new_alerts)  # the alerts are durable in DuckDB now; page before publishing them
+                    outbox.pending_alerts.extend(reply.new_alerts + reply.revised_alerts)
+                    outbox.has_pending_letters |= reply.new_dead_letters
                     await outbox.flush()
                 published = time.time()
-                for alert in outcome.new_alerts:
-                    produced = outcome.broker_timestamps.get(alert.evidence_event_ids[-1])
-                    if produced:
-                        metrics.ALERT_LATENCY.observe(max(0.0, published - produced))
+                for alert in reply.new_alerts:
+                    if alert.evidence_produced_at:
+                        metrics.ALERT_LATENCY.observe(max(0.0, published - alert.evidence_produced_at))
                 _update_lag(batch)
         finally:
             if notifier:
                 await notifier.close()
-            running.pop("store", None)
-            running.pop("processor", None)
+            running.pop("writer", None)
             running.pop("outbox", None)
             running.pop("lock", None)
             metrics.WORKER_UP.set(0)
-            store.close()
+            await writer.close()
 
     @app.timer(settings.clock_interval_s)  # type: ignore[untyped-decorator]
     async def evaluate_expedited_clocks() -> None:
         """Due-soon and overdue are functions of time, not of new events: re-evaluate the open clocks."""
-        processor: BatchProcessor | None = running.get("processor")
+        writer: WriterClient | None = running.get("writer")
         outbox: Outbox | None = running.get("outbox")
-        if processor is None or outbox is None:
+        if writer is None or outbox is None:
             return
         async with running["lock"]:
-            alerts = await asyncio.to_thread(processor.evaluate_clocks)
-            if alerts:
-                if notifier:
-                    notifier.post(alerts)
-                outbox.pending_alerts.extend(alerts)
+            reply = await writer.evaluate_clocks()
+            record_metrics(reply.metrics)
+            if reply.alerts:
+                _page(reply.alerts)
+                outbox.pending_alerts.extend(reply.alerts)
                 await outbox.flush()
 
     if settings.snapshot_interval_s > 0:
@@ -194,11 +198,11 @@ def build_app(settings: Settings) -> faust.App:
             A snapshot copies the whole store (about 1 s for 50k events here), so as the store grows the worker
             backs off: it spends at most a fifth of its time copying (docs/analysts.md, staleness).
             """
-            store = running.get("store")
-            if store is None or time.monotonic() < next_snapshot["at"]:
+            writer: WriterClient | None = running.get("writer")
+            if writer is None or time.monotonic() < next_snapshot["at"]:
                 return
             try:
-                info = await asyncio.to_thread(publish_snapshot, store.con, settings.snapshot_target)
+                info = await writer.run_on_store("snapshot", publish_snapshot, settings.snapshot_target)
             except SnapshotError as error:
                 log.warning("snapshot failed: %s", error)
                 return
@@ -216,9 +220,9 @@ def build_app(settings: Settings) -> faust.App:
         @app.timer(settings.signal_interval_s)  # type: ignore[untyped-decorator]
         async def recompute_signals() -> None:
             """Disproportionality signals over the whole store (docs/signals.md), published when new or stronger."""
-            store = running.get("store")
-            if store is not None:
-                await refresh_and_publish(store, signal_topic, signal_thresholds, msc_monitor)
+            writer: WriterClient | None = running.get("writer")
+            if writer is not None:
+                await refresh_and_publish(writer, signal_topic, signal_thresholds, msc_monitor)
 
     return app
 

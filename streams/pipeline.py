@@ -48,6 +48,77 @@ class BatchOutcome:
     new_dead_letters: list[DeadLetter] = field(default_factory=list)
     #: broker (produce) time of each stored event, for the latency histograms
     broker_timestamps: dict[UUID, float] = field(default_factory=dict)
+    metrics: MetricFacts = field(default_factory=lambda: MetricFacts())
+
+
+@dataclass(frozen=True)
+class ClockGauges:
+    open_by_category: dict[str, int]
+    nearest_deadline_s: float
+    overdue: int
+
+
+@dataclass
+class MetricFacts:
+    """What a batch or a timer tick changed in the metrics.
+
+    Gathered where the store is (possibly the writer process, streams/writer.py) and recorded by
+    `record_metrics` where /metrics is served, so the worker's single exposition stays complete.
+    """
+
+    ingested: Counter[str] = field(default_factory=Counter)
+    duplicates: Counter[str] = field(default_factory=Counter)
+    evaluations: Counter[str] = field(default_factory=Counter)
+    rejected: Counter[tuple[str, str]] = field(default_factory=Counter)
+    alerts_raised: Counter[tuple[str, str]] = field(default_factory=Counter)
+    dead_letters_change: int = 0
+    #: the open dead letters counted in the store (at start), replacing the running gauge
+    dead_letters_open: int | None = None
+    clocks: ClockGauges | None = None
+    write_seconds: float | None = None
+    batch_size: int | None = None
+    store_latencies: list[float] = field(default_factory=list)
+    finished_at: float | None = None
+
+
+def initialise_metric_series() -> None:
+    """Every event type's and rule's series exported from the start at 0 (a rate needs its first sample)."""
+    for event_type in EVENT_TYPES:
+        metrics.EVENTS_INGESTED.labels(event_type)
+        metrics.EVENTS_DUPLICATE.labels(event_type)
+    for rule in RULE_IDS:
+        metrics.RULE_EVALUATIONS.labels(rule)
+
+
+def record_metrics(facts: MetricFacts) -> None:
+    """Apply a batch's (or timer tick's) metric facts to the worker's Prometheus registry."""
+    for event_type, count in facts.ingested.items():
+        metrics.EVENTS_INGESTED.labels(event_type).inc(count)
+    for event_type, count in facts.duplicates.items():
+        metrics.EVENTS_DUPLICATE.labels(event_type).inc(count)
+    for rule, count in facts.evaluations.items():
+        metrics.RULE_EVALUATIONS.labels(rule).inc(count)
+    for (topic, reason), count in facts.rejected.items():
+        metrics.EVENTS_REJECTED.labels(topic, reason).inc(count)
+    for (rule, severity), count in facts.alerts_raised.items():
+        metrics.ALERTS_RAISED.labels(rule, severity).inc(count)
+    if facts.dead_letters_open is not None:
+        metrics.DEAD_LETTERS.set(facts.dead_letters_open)
+    if facts.dead_letters_change:
+        metrics.DEAD_LETTERS.inc(facts.dead_letters_change)
+    if facts.clocks is not None:
+        for category, count in facts.clocks.open_by_category.items():
+            metrics.EXPEDITED_CLOCKS_OPEN.labels(category).set(count)
+        metrics.EXPEDITED_NEAREST_DEADLINE.set(facts.clocks.nearest_deadline_s)
+        metrics.EXPEDITED_OVERDUE.set(facts.clocks.overdue)
+    if facts.write_seconds is not None:
+        metrics.STORE_WRITE_SECONDS.observe(facts.write_seconds)
+    if facts.batch_size is not None:
+        metrics.STORE_BATCH_SIZE.observe(facts.batch_size)
+    for latency in facts.store_latencies:
+        metrics.STORE_LATENCY.observe(latency)
+    if facts.finished_at is not None:
+        metrics.LAST_EVENT_PROCESSED.set(facts.finished_at)
 
 
 def _edge_dead_letter(message: IncomingMessage, now: datetime) -> DeadLetter | None:
@@ -62,17 +133,16 @@ def _edge_dead_letter(message: IncomingMessage, now: datetime) -> DeadLetter | N
 
 
 class BatchProcessor:
-    """Owns the store; called with one batch at a time (a single writer, as DuckDB requires)."""
+    """Owns the store; called with one batch at a time (a single writer, as DuckDB requires).
+
+    It touches no metric itself: each outcome carries its `MetricFacts` for `record_metrics`.
+    """
 
     def __init__(self, store: EventStore, parameters: RuleParameters | None = None) -> None:
         self.store = store
         self.engine = SafetyEngine(parameters or load_rule_parameters())  # the packaged rules.yaml by default
         for stored in store.iter_events():  # the log is the truth: rebuild the rules' memory from it
             self.engine.remember(stored)
-        self._ingested = {name: metrics.EVENTS_INGESTED.labels(name) for name in EVENT_TYPES}
-        self._duplicate = {name: metrics.EVENTS_DUPLICATE.labels(name) for name in EVENT_TYPES}
-        self._evaluations = {rule: metrics.RULE_EVALUATIONS.labels(rule) for rule in RULE_IDS}
-        metrics.DEAD_LETTERS.set(store.open_dead_letter_count())
 
     def process(self, messages: Sequence[IncomingMessage]) -> BatchOutcome:
         now = datetime.now(UTC)
@@ -123,51 +193,45 @@ class BatchProcessor:
             upsert_clocks(self.store.con, derived.clocks.values())
             outcome.new_dead_letters = self.store.insert_dead_letters(letters)
             resolved = self.store.resolve_dead_letters(resolutions)
-        metrics.STORE_WRITE_SECONDS.observe(time.perf_counter() - started)
-        metrics.STORE_BATCH_SIZE.observe(len(valid))
+        facts = outcome.metrics
+        facts.write_seconds = time.perf_counter() - started
+        facts.batch_size = len(valid)
 
-        for event in outcome.stored:
-            self._ingested[event.type].inc()
+        facts.ingested.update(event.type for event in outcome.stored)
         repeated = duplicates_in_batch + [event for event, _ in valid.values() if event.event_id not in new_ids]
         outcome.duplicates = len(repeated)
-        for event in repeated:
-            self._duplicate[event.type].inc()
-        for rule, count in derived.evaluations.items():
-            self._evaluations[rule].inc(count)
+        facts.duplicates.update(event.type for event in repeated)
+        facts.evaluations.update(derived.evaluations)
         if derived.clocks:
-            self._set_clock_gauges(now)
-        for letter in outcome.new_dead_letters:
-            metrics.EVENTS_REJECTED.labels(letter.origin.topic, letter.reason).inc()
-        if outcome.new_dead_letters or resolved:
-            metrics.DEAD_LETTERS.inc(len(outcome.new_dead_letters) - len(resolved))
-        for alert in outcome.new_alerts:
-            metrics.ALERTS_RAISED.labels(alert.rule_id, alert.severity.value).inc()
+            facts.clocks = self._clock_gauges(now)
+        facts.rejected.update((letter.origin.topic, letter.reason) for letter in outcome.new_dead_letters)
+        facts.dead_letters_change = len(outcome.new_dead_letters) - len(resolved)
+        facts.alerts_raised.update((alert.rule_id, alert.severity.value) for alert in outcome.new_alerts)
         finished = time.time()
         outcome.broker_timestamps = {
             e.event_id: timestamps[e.event_id] for e in outcome.stored if e.event_id in timestamps
         }
-        for timestamp in outcome.broker_timestamps.values():
-            metrics.STORE_LATENCY.observe(max(0.0, finished - timestamp))
-        metrics.LAST_EVENT_PROCESSED.set(finished)
+        facts.store_latencies = [max(0.0, finished - t) for t in outcome.broker_timestamps.values()]
+        facts.finished_at = finished
         return outcome
 
-    def evaluate_clocks(self, now: datetime | None = None) -> list[SafetyAlert]:
-        """Due-soon and overdue alerts as of `now` (the worker's timer), stored once; updates the clock gauges."""
+    def evaluate_clocks(self, now: datetime | None = None) -> tuple[list[SafetyAlert], MetricFacts]:
+        """Due-soon and overdue alerts as of `now` (the worker's timer), stored once, and the clock gauges."""
         now = now or datetime.now(UTC)
+        facts = MetricFacts()
         for rule in (EXPEDITED_DUE_SOON, EXPEDITED_OVERDUE):
-            self._evaluations[rule].inc(len(self.engine.clocks))
+            facts.evaluations[rule] += len(self.engine.clocks)
         with self.store.transaction():
             new = self.store.insert_alerts(self.engine.clock_alerts(now))
-        for alert in new:
-            metrics.ALERTS_RAISED.labels(alert.rule_id, alert.severity.value).inc()
-        self._set_clock_gauges(now)
-        return new
+        facts.alerts_raised.update((alert.rule_id, alert.severity.value) for alert in new)
+        facts.clocks = self._clock_gauges(now)
+        return new, facts
 
-    def _set_clock_gauges(self, now: datetime) -> None:
+    def _clock_gauges(self, now: datetime) -> ClockGauges:
         open_clocks = [row.clock for row in self.engine.clocks.values() if row.clock.submitted_at is None]
-        for category in ClockCategory:
-            metrics.EXPEDITED_CLOCKS_OPEN.labels(category.value).set(
-                sum(1 for clock in open_clocks if clock.category is category))
-        metrics.EXPEDITED_NEAREST_DEADLINE.set(
-            min((clock.seconds_until_due(now) for clock in open_clocks), default=float("inf")))
-        metrics.EXPEDITED_OVERDUE.set(sum(1 for clock in open_clocks if clock.became_overdue(now)))
+        return ClockGauges(
+            open_by_category={category.value: sum(1 for clock in open_clocks if clock.category is category)
+                              for category in ClockCategory},
+            nearest_deadline_s=min((clock.seconds_until_due(now) for clock in open_clocks), default=float("inf")),
+            overdue=sum(1 for clock in open_clocks if clock.became_overdue(now)),
+        )

@@ -1,8 +1,9 @@
 """The worker's signal timer: recompute the signals table over the store, publish what is news, update metrics.
 
-The recomputation runs off the event loop on its own DuckDB cursor; new or strengthened signals are recorded in
-the signal_publications outbox first and published to pv.safety.signal.v1 after, so a signal recorded before a
-crash is published by the next run (and a published one never twice: deterministic signal ids).
+The recomputation runs where the store is (the worker's writer, streams/writer.py) on its own DuckDB cursor;
+new or strengthened signals are recorded in the signal_publications outbox first and published to
+pv.safety.signal.v1 after, so a signal recorded before a crash is published by the next run (and a published one
+never twice: deterministic signal ids).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import duckdb
 import faust
@@ -17,7 +19,6 @@ import faust
 from pvwatch import metrics
 from pvwatch.domain.signals.criteria import SignalMethod, SignalThresholds
 from pvwatch.errors import PvwatchError
-from pvwatch.store.eventstore import EventStore
 from pvwatch.store.signals import (
     MaxSprtMonitor,
     check_maxsprt,
@@ -26,17 +27,20 @@ from pvwatch.store.signals import (
     unpublished_signals,
 )
 
+if TYPE_CHECKING:
+    from pvwatch.streams.writer import WriterClient
+
 log = logging.getLogger("pvwatch.signals")
 
 
-async def refresh_and_publish(store: EventStore, topic: faust.TopicT, thresholds: SignalThresholds,
+async def refresh_and_publish(writer: WriterClient, topic: faust.TopicT, thresholds: SignalThresholds,
                               msc_monitor: MaxSprtMonitor | None = None) -> None:
     """One timer tick; a failure is logged and retried at the next tick, never raised into the worker."""
     now = datetime.now(UTC)
     try:
-        refresh = await asyncio.to_thread(refresh_signals, store.con, thresholds, now)
+        refresh = await writer.run_on_store("signals", refresh_signals, thresholds, now)
         if msc_monitor is not None:
-            crossed = await asyncio.to_thread(check_maxsprt, store.con, msc_monitor, now)
+            crossed = await writer.run_on_store("signals", check_maxsprt, msc_monitor, now)
             if crossed is not None:
                 log.warning("MaxSPRT boundary crossed: %s after MSC infusions (LLR %.3f >= CV %.3f)",
                             crossed.event, crossed.llr, crossed.critical_value)
@@ -47,7 +51,7 @@ async def refresh_and_publish(store: EventStore, topic: faust.TopicT, thresholds
         metrics.SIGNALS_ACTIVE.labels(method.value, thresholds.criterion(method)).set(count)
     if refresh.fit_error:
         log.warning("EBGM columns left empty this run: %s", refresh.fit_error)
-    pending = await asyncio.to_thread(unpublished_signals, store.con)
+    pending = await writer.run_on_store("signals", unpublished_signals)
     if not pending:
         return
     try:
@@ -57,7 +61,7 @@ async def refresh_and_publish(store: EventStore, topic: faust.TopicT, thresholds
     except Exception as error:  # broker unavailable: the signals stay in the outbox for the next tick
         log.warning("publishing %d signal(s) failed (kept in the outbox, retried): %s", len(pending), error)
         return
-    await asyncio.to_thread(mark_signals_published, store.con, [str(s.signal_id) for s in pending])
+    await writer.run_on_store("signals", mark_signals_published, [str(s.signal_id) for s in pending])
     for signal in pending:
         metrics.SIGNALS_RAISED.labels(signal.method, _threshold(thresholds, signal.method)).inc()
     log.info("published %d signal(s) (new or strengthened)", len(pending))

@@ -1,0 +1,354 @@
+"""The store's single writer in a child process, so the batch step and Faust's consumer use different cores.
+
+Why: `BatchProcessor.process` costs ~60 us/event alone but 110-140 us/event inside the worker, where it shares the
+GIL with Faust's consumer (~100 us/event; docs/rules.md, issue 5). In a child process both run at once.
+
+The parent sends each batch as plain tuples (cheap to pickle) and gets back only what it publishes and records:
+the alerts already serialised for pv.safety.alert.v1, whether dead letters wait for the outbox, and the metric
+facts (streams/pipeline.py `record_metrics`). The agent acknowledges a batch only after the reply, so a batch is
+durable before its offsets move (streams/app.py). One batch is in flight at a time.
+
+Every store user in the worker goes through the writer, each on its own pipe served by its own thread in the
+child, so they run concurrently as they did on cursors of one connection:
+- "batch": the `StoreWriter` methods (batches, expedited clocks, the outbox), strictly one at a time;
+- "snapshot", "signals": `fn(con, *args)` for a module-level function over the store's connection.
+
+`InProcessWriter` runs the same `StoreWriter` in the worker's own process (PVWATCH_WRITER_PROCESS=false). If the
+child dies, the next call reports `WriterFailed` to the worker's `on_failure`, which stops the worker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import logging
+import multiprocessing
+import pickle
+import signal
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any, NamedTuple, TypeVar
+
+from pvwatch.errors import PvwatchError
+from pvwatch.events.alert import SafetyAlert, Severity
+from pvwatch.rulebook import load_rule_parameters
+from pvwatch.store.eventstore import EventStore, MessageOrigin
+from pvwatch.streams.pipeline import BatchProcessor, IncomingMessage, MetricFacts
+
+log = logging.getLogger("pvwatch.writer")
+
+T = TypeVar("T")
+
+#: (topic, partition, offset, value, broker timestamp in s, headers): one consumed message, as the parent sends it
+RawMessage = tuple[str, int, int, bytes | None, float | None, dict[str, bytes]]
+#: pipes besides "batch", each with its own thread in the child (long reads that must not hold up batches)
+BACKGROUND_CHANNELS = ("snapshot", "signals")
+
+
+class WriterFailed(PvwatchError):
+    """The writer process died: nothing after its last reply is durable, so the worker must stop."""
+
+
+class WriterError(PvwatchError):
+    """An error in the writer process that could not be sent back as itself (its text is kept)."""
+
+
+def tune_gc() -> None:
+    """The rules keep every patient's history in memory, so the heap holds many long-lived objects and the
+    default cyclic-GC thresholds rescan them constantly (measured: validation 38 us/event with GC, 8 without).
+    pvwatch creates few reference cycles; collect young objects far less often."""
+    gc.set_threshold(100_000, 50, 100)
+
+
+class PublishableAlert(NamedTuple):
+    """An alert as the outbox sends it: serialised where it was derived, so the parent only forwards bytes."""
+
+    alert_id: str
+    key: bytes  # the patient pseudonym: partition key of pv.safety.alert.v1
+    value: bytes  # the SafetyAlert JSON
+    critical: bool
+    #: broker (produce) time of the alert's last evidence event, for the alert latency histogram
+    evidence_produced_at: float | None = None
+
+    def alert(self) -> SafetyAlert:
+        return SafetyAlert.model_validate_json(self.value)
+
+
+def publishable(alert: SafetyAlert, produced_at: float | None = None) -> PublishableAlert:
+    return PublishableAlert(str(alert.alert_id), alert.patient.encode(), alert.model_dump_json().encode(),
+                            alert.severity is Severity.CRITICAL, produced_at)
+
+
+@dataclass
+class WriterOpening:
+    """What the worker needs from the store at start."""
+
+    schema_version: int
+    #: alerts stored but never published (a crashed worker's), then the clock alerts due now
+    pending_alerts: list[PublishableAlert]
+    metrics: MetricFacts
+
+
+@dataclass
+class BatchReply:
+    new_alerts: list[PublishableAlert] = field(default_factory=list)
+    #: alerts raised before whose evidence or details a late event changed (republished, not counted again)
+    revised_alerts: list[PublishableAlert] = field(default_factory=list)
+    new_dead_letters: bool = False
+    metrics: MetricFacts = field(default_factory=MetricFacts)
+
+
+@dataclass
+class ClockReply:
+    alerts: list[PublishableAlert]
+    metrics: MetricFacts
+
+
+class StoreWriter:
+    """The event store and the batch step, wherever they run; returns only plain, picklable replies."""
+
+    #: the methods a client may call over the "batch" channel
+    METHODS = frozenset({"opening", "process", "evaluate_clocks", "unpublished_dead_letters", "mark_published"})
+
+    def __init__(self, db: Path, rules_file: Path | None, rsi_file: Path | None) -> None:
+        self.store = EventStore(db)
+        try:
+            self.processor = BatchProcessor(self.store, load_rule_parameters(rules_file, rsi_file))
+        except BaseException:
+            self.store.close()
+            raise
+        gc.freeze()  # the rebuilt histories are permanent: keep them out of every future collection
+
+    def opening(self) -> WriterOpening:
+        pending = [publishable(alert) for alert in self.store.unpublished_alerts()]
+        clocks = self.evaluate_clocks()
+        clocks.metrics.dead_letters_open = self.store.open_dead_letter_count()
+        return WriterOpening(self.store.schema_version, pending + clocks.alerts, clocks.metrics)
+
+    def process(self, batch: Sequence[RawMessage]) -> BatchReply:
+        outcome = self.processor.process([
+            IncomingMessage(MessageOrigin(topic, partition, offset), value, timestamp, headers)
+            for topic, partition, offset, value, timestamp, headers in batch
+        ])
+        produced = outcome.broker_timestamps
+        return BatchReply(
+            new_alerts=[publishable(a, produced.get(a.evidence_event_ids[-1])) for a in outcome.new_alerts],
+            revised_alerts=[publishable(alert) for alert in outcome.revised_alerts],
+            new_dead_letters=bool(outcome.new_dead_letters),
+            metrics=outcome.metrics,
+        )
+
+    def evaluate_clocks(self) -> ClockReply:
+        alerts, facts = self.processor.evaluate_clocks()
+        return ClockReply([publishable(alert) for alert in alerts], facts)
+
+    def unpublished_dead_letters(self) -> list[tuple[str, str, str, str, bytes | None]]:
+        return self.store.unpublished_dead_letters()
+
+    def mark_published(self, alert_ids: list[str], dead_letter_ids: list[str]) -> None:
+        self.store.mark_published(alert_ids, dead_letter_ids)  # type: ignore[arg-type]  # str ids are cast by SQL
+
+    def close(self) -> None:
+        self.store.close()
+
+
+class WriterClient:
+    """The worker's access to the store: typed calls, run off the event loop."""
+
+    async def call(self, method: str, *args: Any) -> Any:
+        raise NotImplementedError
+
+    async def run_on_store(self, channel: str, function: Callable[..., T], *args: Any) -> T:
+        """`function(con, *args)` over the store's connection, on `channel` (one of BACKGROUND_CHANNELS)."""
+        raise NotImplementedError
+
+    async def close(self) -> None:
+        raise NotImplementedError
+
+    async def opening(self) -> WriterOpening:
+        result: WriterOpening = await self.call("opening")
+        return result
+
+    async def process(self, batch: list[RawMessage]) -> BatchReply:
+        result: BatchReply = await self.call("process", batch)
+        return result
+
+    async def evaluate_clocks(self) -> ClockReply:
+        result: ClockReply = await self.call("evaluate_clocks")
+        return result
+
+    async def unpublished_dead_letters(self) -> list[tuple[str, str, str, str, bytes | None]]:
+        result: list[tuple[str, str, str, str, bytes | None]] = await self.call("unpublished_dead_letters")
+        return result
+
+    async def mark_published(self, alert_ids: list[str], dead_letter_ids: list[str]) -> None:
+        await self.call("mark_published", alert_ids, dead_letter_ids)
+
+
+class InProcessWriter(WriterClient):
+    """The store in the worker's own process (PVWATCH_WRITER_PROCESS=false): simpler to debug, slower."""
+
+    def __init__(self, writer: StoreWriter) -> None:
+        self.writer = writer
+        self._batch_lock = threading.Lock()  # the batch channel's methods run one at a time, as in the child
+
+    @classmethod
+    async def start(cls, db: Path, rules_file: Path | None, rsi_file: Path | None) -> InProcessWriter:
+        return cls(await asyncio.to_thread(StoreWriter, db, rules_file, rsi_file))
+
+    def _locked(self, method: str, *args: Any) -> Any:
+        with self._batch_lock:
+            return getattr(self.writer, method)(*args)
+
+    async def call(self, method: str, *args: Any) -> Any:
+        return await asyncio.to_thread(self._locked, method, *args)
+
+    async def run_on_store(self, channel: str, function: Callable[..., T], *args: Any) -> T:
+        return await asyncio.to_thread(function, self.writer.store.con, *args)
+
+    async def close(self) -> None:
+        await asyncio.to_thread(self._locked, "close")
+
+
+class WriterProcess(WriterClient):
+    """The store in a child process (the default): spawned, never forked from a process running an event loop."""
+
+    def __init__(self, child: multiprocessing.process.BaseProcess, channels: dict[str, Connection],
+                 on_failure: Callable[[WriterFailed], None]) -> None:
+        self.child = child
+        self.channels = {name: (conn, threading.Lock()) for name, conn in channels.items()}
+        self.on_failure = on_failure
+
+    @classmethod
+    def start(cls, db: Path, rules_file: Path | None, rsi_file: Path | None,
+              on_failure: Callable[[WriterFailed], None]) -> WriterProcess:
+        """Start the child and return at once (it opens the store and rebuilds the rules' memory meanwhile).
+
+        Call from the main thread: the child asks to be killed when the thread that started it ends.
+        """
+        context = multiprocessing.get_context("spawn")
+        ours: dict[str, Connection] = {}
+        theirs: dict[str, Connection] = {}
+        for name in ("batch", *BACKGROUND_CHANNELS):
+            ours[name], theirs[name] = context.Pipe(duplex=True)
+        process = context.Process(target=serve, args=(db, rules_file, rsi_file, theirs), name="pvwatch-writer",
+                                  daemon=True)
+        process.start()
+        for conn in theirs.values():
+            conn.close()
+        log.info("store writer process started pid=%s", process.pid)
+        return cls(process, ours, on_failure)
+
+    def _roundtrip(self, channel: str, request: tuple[Any, tuple[Any, ...]]) -> Any:
+        conn, lock = self.channels[channel]
+        with lock:
+            try:
+                conn.send(request)
+                status, value = conn.recv()
+            except (EOFError, OSError) as error:
+                self.child.join(5)
+                failure = WriterFailed(
+                    f"the store writer process (pid {self.child.pid}) exited with code {self.child.exitcode} "
+                    f"during {request[0] if isinstance(request[0], str) else request[0].__name__}; nothing after "
+                    "its last reply is durable and no offset after it was committed")
+                self.on_failure(failure)
+                raise failure from error
+        if status == "error":
+            raise value
+        return value
+
+    async def call(self, method: str, *args: Any) -> Any:
+        return await asyncio.to_thread(self._roundtrip, "batch", (method, args))
+
+    async def run_on_store(self, channel: str, function: Callable[..., T], *args: Any) -> T:
+        result: T = await asyncio.to_thread(self._roundtrip, channel, (function, args))
+        return result
+
+    async def close(self) -> None:
+        await asyncio.to_thread(self._close)
+
+    def _close(self) -> None:
+        conn, lock = self.channels["batch"]
+        with lock:
+            try:
+                conn.send(("close", ()))
+                conn.recv()  # the store is closed (checkpointed) once the child answers
+            except (EOFError, OSError):
+                pass  # already gone: its store closed with it
+        self.child.join(30)
+        if self.child.is_alive():
+            self.child.terminate()
+            self.child.join(5)
+        for conn, _ in self.channels.values():
+            conn.close()
+
+
+async def start_writer(db: Path, rules_file: Path | None, rsi_file: Path | None, *, in_process: bool,
+                       on_failure: Callable[[WriterFailed], None]) -> tuple[WriterClient, WriterOpening]:
+    """The worker's writer, opened: the store migrated, the rules' memory rebuilt from the log."""
+    writer: WriterClient
+    if in_process:
+        writer = await InProcessWriter.start(db, rules_file, rsi_file)
+    else:
+        writer = WriterProcess.start(db, rules_file, rsi_file, on_failure)
+    try:
+        return writer, await writer.opening()
+    except BaseException:
+        await writer.close()
+        raise
+
+
+# --- the child process -----------------------------------------------------------------------------------------
+
+
+def _answer(function: Callable[..., Any], args: tuple[Any, ...]) -> tuple[str, Any]:
+    try:
+        return "ok", function(*args)
+    except Exception as error:  # sent back and raised in the parent, as if the call had run there
+        log.debug("writer call failed", exc_info=True)
+        try:
+            pickle.dumps(error)
+        except Exception:
+            return "error", WriterError(f"{type(error).__name__}: {error}")
+        return "error", error
+
+
+def _serve_functions(writer: StoreWriter, conn: Connection) -> None:
+    while True:
+        try:
+            function, args = conn.recv()
+        except (EOFError, OSError):
+            return
+        conn.send(_answer(function, (writer.store.con, *args)))
+
+
+def serve(db: Path, rules_file: Path | None, rsi_file: Path | None, channels: dict[str, Connection]) -> None:
+    """The child's main loop: open the store, then answer the parent until it says close or goes away."""
+    from pvwatch.streams.broker import die_with_parent
+
+    die_with_parent()  # a killed worker must not leave its writer holding the store's lock
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the worker decides the stop
+    tune_gc()
+    batch = channels["batch"]
+    writer = StoreWriter(db, rules_file, rsi_file)  # an error here ends the child: the parent reports its exit
+    for name in BACKGROUND_CHANNELS:
+        threading.Thread(target=_serve_functions, args=(writer, channels[name]), name=f"writer-{name}",
+                         daemon=True).start()
+    try:
+        while True:
+            try:
+                method, args = batch.recv()
+            except EOFError:
+                return  # the worker is gone
+            if method == "close":
+                break
+            if method not in StoreWriter.METHODS:
+                batch.send(("error", WriterError(f"unknown writer method {method!r}")))
+                continue
+            batch.send(_answer(getattr(writer, method), args))
+    finally:
+        writer.close()
+    batch.send(("ok", None))
