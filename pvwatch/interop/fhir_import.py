@@ -5,13 +5,17 @@ Resource -> event (docs/interop.md has the element-by-element table):
   managing organisation (the site), otherwise `patient-updated` (birth year-month and sex only). The birth date
   is cut to year-month and names, addresses and identifiers are dropped here: the pseudonym is the keyed hash of
   the MRN (identifier of type MR), else of the first identifier, else of the patient's FHIR reference;
-* MedicationStatement / MedicationAdministration -> `treatment-started` (and `treatment-stopped` at the end of
-  a statement's effectivePeriod or when its status is stopped); drug class from the WHO ATC code;
+* MedicationStatement / MedicationRequest series of one drug -> one course: `treatment-started`, then
+  `treatment-tapered` for a lower dose, `treatment-dose-changed` for another, `treatment-stopped` at the end, each
+  with the reason its statusReason gives (BundleReader._plan_courses); drug class from the WHO ATC code;
+  a MedicationAdministration of an ordinary drug -> `treatment-started`;
 * MedicationAdministration or Procedure whose product or code names mesenchymal stromal/stem cells -> `msc-infusion`
   (lot from Medication.batch.lotNumber, clinic from Medication.manufacturer or an Organization performer);
 * Observation with a LOINC code and a quantity -> `lab-result`; an Observation naming a disease-activity
   instrument (SLEDAI-2K, JADAS10/27, cJADAS10, physician or parent global) -> `disease-activity`, assessed by a
-  clinician (Practitioner), a parent (RelatedPerson) or the patient (Patient);
+  clinician (Practitioner), a parent (RelatedPerson) or the patient (Patient); an Observation whose value says
+  something improved, worsened or did not change -> `outcome-claim`, by its performer, credited to its focus,
+  documented by the scores or labs it is derivedFrom (none: reported, not documented);
 * AdverseEvent -> `adverse-event`. R4 has one seriousness code, not the six ICH E2A criteria: "serious" without
   the criteria becomes E.i.3.2f "other medically important condition" (it stays serious, never silently
   non-serious), and a note says so.
@@ -23,7 +27,8 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
-from datetime import UTC, date, datetime
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +73,70 @@ ASSESSORS = {"Practitioner": "clinician", "PractitionerRole": "clinician", "Rela
 AE_OUTCOMES = {"resolved": "recovered", "recovering": "recovering", "ongoing": "not-recovered",
                "resolvedWithSequelae": "recovered-with-sequelae", "fatal": "fatal", "unknown": "unknown"}
 WHO_UMC = ("certain", "probable", "possible", "unlikely", "conditional", "unassessable")
+
+
+#: FHIR R4 resources read as a series of doses of one drug (see BundleReader._plan_courses).
+COURSE_RESOURCES = ("MedicationStatement", "MedicationRequest")
+#: statusReason words -> pvwatch ChangeReason, first match wins (MSC first: "parents asked to taper after the
+#: MSC infusion" is a taper after MSC therapy, the story pvwatch watches; the words are kept in reason_detail).
+CHANGE_REASONS = (
+    (re.compile(r"mesenchymal|stromal|stem cell|\bMSCs?\b", re.IGNORECASE), "taper after MSC therapy"),
+    (re.compile(r"\bparent|\bfamily|\bcarer|caregiver|mother|father", re.IGNORECASE), "parent decision"),
+    (re.compile(r"adverse|side effect|intoleran|toxicit", re.IGNORECASE), "adverse event"),
+    (re.compile(r"remission|inactive disease", re.IGNORECASE), "remission"),
+    (re.compile(r"ineffective|inefficacy|lack of (efficacy|response)|not effective", re.IGNORECASE), "inefficacy"),
+    (re.compile(r"protocol|planned taper|schedule", re.IGNORECASE), "protocol"),
+    (re.compile(r"flare|disease activity|active disease", re.IGNORECASE), "disease activity"),
+)
+
+
+def change_reason(text: str) -> dict[str, str]:
+    """`reason` (and the words as `reason_detail`) from a statusReason's text and displays; {} when none."""
+    text = " ".join(text.split())
+    if not text:
+        return {}
+    reason = next((name for words, name in CHANGE_REASONS if words.search(text)), "other")
+    return {"reason": reason, "reason_detail": text[:200]}
+
+
+@dataclass
+class CourseStep:
+    """One dose of one drug from a date, as a MedicationStatement or MedicationRequest states it."""
+
+    resource: dict[str, Any]
+    base: dict[str, Any]  # patient, drug, drug_class, atc_code
+    dose: dict[str, Any]  # dose, dose_unit, route, frequency
+    start: datetime
+    end: datetime | None
+    recorded: datetime
+    status: str
+    reason: dict[str, str]
+    course_id: str = ""
+
+    @property
+    def drug_key(self) -> str:
+        return str(self.base.get("atc_code") or self.base["drug"].strip().lower())
+
+    def ended_before(self, later: CourseStep) -> bool:
+        """A gap of more than a day between this record's end and the next one's start ends the course."""
+        return self.end is not None and later.start > self.end + timedelta(days=1)
+
+
+#: Words of an Observation's value (valueCodeableConcept text/display or valueString) that make it a claim of
+#: change, an `outcome-claim`: "improved", "much better", "worse", "no change".
+#: A negated improvement ("no improvement", "not better") is read first, as unchanged.
+DIRECTIONS = (
+    (re.compile(r"\b(unchanged|no change|stable|no(t)? (improv\w*|better))\b", re.IGNORECASE), "unchanged"),
+    (re.compile(r"\b(improv\w*|better)\b", re.IGNORECASE), "improved"),
+    (re.compile(r"\b(wors\w*|deteriorat\w*)\b", re.IGNORECASE), "worsened"),
+)
+
+
+def claimed_direction(observation: dict[str, Any]) -> str | None:
+    """improved / worsened / unchanged from the Observation's value, None when it states no change."""
+    value = observation.get("valueCodeableConcept")
+    text = _all_text(value) if isinstance(value, dict) else str(observation.get("valueString") or "")
+    return next((direction for words, direction in DIRECTIONS if words.search(text)), None)
 
 
 class Skip(Exception):
@@ -152,7 +221,9 @@ class BundleReader:
                     self.index[str(entry["fullUrl"])] = resource
 
     def read(self) -> None:
-        mappers = {"Patient": self.patient, "MedicationStatement": self.medication_statement,
+        self._plan_courses()
+        mappers = {"Patient": self.patient, "MedicationStatement": self.medication_course,
+                   "MedicationRequest": self.medication_course,
                    "MedicationAdministration": self.medication_administration, "Procedure": self.procedure,
                    "Observation": self.observation, "AdverseEvent": self.adverse_event}
         for number, resource in enumerate(self.entries, start=1):
@@ -295,28 +366,113 @@ class BundleReader:
         return {"patient": self.pseudonym_of(resource), "drug": drug[:200], "drug_class": drug_class,
                 **({"atc_code": atc} if atc else {})}
 
-    def medication_statement(self, resource: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    # --- treatment courses: MedicationStatement and MedicationRequest series ----------------------------------
+
+    def _course_step(self, resource: dict[str, Any]) -> CourseStep:
+        """One MedicationStatement (R4 5.3) or MedicationRequest (R4 5.1): a dose of one drug from a date."""
+        kind = str(resource.get("resourceType"))
+        status = str(resource.get("status"))
         concept, _ = self._medication(resource)
         base = self._treatment(resource, concept)
-        if resource.get("status") in ("entered-in-error", "not-taken", "unknown"):
-            raise Skip(f"status {resource.get('status')} is not a treatment the patient received")
-        value, element = _start(resource, "effective")
-        started = fhir_instant(value, f"MedicationStatement.{element}")
-        asserted = fhir_instant(resource.get("dateAsserted"), "MedicationStatement.dateAsserted")
-        if started is None:
+        if kind == "MedicationStatement":
+            if status in ("entered-in-error", "not-taken", "unknown", "intended"):
+                raise Skip(f"status {status} is not a treatment the patient received")
+            value, element = _start(resource, "effective")
+            start = fhir_instant(value, f"MedicationStatement.{element}")
+            end = fhir_instant((resource.get("effectivePeriod") or {}).get("end"), "effectivePeriod.end")
+            recorded = fhir_instant(resource.get("dateAsserted"), "MedicationStatement.dateAsserted")
+            dosages, dosage_element = resource.get("dosage") or [None], "dosage"
+            reasons = resource.get("statusReason") or []
+        else:
+            if status in ("cancelled", "entered-in-error", "draft", "unknown"):
+                raise Skip(f"status {status}: not a treatment the patient was given")
+            if resource.get("intent") in ("proposal", "plan", "option"):
+                raise Skip(f"intent {resource.get('intent')}: not an order")
+            dosages, dosage_element = resource.get("dosageInstruction") or [None], "dosageInstruction"
+            first = dosages[0] if isinstance(dosages, list) and isinstance(dosages[0], dict) else {}
+            bounds = ((first.get("timing") or {}).get("repeat") or {}).get("boundsPeriod") or {}
+            recorded = fhir_instant(resource.get("authoredOn"), "MedicationRequest.authoredOn")
+            element = "dosageInstruction[0].timing.repeat.boundsPeriod.start"
+            start = fhir_instant(bounds.get("start"), element) or recorded
+            end = fhir_instant(bounds.get("end"), "dosageInstruction[0].timing.repeat.boundsPeriod.end")
+            reasons = [resource["statusReason"]] if resource.get("statusReason") else []
+            element = "authoredOn"
+        if start is None:
             raise Invalid(f"{element}: a full start date is needed")
-        recorded = asserted or started
-        dosages = resource.get("dosage") or [None]
         if not isinstance(dosages, list):
-            raise Invalid("dosage: expected a list of Dosage objects")
-        dose = self._dose(dosages[0], "dosage[0]")
-        yield {"type": "treatment-started", **base, **dose, "occurred_at": started, "recorded_at": recorded,
-               "course_id": f"fhir-{resource.get('id')}"[:64]}
-        end = fhir_instant((resource.get("effectivePeriod") or {}).get("end"), "effectivePeriod.end")
-        if end is not None or resource.get("status") == "stopped":
-            stopped_at = end or recorded
-            yield {"type": "treatment-stopped", **base, "occurred_at": stopped_at,
-                   "recorded_at": max(recorded, stopped_at), "course_id": f"fhir-{resource.get('id')}"[:64]}
+            raise Invalid(f"{dosage_element}: expected a list of Dosage objects")
+        if not isinstance(reasons, list):
+            raise Invalid("statusReason: expected a list of CodeableConcepts")
+        return CourseStep(resource=resource, base=base, dose=self._dose(dosages[0], f"{dosage_element}[0]"),
+                          start=start, end=end, recorded=recorded or start, status=status,
+                          reason=change_reason(" ".join(_all_text(reason) for reason in reasons)))
+
+    def _plan_courses(self) -> None:
+        """Group every statement and request into courses (one patient, one drug) and decide each one's events.
+
+        FHIR R4 has no taper or dose-change resource: a new dose is a new MedicationStatement (or a new
+        MedicationRequest, often pointing at the one it replaces through priorPrescription) for the same drug.
+        Consecutive records of the same patient and drug are therefore one course: the first starts it, a lower
+        dose in the same unit is a taper, another dose a dose change, the same dose no event; a record whose
+        effectivePeriod ended more than a day before the next began closes the course (stopped) and the next
+        starts a new one. The reason is the statusReason of the record the new dose replaces (why the old
+        dose ended), else the new record's own.
+        """
+        self.course_events: dict[int, list[dict[str, Any]]] = {}
+        self.course_problems: dict[int, Exception] = {}
+        self.course_ids: dict[int, str] = {}
+        courses: dict[tuple[str, str], list[CourseStep]] = {}
+        for resource in self.entries:
+            if not isinstance(resource, dict) or resource.get("resourceType") not in COURSE_RESOURCES:
+                continue
+            try:
+                step = self._course_step(resource)
+            except (Skip, Invalid, InvalidEvent, AttributeError, TypeError, ValueError, KeyError) as problem:
+                self.course_problems[id(resource)] = problem
+                continue
+            courses.setdefault((step.base["patient"], step.drug_key), []).append(step)
+        for steps in courses.values():
+            steps.sort(key=lambda step: (step.start, step.recorded))
+            for number, step in enumerate(steps):
+                before = steps[number - 1] if number else None
+                after = steps[number + 1] if number + 1 < len(steps) else None
+                try:
+                    self.course_events[id(step.resource)] = list(self._course_records(before, step, after))
+                except (TypeError, ValueError) as problem:  # a dose that is not a number: rejected when read
+                    self.course_problems[id(step.resource)] = problem
+                self.course_ids[id(step.resource)] = step.course_id
+
+    def _course_records(self, before: CourseStep | None, step: CourseStep,
+                        after: CourseStep | None) -> Iterator[dict[str, Any]]:
+        step.course_id = before.course_id if before and not before.ended_before(step) else (
+            re.sub(r"[^A-Za-z0-9._:-]", "-", f"fhir-{step.resource.get('id')}")[:64])
+        timing = {"occurred_at": step.start, "recorded_at": max(step.recorded, step.start)}
+        if before is None or before.ended_before(step):
+            yield {"type": "treatment-started", **step.base, **step.dose, **timing, "course_id": step.course_id}
+        else:
+            dose, unit = step.dose.get("dose"), step.dose.get("dose_unit")
+            previous = before.dose.get("dose") if before.dose.get("dose_unit") == unit else None
+            if dose is not None and dose != previous:
+                kind = "treatment-tapered" if previous is not None and dose < previous else "treatment-dose-changed"
+                yield {"type": kind, **step.base, **step.dose, **timing, "course_id": step.course_id,
+                       **({"previous_dose": previous} if previous is not None else {}),
+                       **(before.reason or step.reason)}
+        stopped = step.status in ("stopped", "completed") or step.end is not None
+        if stopped and (after is None or step.ended_before(after)):
+            stopped_at = step.end or step.recorded
+            yield {"type": "treatment-stopped", **step.base, "occurred_at": stopped_at,
+                   "recorded_at": max(step.recorded, stopped_at), "course_id": step.course_id, **step.reason,
+                   **({"previous_dose": step.dose["dose"], "dose_unit": step.dose["dose_unit"]}
+                      if "dose" in step.dose else {})}
+
+    def medication_course(self, resource: dict[str, Any]) -> Iterator[dict[str, Any]]:
+        problem = self.course_problems.get(id(resource))
+        if problem is not None:
+            raise problem
+        records = self.course_events.get(id(resource), [])
+        if not records:
+            raise Skip("the same drug at the same dose as the course's previous record: the course continues")
+        yield from records
 
     def medication_administration(self, resource: dict[str, Any]) -> Iterator[dict[str, Any]]:
         concept, medication = self._medication(resource)
@@ -331,7 +487,8 @@ class BundleReader:
             return
         dose = self._dose(resource.get("dosage"), "dosage")
         dose.pop("frequency", None)
-        course = str((resource.get("request") or {}).get("reference") or f"fhir-{resource.get('id')}")
+        request = str((resource.get("request") or {}).get("reference") or "")
+        course = self.course_ids.get(id(self.index.get(request))) or request or f"fhir-{resource.get('id')}"
         yield {"type": "treatment-started", **self._treatment(resource, concept), **dose, "occurred_at": given,
                "recorded_at": given, "course_id": re.sub(r"[^A-Za-z0-9._:-]", "-", course)[:64]}
 
@@ -415,9 +572,13 @@ class BundleReader:
                    "recorded_at": recorded, "instrument": instrument, "score": score, "assessed_by": assessed_by,
                    "documented": assessed_by == "clinician"}
             return
+        direction = claimed_direction(resource)
+        if direction is not None and quantity is None:
+            yield self._outcome_claim(resource, concept, direction, taken, recorded)
+            return
         loinc = _code(concept, LOINC)
         if loinc is None:
-            raise Skip("no LOINC code and no disease-activity instrument")
+            raise Skip("no LOINC code, no disease-activity instrument and no direction of change")
         if not isinstance(quantity, dict) or quantity.get("value") is None:
             raise Skip(f"LOINC {loinc} has no valueQuantity (pvwatch keeps numeric results)")
         if quantity.get("system") != UCUM or not quantity.get("code"):
@@ -440,6 +601,66 @@ class BundleReader:
                         raise Invalid(f"referenceRange[0].{bound}: unit {limit.get('code')} differs from the value's")
                     record[f"reference_{bound}"] = limit["value"]
         yield record
+
+    def _outcome_claim(self, resource: dict[str, Any], concept: dict[str, Any], direction: str, taken: datetime,
+                       recorded: datetime) -> dict[str, Any]:
+        """An Observation whose value says that something improved, worsened or did not change.
+
+        Who says so is the performer (R4 Observation.performer: Practitioner -> clinician, RelatedPerson -> parent,
+        Patient -> patient); what it is credited to is Observation.focus, which R4 allows to be "an intervention"
+        (an MSC infusion -> "MSC", another product or procedure -> its name); the documented measure is
+        Observation.derivedFrom ("a measurement from which this observation value is derived"): the
+        disease-activity or lab observations in the bundle, earliest as `before`, latest as `after`, the latest's
+        event id as evidence. Without derivedFrom the claim is undocumented, which is the gap pvwatch exposes.
+        """
+        what = _label(concept)
+        if not what:
+            raise Invalid("code: neither text nor a coding display says what changed")
+        record: dict[str, Any] = {"type": "outcome-claim", "patient": self.pseudonym_of(resource),
+                                  "occurred_at": taken, "recorded_at": recorded, "what": what[:200],
+                                  "direction": direction, "claimed_by": self._assessor(resource)}
+        focus = [self.index.get(str((item or {}).get("reference") or "")) for item in resource.get("focus") or []]
+        credited = [self._credited_to(item) for item in focus if isinstance(item, dict)]
+        if any(credited):
+            record["attributed_to"] = next(name for name in credited if name)
+        measure = self._documented_measure(resource.get("derivedFrom") or [])
+        if measure is not None:
+            record["documented_measure"] = measure
+        return record
+
+    def _credited_to(self, target: dict[str, Any]) -> str | None:
+        kind = target.get("resourceType")
+        if kind in ("MedicationAdministration", "MedicationStatement", "MedicationRequest"):
+            concept, _ = self._medication(target)
+        elif kind == "Procedure":
+            concept = target.get("code") or {}
+        else:
+            return None
+        return "MSC" if MSC_WORDS.search(_all_text(concept)) else (_label(concept) or "")[:200] or None
+
+    def _documented_measure(self, references: Any) -> dict[str, Any] | None:
+        if not isinstance(references, list):
+            raise Invalid("derivedFrom: expected a list of References")
+        measured: list[dict[str, Any]] = []
+        for reference in references:
+            target = self.index.get(str((reference or {}).get("reference") or ""))
+            if not isinstance(target, dict) or target.get("resourceType") != "Observation":
+                raise Invalid(f"derivedFrom: {reference} is not an Observation in the bundle")
+            if claimed_direction(target) is not None and target.get("valueQuantity") is None:
+                raise Invalid(f"derivedFrom: {reference} is another claim, not a measurement")
+            measured.extend(record for record in self.observation(target)
+                            if record["type"] in ("disease-activity", "lab-result"))
+        if not measured:
+            return None
+        measured.sort(key=lambda record: record["occurred_at"])
+        names = {record.get("instrument") or record.get("test_name") or record.get("loinc_code")
+                 for record in measured}
+        if len(names) != 1:
+            raise Invalid(f"derivedFrom: one measure is expected, found {sorted(map(str, names))}")
+        value = "score" if "instrument" in measured[0] else "value"
+        return {"name": str(names.pop())[:200], "after": measured[-1][value],
+                **({"before": measured[0][value]} if len(measured) > 1 else {}),
+                "evidence_event_id": import_event_id("fhir", content_digest({**measured[-1], "source": SOURCE}))}
 
     # --- adverse events ---------------------------------------------------------------------------------------
 

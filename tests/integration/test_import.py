@@ -93,3 +93,27 @@ def test_fda_icsrs_and_a_fhir_bundle_reach_the_typed_views_and_a_bad_record_the_
 
     missing = pvwatch("export", "e2b", "NO-SUCH-CASE", "--db", str(db))
     assert missing.returncode == 2 and "NO-SUCH-CASE" in missing.stderr
+
+
+def test_fhir_tapers_and_benefit_claims_reach_the_treatments_and_outcomes_views(workers: Workers):
+    """tests/data/fhir/msc-taper-claims-bundle.json (synthetic, ours): a prednisolone course tapered twice and
+    stopped, a mycophenolate request replaced by a lower dose, a parent's undocumented claim and a clinician's
+    claim documented by two SLEDAI-2K scores."""
+    worker = workers.start()
+    env: dict[str, str | None] = {"PVWATCH_KAFKA_BOOTSTRAP": workers.broker.bootstrap, "PVWATCH_DEMO_MODE": "1"}
+    run = pvwatch("import", "fhir", str(DATA / "fhir" / "msc-taper-claims-bundle.json"), env=env)
+    assert run.returncode == 0, run.stderr
+    assert "accepted 14  rejected 0" in run.stdout
+    wait_for(lambda: workers.metric(worker, "pv_events_ingested_total") >= 14, 60, what="bundle stored")
+    worker.stop()
+    db = workers.db
+    assert _read_only(db, "SELECT change, dose, previous_dose, reason FROM treatments WHERE drug = 'prednisolone' "
+                          "ORDER BY occurred_at") == [
+        ("started", 20.0, None, None), ("tapered", 10.0, 20.0, "taper after MSC therapy"),
+        ("tapered", 5.0, 10.0, "parent decision"), ("stopped", None, 5.0, "parent decision")]
+    claims = _read_only(db, "SELECT claimed_by, direction, has_documented_measure, measure_before, measure_after, "
+                            "measure_event_id = (SELECT event_id FROM disease_activity WHERE score = 6) "
+                            "FROM outcomes ORDER BY occurred_at")
+    assert claims == [("parent", "improved", False, None, None, None),
+                      ("clinician", "improved", True, 12.0, 6.0, True),
+                      ("patient", "unchanged", False, None, None, None)]

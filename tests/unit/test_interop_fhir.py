@@ -132,8 +132,9 @@ def test_reimporting_a_bundle_gives_the_same_event_ids():
     assert first == again and len(set(first)) == len(first)
 
 
-def _story_with(tmp_path: Path, resource_id: str, **changes: Any) -> ImportResult:
-    bundle = json.loads((DATA / "msc-story-bundle.json").read_text())
+def _story_with(tmp_path: Path, resource_id: str, bundle_name: str = "msc-story-bundle.json",
+                **changes: Any) -> ImportResult:
+    bundle = json.loads((DATA / bundle_name).read_text())
     for entry in bundle["entry"]:
         if entry["resource"]["id"] == resource_id:
             entry["resource"].update(changes)
@@ -205,3 +206,119 @@ def test_json_nested_too_deeply_is_refused_not_a_crash(tmp_path):
     path.write_text('{"resourceType": "Bundle", "entry": ' + "[" * 100_000 + "]" * 100_000 + "}")
     with pytest.raises(ImportFileError, match="nested too deeply"):
         import_fhir(path, EDGE)
+
+
+# --- treatment courses and benefit claims: tests/data/fhir/msc-taper-claims-bundle.json (synthetic, ours) -------
+TAPERS = "msc-taper-claims-bundle.json"
+
+
+def _tapers_with(tmp_path: Path, resource_id: str, **changes: Any) -> ImportResult:
+    return _story_with(tmp_path, resource_id, TAPERS, **changes)
+
+
+def test_a_series_of_statements_of_one_drug_is_one_course_started_tapered_twice_and_stopped():
+    result = import_fhir(DATA / TAPERS, EDGE)
+    assert [r.message() for r in result.rejections] == []
+    prednisolone = [e for e in result.events if getattr(e, "drug", None) == "prednisolone"]
+    # MedicationStatement pred-20mg, pred-10mg, pred-5mg: effectivePeriod back to back, doseQuantity 20 -> 10 -> 5 mg.
+    assert [(e.type, getattr(e, "dose", None), getattr(e, "previous_dose", None)) for e in prednisolone] == [
+        ("treatment-started", 20, None), ("treatment-tapered", 10, 20), ("treatment-tapered", 5, 10),
+        ("treatment-stopped", None, 5)]
+    assert {e.course_id for e in prednisolone} == {"fhir-pred-20mg"}
+    _started, to_10, to_5, stopped = prednisolone
+    # Each new dose's reason is the statusReason of the statement it replaces; the stop's is its own.
+    assert (to_10.reason, to_10.reason_detail) == (
+        "taper after MSC therapy", "Dose reduced: taper after mesenchymal stromal cell infusion")
+    assert to_5.reason == "parent decision"  # "Parents asked to reduce the dose again"
+    assert (stopped.reason, stopped.occurred_at) == ("parent decision", datetime(2024, 6, 20, tzinfo=UTC))
+    assert to_10.occurred_at == datetime(2024, 3, 15, tzinfo=UTC)  # pred-10mg effectivePeriod.start
+
+
+def test_a_medication_request_replacing_a_higher_dose_is_a_taper_of_the_same_course():
+    events = by_type(import_fhir(DATA / TAPERS, EDGE))
+    # MedicationRequest mmf-250 (priorPrescription mmf-500, stopped "Dose lowered: disease in remission").
+    (taper,) = [e for e in events["treatment-tapered"] if e.drug == "mycophenolate mofetil"]
+    assert (taper.dose, taper.previous_dose, taper.dose_unit, taper.reason, taper.course_id) == (
+        250, 500, "mg", "remission", "fhir-mmf-500")
+    assert taper.occurred_at == datetime.fromisoformat("2024-04-02T10:00:00+02:00")  # boundsPeriod.start
+    assert {e.course_id for e in events["treatment-started"]} == {"fhir-pred-20mg", "fhir-mmf-500", "fhir-hcq-200"}
+
+
+def test_a_higher_dose_is_a_dose_change_and_the_same_dose_a_noted_continuation(tmp_path):
+    higher = _tapers_with(tmp_path, "pred-10mg", dosage=[{"doseAndRate": [{"doseQuantity": {
+        "value": 30, "system": "http://unitsofmeasure.org", "code": "mg"}}]}])
+    (change,) = by_type(higher)["treatment-dose-changed"]
+    assert (change.dose, change.previous_dose) == (30, 20)
+    same = _tapers_with(tmp_path, "pred-10mg", dosage=[{"doseAndRate": [{"doseQuantity": {
+        "value": 20, "system": "http://unitsofmeasure.org", "code": "mg"}}]}])
+    assert [(e.dose, e.previous_dose) for e in by_type(same)["treatment-tapered"] if e.drug == "prednisolone"] == [
+        (5, 20)]  # 20 -> (20) -> 5
+    assert any("pred-10mg" in note and "course continues" in note for note in same.notes)
+
+
+def test_a_gap_after_a_records_end_stops_the_course_and_the_next_record_starts_a_new_one(tmp_path):
+    result = _tapers_with(tmp_path, "pred-10mg", effectivePeriod={"start": "2024-04-01", "end": "2024-05-01"})
+    prednisolone = [(e.type, e.course_id) for e in result.events if getattr(e, "drug", None) == "prednisolone"]
+    assert prednisolone == [("treatment-started", "fhir-pred-20mg"), ("treatment-stopped", "fhir-pred-20mg"),
+                            ("treatment-started", "fhir-pred-10mg"), ("treatment-tapered", "fhir-pred-10mg"),
+                            ("treatment-stopped", "fhir-pred-10mg")]
+
+
+def test_who_claimed_a_benefit_and_whether_a_measure_documents_it_survive_the_import():
+    result = import_fhir(DATA / TAPERS, EDGE)
+    events = by_type(result)
+    parent, clinician, patient = events["outcome-claim"]
+    # parent-claim-1: performer RelatedPerson/mother-12, value "Much better since the cells", focus the MSC
+    # Procedure, no derivedFrom: reported, not documented.
+    assert (parent.claimed_by, parent.direction, parent.what, parent.attributed_to) == (
+        "parent", "improved", "Joint pain and energy", "MSC")
+    assert not parent.is_documented
+    # clinician-claim-1: performer Practitioner, derivedFrom the two SLEDAI-2K Observations (12, then 6).
+    assert (clinician.claimed_by, clinician.direction, clinician.attributed_to) == ("clinician", "improved", "MSC")
+    measure = clinician.documented_measure
+    assert (measure.name, measure.before, measure.after) == ("SLEDAI-2K", 12, 6)
+    (after,) = [e for e in events["disease-activity"] if e.score == 6]
+    assert measure.evidence_event_id == after.event_id  # points at the imported score's own event
+    # patient-claim-1: performer Patient, valueString "No improvement".
+    assert (patient.claimed_by, patient.direction, patient.is_documented) == ("patient", "unchanged", False)
+
+
+@pytest.mark.parametrize(("resource_id", "changes", "expected"), [
+    ("parent-claim-1", {"performer": []}, "performer"),  # who says so is never guessed
+    ("clinician-claim-1", {"derivedFrom": [{"reference": "Observation/elsewhere"}]}, "derivedFrom"),
+    ("clinician-claim-1", {"derivedFrom": [{"reference": "urn:uuid:3c2e5b1a-8f4d-4e21-9a7c-5d0e6f1a2b13"}]},
+     "another claim"),
+    ("pred-10mg", {"dosage": [{"doseAndRate": [{"doseQuantity": {"value": 10, "unit": "milligram"}}]}]},
+     "UCUM"),
+])
+def test_a_claim_or_course_record_that_cannot_be_mapped_is_rejected_naming_the_element(
+        tmp_path, resource_id, changes, expected):
+    result = _tapers_with(tmp_path, resource_id, **changes)
+    (rejection,) = result.rejections
+    assert f"/{resource_id})" in rejection.message() and expected in rejection.message()
+
+
+def test_a_lab_unit_that_is_not_ucum_is_dead_lettered_as_invalid_unit(tmp_path):
+    result = _story_with(tmp_path, "anc-1", valueQuantity={
+        "value": 0.8, "system": "http://unitsofmeasure.org", "code": "10E9/L"}, referenceRange=[])  # UCUM: 10*9/L
+    (rejection,) = result.rejections
+    assert rejection.reason == "invalid_unit" and "'10E9/L' is not a UCUM unit" in rejection.detail
+
+
+TAPER_STORY = json.loads((DATA / TAPERS).read_text())
+
+
+@settings(max_examples=150, deadline=None)
+@given(entry=st.integers(0, len(TAPER_STORY["entry"]) - 1), key=st.sampled_from(
+    ["status", "statusReason", "dosage", "dosageInstruction", "effectivePeriod", "authoredOn", "intent",
+     "priorPrescription", "derivedFrom", "focus", "valueCodeableConcept", "valueString", "performer", "code"]),
+    value=JSON_VALUES)
+def test_no_element_value_of_a_course_or_claim_crashes_the_importer(entry, key, value):
+    bundle = json.loads(json.dumps(TAPER_STORY))
+    bundle["entry"][entry]["resource"][key] = value
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "bundle.json"
+        path.write_text(json.dumps(bundle))
+        result = import_fhir(path, EDGE)
+    assert all(rejection.reason and rejection.detail for rejection in result.rejections)
+    assert len(result.events) + len(result.rejections) + len(result.notes) >= len(bundle["entry"]) - 1
