@@ -47,7 +47,7 @@ def run_signals(settings: Settings, *, reports: Path | None, from_store: bool, d
         con = connect(db or settings.db, read_only=True)
     else:
         con = duckdb.connect()
-    # every result is ordered explicitly (pair_index), so DuckDB may insert in parallel without keeping order
+    # no result relies on insertion order (pairs are matched by pair_index), so DuckDB may work in parallel
     con.execute("SET preserve_insertion_order = false")
     con.execute("SET enable_progress_bar = false")  # our own bar shows the stages
     try:

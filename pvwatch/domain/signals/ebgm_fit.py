@@ -23,9 +23,11 @@ the best start is then polished on a 50x finer squash (E within 0.04%); the repo
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
+from numpy.typing import NDArray
 from scipy import optimize, special
 from threadpoolctl import threadpool_limits
 
@@ -76,6 +78,21 @@ class WeightedPoints:
             raise PriorFitFailed("no product-event pair with a >= 1: nothing to fit")
         if np.any(self.n < 1) or np.any(self.expected <= 0) or np.any(self.weight <= 0):
             raise ValueError("points need a >= 1, E > 0 and a positive weight")
+
+
+def distinct_points(a: NDArray[np.int64], expected: FloatArray) -> tuple[WeightedPoints, NDArray[np.int64]]:
+    """The distinct (a, E) of the pairs with how many pairs share each, and each pair's point: IC and EBGM depend
+    on a pair only through a and E, so they are computed once per point (exact squashing, DuMouchel 2001)."""
+    order = np.lexsort((expected, a))
+    sorted_a, sorted_e = a[order], expected[order]
+    starts = np.empty(a.size, dtype=np.bool_)
+    starts[:1] = True
+    starts[1:] = (sorted_a[1:] != sorted_a[:-1]) | (sorted_e[1:] != sorted_e[:-1])
+    point_of_sorted = np.cumsum(starts) - 1
+    point_of_pair = np.empty(a.size, dtype=np.int64)
+    point_of_pair[order] = point_of_sorted
+    weight = np.bincount(point_of_sorted).astype(np.float64)
+    return WeightedPoints(sorted_a[starts].astype(np.float64), sorted_e[starts], weight), point_of_pair
 
 
 @dataclass(frozen=True)
@@ -234,12 +251,13 @@ def fit_prior(points: WeightedPoints, *, starts: tuple[tuple[float, float, float
 def _fit_prior(points: WeightedPoints, starts: tuple[tuple[float, float, float, float, float], ...],
                agreement: float, max_iterations: int) -> PriorFit:
     working = squash(points) if points.n.size > SQUASH_ABOVE else points
-    outcomes: list[StartOutcome] = []
     # On squashed data the starts stop at a relative improvement of 1e-10 (below 0.01 in the negative
     # log-likelihood for up to 10^8 pairs), and only the best is polished to 1e-13.
     start_ftol = 1e-13 if working is points else 1e-10
-    for start in starts:
-        outcomes.append(_run_start(start, working, max_iterations, start_ftol))
+    # The starts are independent: two threads (numpy and scipy.special release the GIL in their loops) use both
+    # cores; the outcomes are the same as one after the other, in the order of `starts`.
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        outcomes = list(pool.map(lambda start: _run_start(start, working, max_iterations, start_ftol), starts))
     converged = sorted((o for o in outcomes if o.converged), key=lambda o: o.negative_log_likelihood)
     if not converged:
         raise PriorFitFailed("the EBGM prior fit did not converge from any of "
