@@ -65,10 +65,13 @@ class PlantedStory:
 
 _SITES = (("site-lyon", "FR"), ("site-porto", "PT"), ("site-tallinn", "EE"), ("site-leuven", "BE"))
 
-#: ILAR JIA categories (Petty 2004) with their usual ICD-10 code, and their share of JIA (roughly as published).
+#: ILAR JIA categories (Petty 2004) with their WHO ICD-10 (2019) code, and their share of JIA (roughly as
+#: published). Codes checked against WHO ICD-10 2019 (docs/interop.md "Codes checked"): M08.0 juvenile rheumatoid
+#: arthritis, M08.1 juvenile ankylosing spondylitis, M08.2 systemic onset, M08.3 seronegative polyarthritis, M08.4
+#: pauciarticular, M09.0 juvenile arthritis in psoriasis, M08.9 unspecified.
 _JIA = (("JIA-oligoarticular", "M08.4", 40), ("JIA-polyarticular-RF-negative", "M08.3", 25),
         ("JIA-polyarticular-RF-positive", "M08.0", 5), ("JIA-systemic", "M08.2", 10),
-        ("JIA-enthesitis-related", "M08.1", 10), ("JIA-psoriatic", "M08.8", 5), ("JIA-undifferentiated", "M08.9", 5))
+        ("JIA-enthesitis-related", "M08.1", 10), ("JIA-psoriatic", "M09.0", 5), ("JIA-undifferentiated", "M08.9", 5))
 
 
 @dataclass(frozen=True)

@@ -46,16 +46,26 @@ ICD10_SYSTEMS = ("http://hl7.org/fhir/sid/icd-10", "http://hl7.org/fhir/sid/icd-
 #: SNOMED CT route codes (FHIR R4 value set route-codes) -> pvwatch Route.
 ROUTES = {"26643006": "oral", "47625008": "intravenous", "34206005": "subcutaneous", "78421000": "intramuscular",
           "12130007": "intra-articular", "72607000": "intrathecal", "6064005": "topical"}
-#: WHO ATC/DDD index prefixes -> therapeutic class (EULAR nomenclature, Smolen 2014 Ann Rheum Dis 73:3).
+#: WHO ATC/DDD index codes and prefixes -> therapeutic class (EULAR nomenclature, Smolen 2014 Ann Rheum Dis 73:3).
+#: Checked against the WHO index as published on 2024-07-31 and 2026-04-25 (and 2021-12-03 for the pre-2024
+#: codes), docs/interop.md "ATC codes". The 2024 revision moved the JAK inhibitors to L04AF, belimumab to L04AG
+#: and leflunomide to L04AK; the old codes stay so that earlier records still classify.
 ATC_CLASSES = (
     ("H02AB", "glucocorticoid"),
     ("L04AF", "tsDMARD"), ("L04AA29", "tsDMARD"), ("L04AA37", "tsDMARD"), ("L04AA44", "tsDMARD"),  # JAK inhibitors
     ("L04AB", "bDMARD"), ("L04AC", "bDMARD"), ("L04AG", "bDMARD"), ("L04AA24", "bDMARD"), ("L04AA26", "bDMARD"),
     ("L01FA01", "bDMARD"),  # rituximab
     ("P01BA02", "csDMARD"), ("L01BA01", "csDMARD"), ("L04AX03", "csDMARD"), ("L04AA06", "csDMARD"),
-    ("L04AX01", "csDMARD"), ("A07EC01", "csDMARD"), ("L04AA13", "csDMARD"), ("L04AD01", "csDMARD"),
-    ("L04AD02", "csDMARD"), ("L01AA01", "csDMARD"),
+    ("L04AX01", "csDMARD"), ("A07EC01", "csDMARD"), ("L04AK01", "csDMARD"), ("L04AA13", "csDMARD"),
+    ("L04AD01", "csDMARD"), ("L04AD02", "csDMARD"), ("L01AA01", "csDMARD"),
 )
+
+
+def drug_class_of(atc: str | None) -> str:
+    """csDMARD, bDMARD, tsDMARD, glucocorticoid or other, from a WHO ATC code (other without one)."""
+    return next((name for prefix, name in ATC_CLASSES if atc and atc.startswith(prefix)), "other")
+
+
 #: WHO ICD-10 chapter XIII codes -> pvwatch Condition (JIA categories per ILAR, Petty 2004 J Rheumatol 31:390).
 ICD10_CONDITIONS = (("M32", "SLE"), ("M35.1", "MCTD"), ("M08.0", "JIA-polyarticular-RF-positive"),
                     ("M08.1", "JIA-enthesitis-related"), ("M08.2", "JIA-systemic"),
@@ -362,8 +372,7 @@ class BundleReader:
         drug = _label(concept)
         if not drug:
             raise Invalid("medication: neither text nor a coding display names the drug")
-        drug_class = next((cls for prefix, cls in ATC_CLASSES if atc and atc.startswith(prefix)), "other")
-        return {"patient": self.pseudonym_of(resource), "drug": drug[:200], "drug_class": drug_class,
+        return {"patient": self.pseudonym_of(resource), "drug": drug[:200], "drug_class": drug_class_of(atc),
                 **({"atc_code": atc} if atc else {})}
 
     # --- treatment courses: MedicationStatement and MedicationRequest series ----------------------------------

@@ -55,7 +55,9 @@ def test_the_cohort_is_shaped_like_the_case_series(records):
     assert len(enrolled) == PATIENTS
     for record in enrolled:
         diagnosis = record["diagnoses"][0]
-        family = {"SLE": "M32.", "MCTD": "M35.1"}.get(diagnosis["condition"], "M08.")  # ICD-10 chapter XIII
+        # WHO ICD-10 chapter XIII: M32 SLE, M35.1 overlap syndromes (MCTD), M08 juvenile arthritis, M09.0 juvenile
+        # arthritis in psoriasis.
+        family = {"SLE": ("M32.",), "MCTD": ("M35.1",)}.get(diagnosis["condition"], ("M08.", "M09.0"))
         assert diagnosis["icd10_code"].startswith(family)
         age = at(record).year - int(record["birth_year_month"][:4])
         assert 2 <= age <= 18, "a paediatric cohort"
