@@ -180,6 +180,7 @@ class ReplayHelper:
                                         name="pvwatch-replay-helper", daemon=True)
         self._process.start()
         child.close()
+        self._result: _ShareDerived | None = None
 
     def start(self) -> None:
         self._connection.send("start")
@@ -187,24 +188,27 @@ class ReplayHelper:
     def progress(self) -> int:
         """Events the helper has derived since the last call (without waiting)."""
         done = 0
-        while self._connection.poll():
-            kind, value = self._connection.recv()
+        while self._result is None and self._connection.poll():
+            try:
+                kind, value = self._connection.recv()
+            except EOFError:
+                self._process.join(10)
+                raise RuntimeError(f"the replay helper exited (code {self._process.exitcode}) without its "
+                                   "share; its error is above") from None
             if kind == "done":
                 self._result = value
-                break
-            done += value
+            else:
+                done += value
         return done
 
     def result(self, progress: Callable[[int], object]) -> _ShareDerived:
-        while not hasattr(self, "_result"):
-            if not self._connection.poll(1.0) and not self._process.is_alive():
-                raise RuntimeError(f"the replay helper process exited with code {self._process.exitcode}")
+        while self._result is None:
+            self._connection.poll(1.0)
             progress(self.progress())
-        result: _ShareDerived = self._result
-        return result
+        return self._result
 
     def close(self) -> None:
-        if self._process.is_alive() and not hasattr(self, "_result"):
+        if self._process.is_alive() and self._result is None:
             self._connection.send(None)
         self._connection.close()
         self._process.join(10)
