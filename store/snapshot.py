@@ -23,10 +23,12 @@ The two files are published with different permissions whatever the umask: the f
 
 from __future__ import annotations
 
+import hashlib
 import os
+import shutil
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -77,6 +79,8 @@ class SnapshotInfo:
     size_bytes: int = 0
     #: the analyst snapshot published with it (free text removed), None when not asked for
     analyst_path: Path | None = None
+    #: appended to the previous snapshot (new events, derived tables anew) rather than copied whole
+    incremental: bool = False
 
 
 def _quote(name: str) -> str:
@@ -146,13 +150,16 @@ def publish_snapshot(
     temporary = target.with_name(f"{target.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:12]}")
     analyst_target = analyst_snapshot_path(target)
     analyst_temporary = analyst_target.with_name(f"{analyst_target.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:12]}")
+    temporaries = (temporary, analyst_temporary)
     try:
-        taken_at, counts, views, comments = _copy_tables(con, temporary, tables)
-        created, skipped = _finish_snapshot(temporary, views, comments, taken_at, counts.get("event_log", 0))
+        previous = _previous_snapshot(con, target, analyst_target if analyst else None) if tables is None else None
+        published = None
+        if previous is not None:
+            published = _append_since(con, previous, temporary, analyst_temporary if analyst else None)
+        if published is None:
+            _remove(temporaries)
+            published = _copy_all(con, temporary, analyst_temporary if analyst else None, tables)
         if analyst:
-            _copy_redacted(temporary, analyst_temporary)
-            _finish_snapshot(analyst_temporary, views, comments, taken_at, counts.get("event_log", 0),
-                             analyst=True)
             analyst_temporary.chmod(ANALYST_SNAPSHOT_MODE)
             os.replace(analyst_temporary, analyst_target)
         temporary.chmod(FULL_SNAPSHOT_MODE)
@@ -160,14 +167,162 @@ def publish_snapshot(
     except duckdb.Error as error:
         raise SnapshotError(f"snapshot to {target} failed: {str(error).splitlines()[0]}") from error
     finally:
-        for leftover in (temporary, analyst_temporary):
-            leftover.unlink(missing_ok=True)
-            leftover.with_name(leftover.name + ".wal").unlink(missing_ok=True)
+        _remove(temporaries)
     return SnapshotInfo(
-        path=target, taken_at=taken_at, event_count=counts.get("event_log", 0), tables=counts,
-        views=tuple(created), skipped_views=skipped, seconds=time.perf_counter() - started,
-        size_bytes=target.stat().st_size, analyst_path=analyst_target if analyst else None,
+        path=target, taken_at=published.taken_at, event_count=published.counts.get("event_log", 0),
+        tables=published.counts, views=published.views, skipped_views=published.skipped_views,
+        seconds=time.perf_counter() - started, size_bytes=target.stat().st_size,
+        analyst_path=analyst_target if analyst else None, incremental=published.incremental,
     )
+
+
+@dataclass(frozen=True)
+class _Published:
+    taken_at: datetime
+    counts: dict[str, int]
+    views: tuple[str, ...]
+    skipped_views: dict[str, str]
+    incremental: bool
+
+
+@dataclass(frozen=True)
+class _Previous:
+    """A published pair of snapshots that the next one can be appended to."""
+
+    full: Path
+    analyst: Path | None
+    last_log_seq: int
+    views: tuple[str, ...]
+    skipped_views: tuple[str, ...]
+
+
+def _remove(paths: Sequence[Path]) -> None:
+    for path in paths:
+        path.unlink(missing_ok=True)
+        path.with_name(path.name + ".wal").unlink(missing_ok=True)
+
+
+def _copy_all(
+    con: duckdb.DuckDBPyConnection, temporary: Path, analyst_temporary: Path | None, tables: Sequence[str] | None
+) -> _Published:
+    """The full copy: every table, then the views, comments and meta; the analyst copy from the finished one."""
+    taken_at, counts, views, comments = _copy_tables(con, temporary, tables)
+    fingerprint = _schema_fingerprint(con) if tables is None else None
+    created, skipped = _finish_snapshot(temporary, views, comments, taken_at, counts.get("event_log", 0), fingerprint)
+    if analyst_temporary is not None:
+        _copy_redacted(temporary, analyst_temporary)
+        _finish_snapshot(analyst_temporary, views, comments, taken_at, counts.get("event_log", 0), fingerprint,
+                         analyst=True)
+    return _Published(taken_at, counts, tuple(created), skipped, incremental=False)
+
+
+def _schema_fingerprint(con: duckdb.DuckDBPyConnection) -> str:
+    """What the store's tables, views and comments look like: a snapshot made under another schema is not reused."""
+    cur = con.cursor()
+    try:
+        shape = [cur.execute(sql).fetchall() for sql in (
+            "SELECT table_name, column_name, data_type, comment FROM duckdb_columns() "
+            "WHERE database_name = current_database() AND schema_name = 'main' ORDER BY ALL",
+            "SELECT view_name, sql, comment FROM duckdb_views() "
+            "WHERE database_name = current_database() AND schema_name = 'main' AND NOT internal ORDER BY ALL",
+            "SELECT table_name, comment FROM duckdb_tables() "
+            "WHERE database_name = current_database() AND schema_name = 'main' ORDER BY ALL",
+        )]
+    finally:
+        cur.close()
+    return hashlib.sha256(repr(shape).encode()).hexdigest()
+
+
+def _previous_snapshot(con: duckdb.DuckDBPyConnection, target: Path, analyst_target: Path | None) -> _Previous | None:
+    """The published snapshot (and analyst snapshot) if the next one can be appended to them, else None."""
+    metas = []
+    for path in (target, analyst_target):
+        if path is None:
+            continue
+        if not path.exists():
+            return None
+        snap = duckdb.connect(str(path), read_only=True)
+        try:
+            row = snap.execute(
+                f"SELECT last_log_seq, store_fingerprint, views, skipped_views FROM {META_TABLE}").fetchone()
+        except duckdb.Error:
+            return None  # written before incremental snapshots, or not a snapshot
+        finally:
+            snap.close()
+        if row is None or row[0] is None or row[1] is None:
+            return None
+        metas.append(row)
+    if len({(row[0], row[1]) for row in metas}) != 1 or metas[0][1] != _schema_fingerprint(con):
+        return None
+    last_log_seq, _, views, skipped = metas[0]
+    return _Previous(target, analyst_target, int(last_log_seq), tuple(views), tuple(skipped))
+
+
+def _append_since(
+    con: duckdb.DuckDBPyConnection, previous: _Previous, temporary: Path, analyst_temporary: Path | None
+) -> _Published | None:
+    """The incremental copy: the event log is append-only (one writer, serial transactions, `log_seq` from a
+    sequence), so a copy of the previous snapshot plus the events after its last `log_seq` is the log now; the
+    derived tables, which change in place, are copied whole. Returns None when the result would not equal a full
+    copy (a count differs), and the caller makes a full copy instead."""
+    shutil.copyfile(previous.full, temporary)
+    alias = f"pvwatch_snapshot_{uuid.uuid4().hex[:12]}"
+    cur = con.cursor()
+    try:
+        row = cur.execute("SELECT current_database()").fetchone()
+        database = str(row[0]) if row else "main"
+        cur.execute(f"ATTACH {_sql_literal(str(temporary))} AS {alias}")
+        try:
+            cur.execute("BEGIN TRANSACTION")
+            try:
+                taken_at = datetime.now(UTC)
+                counts = _refresh_tables(cur, f"{_quote(database)}.main", alias, _base_tables(cur, database),
+                                         previous.last_log_seq)
+                store_events = cur.execute(f"SELECT count(*) FROM {_quote(database)}.main.event_log").fetchone()
+                if store_events is None or counts.get("event_log") != store_events[0]:
+                    cur.execute("ROLLBACK")
+                    return None
+                _update_meta(cur, alias, taken_at, counts["event_log"])
+            except BaseException:
+                cur.execute("ROLLBACK")
+                raise
+            cur.execute("COMMIT")
+            cur.execute(f"CHECKPOINT {alias}")
+        finally:
+            cur.execute(f"DETACH {alias}")
+    finally:
+        cur.close()
+    if analyst_temporary is not None and previous.analyst is not None:
+        shutil.copyfile(previous.analyst, analyst_temporary)
+        if not _append_redacted(temporary, analyst_temporary, previous.last_log_seq, counts["event_log"]):
+            return None
+    return _Published(taken_at, counts, previous.views, dict.fromkeys(previous.skipped_views, "not bound"),
+                      incremental=True)
+
+
+def _refresh_tables(
+    cur: duckdb.DuckDBPyConnection, source: str, alias: str, tables: Sequence[str], last_log_seq: int,
+    select: Callable[[str], str] = lambda name: "*",
+) -> dict[str, int]:
+    """Append the new events to `alias`'s event log and replace every other table's rows; rows per table."""
+    counts: dict[str, int] = {}
+    for name in tables:
+        quoted = _quote(name)
+        if name == "event_log":
+            cur.execute(f"INSERT INTO {alias}.{quoted} SELECT {select(name)} FROM {source}.{quoted} "
+                        "WHERE log_seq > $last", {"last": last_log_seq})
+        else:
+            cur.execute(f"DELETE FROM {alias}.{quoted}")
+            cur.execute(f"INSERT INTO {alias}.{quoted} SELECT {select(name)} FROM {source}.{quoted}")
+        copied = cur.execute(f"SELECT count(*) FROM {alias}.{quoted}").fetchone()
+        counts[name] = int(copied[0]) if copied else 0
+    return counts
+
+
+def _update_meta(cur: duckdb.DuckDBPyConnection, alias: str, taken_at: datetime, event_count: int) -> None:
+    cur.execute(f"UPDATE {alias}.{META_TABLE} SET taken_at = $taken, event_count = $events, "
+                f"last_log_seq = (SELECT coalesce(max(log_seq), 0) FROM {alias}.event_log)",
+                {"taken": taken_at, "events": event_count})
 
 
 def _copy_tables(
@@ -218,31 +373,68 @@ def _copy_redacted(full: Path, analyst: Path) -> None:
     snap = duckdb.connect(str(analyst))
     try:
         snap.execute(f"ATTACH {_sql_literal(str(full))} AS {alias} (READ_ONLY)")
-        tables = [row[0] for row in snap.execute(
-            "SELECT table_name FROM duckdb_tables() WHERE database_name = $db AND schema_name = 'main' "
-            "ORDER BY table_oid", {"db": alias}).fetchall() if row[0] != META_TABLE]
         snap.execute("BEGIN TRANSACTION")
+        tables = _snapshot_tables(snap, alias)
         for name in tables:
-            nulled = ANALYST_NULLED_COLUMNS.get(name, ())
-            select = f"* REPLACE ({', '.join(f'NULL AS {_quote(c)}' for c in nulled)})" if nulled else "*"
-            snap.execute(f"CREATE TABLE {_quote(name)} AS SELECT {select} FROM {alias}.main.{_quote(name)}")
+            snap.execute(f"CREATE TABLE {_quote(name)} AS "
+                         f"SELECT {_analyst_select(name)} FROM {alias}.main.{_quote(name)}")
         if "event_log" in tables:
-            for event_type, fields in ANALYST_REDACTIONS.items():
-                for field_name in fields:
-                    snap.execute(
-                        "UPDATE event_log SET payload = json_merge_patch(payload, json_object($field, $marker)) "
-                        "WHERE json_extract_string(payload, '$.' || $field) IS NOT NULL "
-                        "AND ($type = '*' OR type = $type)",
-                        {"field": field_name, "marker": REDACTED, "type": event_type})
+            _redact(snap, after_log_seq=None)
         snap.execute("COMMIT")
         snap.execute(f"DETACH {alias}")
     finally:
         snap.close()
 
 
+def _append_redacted(full: Path, analyst: Path, last_log_seq: int, event_count: int) -> bool:
+    """The incremental analyst copy: `analyst` (a copy of the previous analyst snapshot) gets the new events from
+    the finished full snapshot, redacted, and every other table anew; False if its event count came out wrong."""
+    alias = f"pvwatch_full_{uuid.uuid4().hex[:12]}"
+    snap = duckdb.connect(str(analyst))
+    try:
+        snap.execute(f"ATTACH {_sql_literal(str(full))} AS {alias} (READ_ONLY)")
+        snap.execute("BEGIN TRANSACTION")
+        counts = _refresh_tables(snap, f"{alias}.main", "main", _snapshot_tables(snap, alias), last_log_seq,
+                                 select=_analyst_select)
+        if counts.get("event_log") != event_count:
+            snap.execute("ROLLBACK")
+            return False
+        _redact(snap, after_log_seq=last_log_seq)
+        meta = snap.execute(f"SELECT taken_at FROM {alias}.main.{META_TABLE}").fetchone()
+        _update_meta(snap, "main", meta[0] if meta else datetime.now(UTC), event_count)
+        snap.execute("COMMIT")
+        snap.execute("CHECKPOINT")
+        snap.execute(f"DETACH {alias}")
+    finally:
+        snap.close()
+    return True
+
+
+def _snapshot_tables(snap: duckdb.DuckDBPyConnection, alias: str) -> list[str]:
+    return [row[0] for row in snap.execute(
+        "SELECT table_name FROM duckdb_tables() WHERE database_name = $db AND schema_name = 'main' "
+        "ORDER BY table_oid", {"db": alias}).fetchall() if row[0] != META_TABLE]
+
+
+def _analyst_select(table: str) -> str:
+    nulled = ANALYST_NULLED_COLUMNS.get(table, ())
+    return f"* REPLACE ({', '.join(f'NULL AS {_quote(c)}' for c in nulled)})" if nulled else "*"
+
+
+def _redact(snap: duckdb.DuckDBPyConnection, after_log_seq: int | None) -> None:
+    """Replace the free text of the analyst copy's events (those after `after_log_seq`, or all)."""
+    for event_type, fields in ANALYST_REDACTIONS.items():
+        for field_name in fields:
+            snap.execute(
+                "UPDATE event_log SET payload = json_merge_patch(payload, json_object($field, $marker)) "
+                "WHERE json_extract_string(payload, '$.' || $field) IS NOT NULL "
+                "AND ($type = '*' OR type = $type) AND ($after IS NULL OR log_seq > $after)",
+                {"field": field_name, "marker": REDACTED, "type": event_type, "after": after_log_seq})
+
+
 def _finish_snapshot(
     path: Path, views: Sequence[tuple[str, str, str | None]], comments: Sequence[tuple[str, str | None, str]],
-    taken_at: datetime, event_count: int, *, analyst: bool = False,
+    taken_at: datetime, event_count: int, fingerprint: str | None, *, analyst: bool = False,
 ) -> tuple[list[str], dict[str, str]]:
     """Recreate the views and the staleness marker in the detached copy, through its own connection.
 
@@ -270,10 +462,14 @@ def _finish_snapshot(
         _apply_comments(snap, statements)
         snap.execute(
             f"CREATE TABLE {META_TABLE} (taken_at TIMESTAMPTZ NOT NULL, event_count BIGINT NOT NULL, "
-            "views VARCHAR[] NOT NULL, skipped_views VARCHAR[] NOT NULL)"
+            "views VARCHAR[] NOT NULL, skipped_views VARCHAR[] NOT NULL, "
+            "last_log_seq BIGINT, store_fingerprint VARCHAR)"
         )
-        snap.execute(f"INSERT INTO {META_TABLE} VALUES ($1, $2, $3, $4)",
-                     [taken_at, event_count, created, sorted(skipped)])
+        has_log = "event_log" in present
+        last_log_seq = snap.execute("SELECT coalesce(max(log_seq), 0) FROM event_log").fetchone() if has_log else None
+        snap.execute(f"INSERT INTO {META_TABLE} VALUES ($1, $2, $3, $4, $5, $6)",
+                     [taken_at, event_count, created, sorted(skipped), last_log_seq[0] if last_log_seq else None,
+                      fingerprint if has_log else None])
         note = (" Analyst snapshot: free text that may identify a child (narratives, free-text reasons) is replaced by "
                 + REDACTED.replace("'", "''") + "." if analyst else "")
         snap.execute(

@@ -237,3 +237,65 @@ def read_snapshot_meta_count(path: Path) -> int:
         return (read_snapshot_meta(con) or (None, 0))[1]
     finally:
         con.close()
+
+
+def _rows(path: Path) -> dict[str, list[tuple]]:
+    """Every table of a snapshot (meta aside), rows sorted: what a reader of the file can see."""
+    con = connect(path, read_only=True)
+    try:
+        tables = [row[0] for row in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()]
+        return {name: sorted(con.execute(f'SELECT * FROM "{name}"').fetchall(), key=repr)
+                for name in tables if name != "snapshot_meta"}
+    finally:
+        con.close()
+
+
+def test_an_appended_snapshot_equals_a_full_copy_for_officers_and_analysts(tmp_path: Path) -> None:
+    """The second publish appends the new events to a copy of the first and rewrites the derived tables; both
+    files must hold exactly what a full copy of the store at that moment holds, the analyst's redacted alike."""
+    from pvwatch.domain.engine import SafetyEngine
+    from pvwatch.events.registry import EVENT_TYPES
+
+    p = Pseudonymiser.from_secret(None, demo_mode=True)
+    events = [EVENT_TYPES[r["type"]].model_validate(p.pseudonymise_record(r)) for r in generate_cohort(30, 21)]
+    narratives = {e.narrative for e in events if getattr(e, "narrative", None)}
+    assert narratives
+    store = EventStore(tmp_path / "pvwatch.duckdb")
+    engine = SafetyEngine()
+    target = tmp_path / "pvwatch.duckdb.snapshot.duckdb"
+    first = [e for e in events if not getattr(e, "narrative", None)][: len(events) // 2]
+    parts = (first, [e for e in events if e not in first])  # the narratives arrive after the first publish
+    for part in parts:
+        with store.transaction():
+            store.insert_events([(e, ORIGIN) for e in part], datetime.now(UTC))
+            store.insert_alerts(engine.apply(part, datetime.now(UTC)).alerts)
+        info = publish_snapshot(store.con, target)
+    assert info.incremental and info.event_count == len(events)
+    full = publish_snapshot(store.con, tmp_path / "full.duckdb")
+    assert not full.incremental
+    assert _rows(target) == _rows(full.path)
+    assert info.analyst_path is not None and full.analyst_path is not None
+    assert _rows(info.analyst_path) == _rows(full.analyst_path)
+    analyst_bytes = info.analyst_path.read_bytes()
+    assert not [n for n in narratives if n.encode() in analyst_bytes], "no narrative in the appended analyst file"
+    con = connect(target, read_only=True)
+    assert read_snapshot_meta(con)[1] == len(events)
+    con.close()
+
+    # the store's schema changes (a migration adds a view): the next publish is a full copy that has it
+    store.con.execute("CREATE VIEW recent_events AS SELECT event_id FROM event_log")
+    again = publish_snapshot(store.con, target)
+    assert not again.incremental and "recent_events" in again.views
+    store.close()
+
+
+def test_repeated_appended_snapshots_do_not_grow_the_file_without_bound(tmp_path: Path) -> None:
+    store = EventStore(tmp_path / "pvwatch.duckdb")
+    events = cohort(200, seed=8)
+    with store.transaction():
+        store.insert_events([(e, ORIGIN) for e in events], datetime.now(UTC))
+    target = tmp_path / "snap.duckdb"
+    first = publish_snapshot(store.con, target)
+    sizes = [publish_snapshot(store.con, target).size_bytes for _ in range(15)]
+    assert sizes[-1] <= 2 * first.size_bytes, (first.size_bytes, sizes)
+    store.close()
