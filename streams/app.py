@@ -103,13 +103,21 @@ def build_app(settings: Settings) -> faust.App:
     source = app.topic(*SOURCE_TOPICS, DEAD_LETTER_TOPIC, key_serializer="raw", value_serializer="raw")
     alert_topic = app.topic(ALERT_TOPIC, key_serializer="raw", value_serializer="raw")
     dead_letter_topic = app.topic(DEAD_LETTER_TOPIC, key_serializer="raw", value_serializer="raw")
+    running: dict[str, Any] = {}
+
+    def _set_up() -> None:
+        """Up once partitions are assigned and the writer has opened the store (it may finish later)."""
+        metrics.WORKER_UP.set(1 if running.get("assigned") and "outbox" in running else 0)
+
     @app.on_partitions_assigned.connect
     async def _assigned(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
-        metrics.WORKER_UP.set(1)
+        running["assigned"] = True
+        _set_up()
 
     @app.on_partitions_revoked.connect
     async def _revoked(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
-        metrics.WORKER_UP.set(0)
+        running["assigned"] = False
+        _set_up()
 
     def _update_lag(batch: Sequence[EventT[Any]]) -> None:
         last_offsets: dict[Any, int] = {}
@@ -121,7 +129,6 @@ def build_app(settings: Settings) -> faust.App:
             if highwater is not None:
                 metrics.CONSUMER_LAG.labels(tp.topic, str(tp.partition)).set(max(0, highwater - offset - 1))
 
-    running: dict[str, Any] = {}
     load_rule_parameters(settings.rules_file, settings.rsi_file)  # a bad rules file fails here, not in the writer
     direct_routes = load_direct_routes()
     initialise_alert_series(direct_routes)
@@ -145,6 +152,7 @@ def build_app(settings: Settings) -> faust.App:
             outbox = Outbox(writer, alert_topic, dead_letter_topic, opening.pending_alerts)
             running["outbox"] = outbox
             lock = running["lock"] = asyncio.Lock()
+            _set_up()
             _page(outbox.pending_alerts)  # alerts a crashed worker stored but never published may never have paged
             await outbox.flush()
             batches = stream.take_events(  # type: ignore[attr-defined]  # missing from Faust's StreamT stub

@@ -26,6 +26,7 @@ import multiprocessing
 import pickle
 import signal
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
@@ -35,7 +36,7 @@ from typing import Any, NamedTuple, TypeVar
 from pvwatch.errors import PvwatchError
 from pvwatch.events.alert import SafetyAlert, Severity
 from pvwatch.rulebook import load_rule_parameters
-from pvwatch.store.eventstore import EventStore, MessageOrigin
+from pvwatch.store.eventstore import EventStore, MessageOrigin, StoreLocked
 from pvwatch.streams.pipeline import BatchProcessor, IncomingMessage, MetricFacts
 
 log = logging.getLogger("pvwatch.writer")
@@ -46,6 +47,8 @@ T = TypeVar("T")
 RawMessage = tuple[str, int, int, bytes | None, float | None, dict[str, bytes]]
 #: pipes besides "batch", each with its own thread in the child (long reads that must not hold up batches)
 BACKGROUND_CHANNELS = ("snapshot", "signals")
+#: How long a starting writer waits for the store's lock (held by a previous writer still exiting)
+STORE_LOCK_WAIT_S = 10.0
 
 
 class WriterFailed(PvwatchError):
@@ -114,7 +117,7 @@ class StoreWriter:
     METHODS = frozenset({"opening", "process", "evaluate_clocks", "unpublished_dead_letters", "mark_published"})
 
     def __init__(self, db: Path, rules_file: Path | None, rsi_file: Path | None) -> None:
-        self.store = EventStore(db)
+        self.store = _open_store(db)
         try:
             self.processor = BatchProcessor(self.store, load_rule_parameters(rules_file, rsi_file))
         except BaseException:
@@ -153,6 +156,18 @@ class StoreWriter:
 
     def close(self) -> None:
         self.store.close()
+
+
+def _open_store(db: Path, wait_s: float = STORE_LOCK_WAIT_S) -> EventStore:
+    """A worker restarted right after a crash may find its old writer still exiting: wait for its lock."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            return EventStore(db)
+        except StoreLocked:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
 
 
 class WriterClient:
