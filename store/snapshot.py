@@ -28,7 +28,8 @@ import os
 import shutil
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -266,32 +267,17 @@ def _append_since(
     derived tables, which change in place, are copied whole. Returns None when the result would not equal a full
     copy (a count differs), and the caller makes a full copy instead."""
     shutil.copyfile(previous.full, temporary)
-    alias = f"pvwatch_snapshot_{uuid.uuid4().hex[:12]}"
-    cur = con.cursor()
     try:
-        row = cur.execute("SELECT current_database()").fetchone()
-        database = str(row[0]) if row else "main"
-        cur.execute(f"ATTACH {_sql_literal(str(temporary))} AS {alias}")
-        try:
-            cur.execute("BEGIN TRANSACTION")
-            try:
-                taken_at = datetime.now(UTC)
-                counts = _refresh_tables(cur, f"{_quote(database)}.main", alias, _base_tables(cur, database),
-                                         previous.last_log_seq)
-                store_events = cur.execute(f"SELECT count(*) FROM {_quote(database)}.main.event_log").fetchone()
-                if store_events is None or counts.get("event_log") != store_events[0]:
-                    cur.execute("ROLLBACK")
-                    return None
-                _update_meta(cur, alias, taken_at, counts["event_log"])
-            except BaseException:
-                cur.execute("ROLLBACK")
-                raise
-            cur.execute("COMMIT")
-            cur.execute(f"CHECKPOINT {alias}")
-        finally:
-            cur.execute(f"DETACH {alias}")
-    finally:
-        cur.close()
+        with _copying_into(con, temporary) as (cur, database, alias):
+            taken_at = datetime.now(UTC)
+            counts = _refresh_tables(cur, f"{_quote(database)}.main", alias, _base_tables(cur, database),
+                                     previous.last_log_seq)
+            store_events = cur.execute(f"SELECT count(*) FROM {_quote(database)}.main.event_log").fetchone()
+            if store_events is None or counts.get("event_log") != store_events[0]:
+                raise _CountMismatch
+            _update_meta(cur, alias, taken_at, counts["event_log"])
+    except _CountMismatch:
+        return None
     if analyst_temporary is not None and previous.analyst is not None:
         shutil.copyfile(previous.analyst, analyst_temporary)
         if not _append_redacted(temporary, analyst_temporary, previous.last_log_seq, counts["event_log"]):
@@ -329,11 +315,7 @@ def _copy_tables(
     con: duckdb.DuckDBPyConnection, temporary: Path, tables: Sequence[str] | None
 ) -> tuple[datetime, dict[str, int], list[tuple[str, str, str | None]], list[tuple[str, str | None, str]]]:
     """Copy the tables into a new DuckDB file in one read transaction; return what the views step needs."""
-    alias = f"pvwatch_snapshot_{uuid.uuid4().hex[:12]}"
-    cur = con.cursor()
-    try:
-        row = cur.execute("SELECT current_database()").fetchone()
-        database = str(row[0]) if row else "main"
+    with _copying_into(con, temporary) as (cur, database, alias):
         available = _base_tables(cur, database)
         wanted = available if tables is None else list(tables)
         missing = [name for name in wanted if name not in available]
@@ -343,16 +325,34 @@ def _copy_tables(
         comments = _comments(cur, database, [*wanted, *(name for name, _, _ in views)])
         taken_at = datetime.now(UTC)
         counts: dict[str, int] = {}
-        cur.execute(f"ATTACH {_sql_literal(str(temporary))} AS {alias}")
+        for name in wanted:
+            cur.execute(f"CREATE TABLE {alias}.{_quote(name)} AS FROM {_quote(database)}.main.{_quote(name)}")
+            copied = cur.execute(f"SELECT count(*) FROM {alias}.{_quote(name)}").fetchone()
+            counts[name] = int(copied[0]) if copied else 0
+    return taken_at, counts, views, comments
+
+
+class _CountMismatch(Exception):
+    """An appended copy does not hold what the store holds: make a full copy instead."""
+
+
+@contextmanager
+def _copying_into(
+    con: duckdb.DuckDBPyConnection, path: Path
+) -> Iterator[tuple[duckdb.DuckDBPyConnection, str, str]]:
+    """(cursor, store database, alias of `path`) inside one transaction on a cursor of the store's connection: the
+    store is read at one moment while its own connection keeps writing; committed, checkpointed and detached on
+    success, rolled back on any error."""
+    alias = f"pvwatch_snapshot_{uuid.uuid4().hex[:12]}"
+    cur = con.cursor()
+    try:
+        row = cur.execute("SELECT current_database()").fetchone()
+        database = str(row[0]) if row else "main"
+        cur.execute(f"ATTACH {_sql_literal(str(path))} AS {alias}")
         try:
             cur.execute("BEGIN TRANSACTION")
             try:
-                for name in wanted:
-                    cur.execute(
-                        f"CREATE TABLE {alias}.{_quote(name)} AS FROM {_quote(database)}.main.{_quote(name)}"
-                    )
-                    copied = cur.execute(f"SELECT count(*) FROM {alias}.{_quote(name)}").fetchone()
-                    counts[name] = int(copied[0]) if copied else 0
+                yield cur, database, alias
             except BaseException:
                 cur.execute("ROLLBACK")
                 raise
@@ -362,7 +362,6 @@ def _copy_tables(
             cur.execute(f"DETACH {alias}")
     finally:
         cur.close()
-    return taken_at, counts, views, comments
 
 
 def _copy_redacted(full: Path, analyst: Path) -> None:
