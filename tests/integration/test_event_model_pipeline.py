@@ -137,6 +137,7 @@ def bad_lines() -> list[tuple[str, bytes]]:
         ("schema", line(example("patient-enrolled", birth_year_month="2027-05"))),  # born in the future
         ("schema", line(example("outcome-claim", occurred_at="2026-03-22T19:00:00+01:00"))),  # after recorded_at
         ("schema", line(example("treatment-started", dose=-15))),  # negative dose
+        ("invalid_unit", line(example("lab-result", unit="mcg/L"))),  # not UCUM (ug/L)
         ("oversize", line(example("adverse-event", narrative="x" * MAX_MESSAGE_BYTES))),
         ("not_utf8", b'{"type": "lab-result", "test_name": "Neutrophils \xff\xfe"}'),
         ("not_json", b'{"type": "lab-result", '),
@@ -152,17 +153,24 @@ def test_bad_input_of_every_kind_is_dead_lettered_with_its_reason_and_counted(wo
     assert report.accepted == 1
     assert Counter(r.reason for r in report.rejected) == Counter(reason for reason, _ in at_the_edge)
     assert any("loinc_code" in r.detail and "check digit" in r.detail for r in report.rejected)
+    assert any(r.detail.startswith("unit: 'mcg/L' is not a UCUM unit") for r in report.rejected)
 
     # A producer writing straight to the topics, past the edge: the worker's own validation.
-    direct = [(reason, raw) for reason, raw in at_the_edge if raw[:1] != b"["]  # pydantic bounds the nesting itself
+    # pydantic bounds the nesting itself; the edge's lines carry `patient_ref`, not `patient`, so past the edge the
+    # missing pseudonym is the first problem of the bad-unit line and its reason is `schema`.
+    direct = [("schema" if reason == "invalid_unit" else reason, raw) for reason, raw in at_the_edge
+              if raw[:1] != b"["]
     lab_on_its_topic = demo_pseudonymiser.pseudonymise_record(
         example("lab-result", event_id="0b7c4a3e-1f6d-4c1e-8a52-3d1f0e9c2c01"))
     direct += [("empty", b""), ("wrong_topic", json.dumps(lab_on_its_topic).encode())]
+    bad_unit_on_its_topic = demo_pseudonymiser.pseudonymise_record(
+        example("lab-result", event_id="0b7c4a3e-1f6d-4c1e-8a52-3d1f0e9c2c02", unit="mcg/L"))
     with EventPublisher(workers.broker.bootstrap) as publisher:
         for _, raw in direct:
             publisher.publish_raw("pv.clinical.msc-infusion.v1", raw, key=b"pt-bad")
         publisher.publish_raw("pv.clinical.lab-result.v1", json.dumps(lab_on_its_topic).encode())
-    expected = len(at_the_edge) + 1 + len(direct) + 1
+        publisher.publish_raw("pv.clinical.lab-result.v1", json.dumps(bad_unit_on_its_topic).encode())
+    expected = len(at_the_edge) + 1 + len(direct) + 2
     totals = wait_processed(workers, worker, expected)
     assert worker.process.poll() is None, "the worker survives every kind of bad input"
     assert totals["pv_events_ingested_total"] == 2
@@ -172,6 +180,7 @@ def test_bad_input_of_every_kind_is_dead_lettered_with_its_reason_and_counted(wo
         counted[(dict(labels)["topic"], dict(labels)["reason"])] += int(value)
     wanted = Counter((DEAD_LETTER_TOPIC, reason) for reason, _ in at_the_edge)
     wanted.update(("pv.clinical.msc-infusion.v1", reason) for reason, _ in direct)
+    wanted[("pv.clinical.lab-result.v1", "invalid_unit")] += 1  # a pseudonymised line whose unit is not UCUM
     assert counted == wanted
     worker.stop()
 
