@@ -8,6 +8,7 @@ worker stopped (DuckDB allows one writer).
 from __future__ import annotations
 
 import gc
+import json
 import multiprocessing
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -17,6 +18,7 @@ from datetime import UTC, datetime
 from multiprocessing.connection import Connection
 from pathlib import Path
 
+import duckdb
 from tqdm import tqdm
 
 from pvwatch.domain.engine import LOT_CLUSTER, RULE_IDS, ClockRow, SafetyEngine
@@ -58,8 +60,87 @@ def paused_gc() -> Iterator[None]:
 @dataclass(frozen=True)
 class Derived:
     events: int
-    alerts: list[SafetyAlert]
+    #: the derived alerts, the last derivation of each id, as the `alerts` table's columns (see alert_columns)
+    alerts: dict[str, list[object]]
     clocks: list[ClockRow]
+
+    @property
+    def alert_count(self) -> int:
+        return len(self.alerts["ids"])
+
+
+#: The `alerts` columns replay writes, as parallel lists: one DuckDB unnest per column is far cheaper than a list
+#: of structs (measured: 24k alerts, 0.9 s -> 0.2 s of DuckDB time).
+ALERT_COLUMNS = ("ids", "rules", "versions", "severities", "patients", "cases", "evidence", "occurred", "raised",
+                 "summaries", "details")
+#: json.dumps(details, sort_keys=True), the text EventStore stores, without building an encoder per alert.
+_DETAILS_JSON = json.JSONEncoder(sort_keys=True)
+
+
+def alert_columns(alerts: Iterable[SafetyAlert]) -> dict[str, list[object]]:
+    """The last derivation of each alert id (as in the live store) as column lists, each value written as
+    EventStore writes it (ids and times as text cast in SQL, details as sorted-key JSON): the rows are equal."""
+    latest = {alert.alert_id: alert for alert in alerts}
+    columns: dict[str, list[object]] = {name: [] for name in ALERT_COLUMNS}
+    ids, rules, versions, severities, patients, cases, evidence, occurred, raised, summaries, details = (
+        columns[name] for name in ALERT_COLUMNS)
+    encode = _DETAILS_JSON.encode
+    for alert in latest.values():
+        ids.append(str(alert.alert_id))
+        rules.append(alert.rule_id)
+        versions.append(alert.rule_version)
+        severities.append(alert.severity.value)
+        patients.append(alert.patient)
+        cases.append(alert.case_id)
+        evidence.append([str(event_id) for event_id in alert.evidence_event_ids])
+        occurred.append(alert.occurred_at.isoformat())
+        raised.append(alert.raised_at.isoformat())
+        summaries.append(alert.summary)
+        details.append(encode(alert.details))
+    return columns
+
+
+def _merged(first: dict[str, list[object]], second: dict[str, list[object]]) -> dict[str, list[object]]:
+    """Both shares' columns; an id in both (only if two patients share a case id) is kept once, the first's."""
+    known = set(first["ids"])
+    keep = [i for i, alert_id in enumerate(second["ids"]) if alert_id not in known]
+    return {name: first[name] + [second[name][i] for i in keep] for name in ALERT_COLUMNS}
+
+
+def replace_alerts(con: duckdb.DuckDBPyConnection, columns: dict[str, list[object]]) -> tuple[int, int]:
+    """Make the derived alerts the whole `alerts` table; returns (added, removed). The bulk form of
+    EventStore.replace_alerts + revise_alerts: alerts that existed keep their raised_at (a replay re-derives
+    facts, it does not pretend they were raised again); what they say is brought up to date and, if it changed,
+    marked for publishing again; alerts no longer derived are deleted. The caller holds the transaction."""
+    con.execute(
+        """CREATE OR REPLACE TEMP TABLE replayed_alerts AS SELECT
+               unnest($ids::UUID[]) AS alert_id, unnest($rules::VARCHAR[]) AS rule_id,
+               unnest($versions::INTEGER[]) AS rule_version, unnest($severities::VARCHAR[]) AS severity,
+               unnest($patients::VARCHAR[]) AS patient, unnest($cases::VARCHAR[]) AS case_id,
+               unnest($evidence::UUID[][]) AS evidence_event_ids, unnest($occurred::TIMESTAMPTZ[]) AS occurred_at,
+               unnest($raised::TIMESTAMPTZ[]) AS raised_at, unnest($summaries::VARCHAR[]) AS summary,
+               unnest($details::JSON[]) AS details""",
+        columns,
+    )
+    removed = con.execute("""DELETE FROM alerts WHERE alert_id NOT IN (SELECT alert_id FROM replayed_alerts)
+                             RETURNING alert_id""").fetchall()
+    con.execute(
+        """UPDATE alerts SET severity = r.severity, patient = r.patient, case_id = r.case_id,
+               evidence_event_ids = r.evidence_event_ids, occurred_at = r.occurred_at, summary = r.summary,
+               details = r.details, published_at = NULL
+           FROM replayed_alerts r
+           WHERE alerts.alert_id = r.alert_id
+             AND (alerts.evidence_event_ids <> r.evidence_event_ids OR alerts.summary <> r.summary
+                  OR alerts.details <> r.details OR alerts.severity <> r.severity
+                  OR alerts.occurred_at <> r.occurred_at OR alerts.case_id IS DISTINCT FROM r.case_id
+                  OR alerts.patient <> r.patient)""")
+    added = con.execute(
+        """INSERT INTO alerts (alert_id, rule_id, rule_version, severity, patient, case_id, evidence_event_ids,
+               occurred_at, raised_at, summary, details)
+           SELECT * FROM replayed_alerts WHERE alert_id NOT IN (SELECT alert_id FROM alerts)
+           RETURNING alert_id""").fetchall()
+    con.execute("DROP TABLE replayed_alerts")
+    return len(added), len(removed)
 
 
 #: Rows fetched from the log per step.
@@ -80,13 +161,11 @@ def derive(store: EventStore, *, progress: bool = False, parameters: RuleParamet
             events += len(batch)
             bar.update(len(batch))
         alerts.extend(engine.clock_alerts(now))
-        return _derived(events, alerts, list(engine.clocks.values()))
+        return _derived(events, alert_columns(alerts), list(engine.clocks.values()))
 
 
-def _derived(events: int, alerts: list[SafetyAlert], clocks: list[ClockRow]) -> Derived:
-    unique = {alert.alert_id: alert for alert in alerts}  # the last derivation of an id wins, as in the live store
-    ordered = sorted(unique.values(), key=lambda a: (a.occurred_at, str(a.alert_id)))
-    return Derived(events, ordered, sorted(clocks, key=lambda r: (r.clock.case_id, r.clock.category)))
+def _derived(events: int, alerts: dict[str, list[object]], clocks: list[ClockRow]) -> Derived:
+    return Derived(events, alerts, sorted(clocks, key=lambda r: (r.clock.case_id, r.clock.category)))
 
 
 # --- two processes -------------------------------------------------------------------------------------------
@@ -124,7 +203,7 @@ def _decode(row_type: str, payload: str) -> EventEnvelope:
 @dataclass(frozen=True)
 class _ShareDerived:
     events: int
-    alerts: list[SafetyAlert]
+    alerts: dict[str, list[object]]  # columns: plain values cross the pipe far faster than pydantic models
     clocks: list[ClockRow]
 
 
@@ -136,7 +215,7 @@ def _derive_share(path: Path, share: int, with_lots: bool, parameters: RuleParam
     with_lots = with_lots and parameters.enabled(LOT_CLUSTER)
     alerts: list[SafetyAlert] = []
     events = 0
-    con = connect(path, read_only=True)
+    con = connect(path, read_only=True, config={"threads": 1})  # two processes on two cores: one thread each
     try:
         con.execute("SET enable_progress_bar = false")
         cursor = con.execute(_SHARE, {"share": share, "with_lots": with_lots})
@@ -157,7 +236,7 @@ def _derive_share(path: Path, share: int, with_lots: bool, parameters: RuleParam
     finally:
         con.close()
     alerts.extend(patients.clock_alerts(now))
-    return _ShareDerived(events, alerts, list(patients.clocks.values()))
+    return _ShareDerived(events, alert_columns(alerts), list(patients.clocks.values()))
 
 
 def _helper_main(connection: Connection, path: Path, parameters: RuleParameters, now: datetime) -> None:
@@ -224,7 +303,7 @@ def derive_in_two(path: Path, helper: ReplayHelper, parameters: RuleParameters, 
         helper.start()
         mine = _derive_share(path, 0, True, parameters, now, lambda n: bar.update(n + helper.progress()))
         theirs = helper.result(bar.update)
-        return _derived(mine.events + theirs.events, mine.alerts + theirs.alerts, mine.clocks + theirs.clocks)
+        return _derived(mine.events + theirs.events, _merged(mine.alerts, theirs.alerts), mine.clocks + theirs.clocks)
 
 
 def replay(path: Path, *, progress: bool = False, parameters: RuleParameters | None = None,
@@ -245,15 +324,12 @@ def replay(path: Path, *, progress: bool = False, parameters: RuleParameters | N
                 store = EventStore(path)
             else:
                 derived = derive(store, progress=progress, parameters=parameters)
-            alerts = derived.alerts
             with store.transaction():
-                added, removed = store.replace_alerts(alerts)
-                if added < len(alerts):  # alerts that existed keep their raised_at; bring what they say up to date
-                    store.revise_alerts(alerts)
+                added, removed = replace_alerts(store.con, derived.alerts)
                 replace_clocks(store.con, derived.clocks)
         finally:
             store.close()
     finally:
         if helper is not None:
             helper.close()
-    return ReplayReport(derived.events, len(alerts), added, removed, time.perf_counter() - started)
+    return ReplayReport(derived.events, derived.alert_count, added, removed, time.perf_counter() - started)

@@ -82,11 +82,14 @@ class SafetyEngine:
         self.p = parameters or RuleParameters()
         self.history = History()
         self.clocks: dict[tuple[str, str], ClockRow] = {}
-        #: (scope, lot or clinic) -> patients who received an infusion from it (lot clusters cross patients)
-        self._infused: dict[tuple[str, str], set[str]] = defaultdict(set)
+        #: patient -> the (scope, lot or clinic) they received an infusion from (lot clusters cross patients)
+        self._infused_from: dict[str, set[tuple[str, str]]] = defaultdict(set)
         self._emitted: dict[UUID, tuple[object, ...]] = {}
-        self._attributions: dict[str, dict[tuple[str, str], list[tuple[lot_cluster.AttributedEvent,
-                                                                       AdverseEventReported]]]] = {}
+        #: (scope, key) -> patient -> their adverse events attributed to it (patients with none left out)
+        self._attributions: dict[tuple[str, str], dict[str, list[tuple[lot_cluster.AttributedEvent,
+                                                                       AdverseEventReported]]]] = defaultdict(dict)
+        #: (scope, key) -> patients whose attributions to it changed since they were last computed
+        self._stale: dict[tuple[str, str], set[str]] = defaultdict(set)
 
     # --- loading and applying ---------------------------------------------------------------------------------
 
@@ -124,12 +127,13 @@ class SafetyEngine:
         return fresh
 
     def _index(self, event: EventEnvelope) -> None:
-        if isinstance(event, MscInfusionGiven | AdverseEventReported):
-            self._attributions.pop(event.patient, None)
         if isinstance(event, MscInfusionGiven):
-            self._infused[("clinic", event.clinic)].add(event.patient)
+            self._infused_from[event.patient].add(("clinic", event.clinic))
             if event.lot_id:
-                self._infused[("lot", event.lot_id)].add(event.patient)
+                self._infused_from[event.patient].add(("lot", event.lot_id))
+        if isinstance(event, MscInfusionGiven | AdverseEventReported) and event.patient in self._infused_from:
+            for scope in self._infused_from[event.patient]:
+                self._stale[scope].add(event.patient)
 
     def _enabled(self, rule_id: str, output: EngineOutput) -> bool:
         if not self.p.enabled(rule_id):
@@ -427,11 +431,15 @@ class SafetyEngine:
                                                          dict[UUID, EventEnvelope]]:
         found: list[lot_cluster.AttributedEvent] = []
         evidence: dict[UUID, EventEnvelope] = {}
-        for pseudonym in sorted(self._infused.get((scope, key), ())):
-            cached = self._attributions.setdefault(pseudonym, {})
-            if (scope, key) not in cached:
-                cached[(scope, key)] = self._attributed_to(self.history.patient(pseudonym), scope, key)
-            for attributed, ae in cached[(scope, key)]:
+        attributions = self._attributions[(scope, key)]
+        for pseudonym in self._stale.pop((scope, key), ()):
+            attributed = self._attributed_to(self.history.patient(pseudonym), scope, key)
+            if attributed:
+                attributions[pseudonym] = attributed
+            else:
+                attributions.pop(pseudonym, None)
+        for pseudonym in sorted(attributions):
+            for attributed, ae in attributions[pseudonym]:
                 found.append(attributed)
                 evidence[ae.event_id] = ae
         return found, evidence
@@ -439,7 +447,8 @@ class SafetyEngine:
     def _attributed_to(self, history: PatientHistory, scope: str,
                        key: str) -> list[tuple[lot_cluster.AttributedEvent, AdverseEventReported]]:
         """One patient's adverse events attributed to a lot or clinic (cached until the patient's next adverse
-        event or infusion: a clinic's clusters are re-derived often, its patients' histories change rarely)."""
+        event or infusion: a clinic's clusters are re-derived often, its patients' histories change rarely; only
+        the patients with attributed events are kept, so a re-derivation does not walk every patient infused)."""
         window = timedelta(days=self.p.lot_cluster.attribution_days)
         infusions = [i for i in history.of_type("msc-infusion", MscInfusionGiven)
                      if (i.lot_id if scope == "lot" else i.clinic) == key]
