@@ -433,9 +433,9 @@ class SafetyEngine:
         evidence: dict[UUID, EventEnvelope] = {}
         attributions = self._attributions[(scope, key)]
         for pseudonym in self._stale.pop((scope, key), ()):
-            attributed = self._attributed_to(self.history.patient(pseudonym), scope, key)
-            if attributed:
-                attributions[pseudonym] = attributed
+            patient_events = self._attributed_to(self.history.patient(pseudonym), scope, key)
+            if patient_events:
+                attributions[pseudonym] = patient_events
             else:
                 attributions.pop(pseudonym, None)
         for pseudonym in sorted(attributions):
