@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -89,7 +90,7 @@ def child_pvwatch(csv_path: Path, workdir: Path) -> dict[str, object]:
         raise SystemExit(result.output)
     hyper = json.loads((workdir / "pvwatch-hyper.json").read_text())
     return {"seconds": seconds, "prior": [hyper[k] for k in ("alpha1", "beta1", "alpha2", "beta2", "p")],
-            "output": result.output.strip()}
+            "output": [line for line in result.output.strip().splitlines() if "%|" not in line]}  # no progress bars
 
 
 def child_vigipy(csv_path: Path, workdir: Path) -> dict[str, object]:
@@ -112,11 +113,15 @@ def child_vigipy(csv_path: Path, workdir: Path) -> dict[str, object]:
 
 
 def run_child(tool: str, csv_path: Path, workdir: Path) -> dict[str, object]:
+    """One tool in its own process; the machine's load average (1 min) before and after goes with its figures."""
+    load_before = os.getloadavg()[0]
     completed = subprocess.run([sys.executable, __file__, "--child", tool, "--csv", str(csv_path),
                                 "--workdir", str(workdir)], capture_output=True, text=True, check=False)
     if completed.returncode != 0:
         raise SystemExit(f"{tool} failed:\n{completed.stderr[-3000:]}")
-    return dict(json.loads(completed.stdout.strip().splitlines()[-1]))
+    result = dict(json.loads(completed.stdout.strip().splitlines()[-1]))
+    result["load_average"] = [round(load_before, 2), round(os.getloadavg()[0], 2)]
+    return result
 
 
 def likelihoods(csv_path: Path, priors: dict[str, list[float]]) -> dict[str, float]:
