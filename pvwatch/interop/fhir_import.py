@@ -149,6 +149,10 @@ def claimed_direction(observation: dict[str, Any]) -> str | None:
     return next((direction for words, direction in DIRECTIONS if words.search(text)), None)
 
 
+#: pvwatch field -> FHIR element, so that a rejection names both (ImportResult.add).
+FHIR_ELEMENTS = {"dose_unit": "doseQuantity.code", "unit": "valueQuantity.code"}
+
+
 class Skip(Exception):
     """A resource pvwatch does not model: listed for the operator, not imported."""
 
@@ -267,7 +271,7 @@ class BundleReader:
             for record in records:
                 record["source"] = SOURCE
                 record["event_id"] = import_event_id("fhir", content_digest(record))
-                self.result.add(where, record)
+                self.result.add(where, record, FHIR_ELEMENTS)
 
     # --- patients -------------------------------------------------------------------------------------------
 
@@ -359,10 +363,15 @@ class BundleReader:
         if dosage.get("route") is not None:
             out["route"] = ROUTES.get(route or "", "other")
         if isinstance(quantity, dict) and quantity.get("value") is not None:
-            unit = quantity.get("code") if quantity.get("system") == UCUM else None
-            if unit is None:
-                raise Invalid(f"{element}.dose: the unit must be a UCUM code (system {UCUM})")
-            out |= {"dose": quantity["value"], "dose_unit": unit}
+            if quantity.get("system") == UCUM and quantity.get("code"):
+                # A code under the UCUM system is checked as UCUM at validation: "mcg" is rejected (invalid_unit).
+                out |= {"dose": quantity["value"], "dose_unit": quantity["code"]}
+            else:
+                # Another unit system (2 TAB, v3-orderableDrugForm): the exposure matters more than its dose, so the
+                # treatment is kept without a dose and the operator is told.
+                self.result.notes.append(
+                    f"{self.label} {element}.doseQuantity: {quantity.get('value')} {quantity.get('code') or ''} "
+                    f"(system {quantity.get('system') or 'none'}) is not a UCUM dose: the dose is not imported")
         if dosage.get("text"):
             out["frequency"] = str(dosage["text"])[:200]
         return out
@@ -412,7 +421,8 @@ class BundleReader:
             raise Invalid(f"{dosage_element}: expected a list of Dosage objects")
         if not isinstance(reasons, list):
             raise Invalid("statusReason: expected a list of CodeableConcepts")
-        return CourseStep(resource=resource, base=base, dose=self._dose(dosages[0], f"{dosage_element}[0]"),
+        where = f"{kind}/{resource.get('id')} {dosage_element}[0]"
+        return CourseStep(resource=resource, base=base, dose=self._dose(dosages[0], where),
                           start=start, end=end, recorded=recorded or start, status=status,
                           reason=change_reason(" ".join(_all_text(reason) for reason in reasons)))
 
@@ -430,6 +440,7 @@ class BundleReader:
         self.course_events: dict[int, list[dict[str, Any]]] = {}
         self.course_problems: dict[int, Exception] = {}
         self.course_ids: dict[int, str] = {}
+        self.course_skips: dict[int, str] = {}
         courses: dict[tuple[str, str], list[CourseStep]] = {}
         for resource in self.entries:
             if not isinstance(resource, dict) or resource.get("resourceType") not in COURSE_RESOURCES:
@@ -461,14 +472,29 @@ class BundleReader:
         else:
             dose, unit = step.dose.get("dose"), step.dose.get("dose_unit")
             previous = before.dose.get("dose") if before.dose.get("dose_unit") == unit else None
-            if dose is not None and dose != previous:
+            if dose is None:
+                self.course_skips[id(step.resource)] = "no UCUM dose: the course continues, at a dose not imported"
+            elif dose == previous:
+                self.course_skips[id(step.resource)] = (
+                    "the same drug at the same dose as the course's previous record: the course continues")
+            else:
                 kind = "treatment-tapered" if previous is not None and dose < previous else "treatment-dose-changed"
                 yield {"type": kind, **step.base, **step.dose, **timing, "course_id": step.course_id,
                        **({"previous_dose": previous} if previous is not None else {}),
                        **(before.reason or step.reason)}
         stopped = step.status in ("stopped", "completed") or step.end is not None
         if stopped and (after is None or step.ended_before(after)):
-            stopped_at = step.end or step.recorded
+            # A statement's dateAsserted bounds an undated stop ("stopped, as of this date"); a request's authoredOn
+            # is when it was ordered, so an undated stopped or completed order has no stop time to import.
+            stopped_at = step.end or (step.recorded if step.resource.get("resourceType") == "MedicationStatement"
+                                      else None)
+            if stopped_at is None:
+                words = f" ({step.reason['reason_detail']})" if step.reason else ""
+                self.result.notes.append(
+                    f"{self.label} MedicationRequest/{step.resource.get('id')}: status {step.status}{words} without "
+                    "an end date (dosageInstruction.timing.repeat.boundsPeriod.end): no treatment-stopped, its time "
+                    "is unknown")
+                return
             yield {"type": "treatment-stopped", **step.base, "occurred_at": stopped_at,
                    "recorded_at": max(step.recorded, stopped_at), "course_id": step.course_id, **step.reason,
                    **({"previous_dose": step.dose["dose"], "dose_unit": step.dose["dose_unit"]}
@@ -480,7 +506,7 @@ class BundleReader:
             raise problem
         records = self.course_events.get(id(resource), [])
         if not records:
-            raise Skip("the same drug at the same dose as the course's previous record: the course continues")
+            raise Skip(self.course_skips.get(id(resource), "nothing to import"))
         yield from records
 
     def medication_administration(self, resource: dict[str, Any]) -> Iterator[dict[str, Any]]:
@@ -494,7 +520,7 @@ class BundleReader:
         if MSC_WORDS.search(_all_text(concept)):
             yield self._infusion(resource, concept, medication, given)
             return
-        dose = self._dose(resource.get("dosage"), "dosage")
+        dose = self._dose(resource.get("dosage"), f"MedicationAdministration/{resource.get('id')} dosage")
         dose.pop("frequency", None)
         request = str((resource.get("request") or {}).get("reference") or "")
         course = self.course_ids.get(id(self.index.get(request))) or request or f"fhir-{resource.get('id')}"

@@ -288,8 +288,8 @@ def test_who_claimed_a_benefit_and_whether_a_measure_documents_it_survive_the_im
     ("clinician-claim-1", {"derivedFrom": [{"reference": "Observation/elsewhere"}]}, "derivedFrom"),
     ("clinician-claim-1", {"derivedFrom": [{"reference": "urn:uuid:3c2e5b1a-8f4d-4e21-9a7c-5d0e6f1a2b13"}]},
      "another claim"),
-    ("pred-10mg", {"dosage": [{"doseAndRate": [{"doseQuantity": {"value": 10, "unit": "milligram"}}]}]},
-     "UCUM"),
+    ("pred-10mg", {"dosage": [{"doseAndRate": [{"doseQuantity": {
+        "value": 10, "system": "http://unitsofmeasure.org", "code": "mgs"}}]}]}, "dose_unit (doseQuantity.code)"),
 ])
 def test_a_claim_or_course_record_that_cannot_be_mapped_is_rejected_naming_the_element(
         tmp_path, resource_id, changes, expected):
@@ -322,3 +322,42 @@ def test_no_element_value_of_a_course_or_claim_crashes_the_importer(entry, key, 
         result = import_fhir(path, EDGE)
     assert all(rejection.reason and rejection.detail for rejection in result.rejections)
     assert len(result.events) + len(result.rejections) + len(result.notes) >= len(bundle["entry"]) - 1
+
+
+def test_a_dose_in_another_unit_system_keeps_the_exposure_without_its_dose_and_says_so(tmp_path):
+    result = _tapers_with(tmp_path, "pred-10mg", dosage=[{"doseAndRate": [{"doseQuantity": {
+        "value": 2, "system": "http://terminology.hl7.org/CodeSystem/v3-orderableDrugForm", "code": "TAB"}}]}])
+    assert result.rejections == []
+    prednisolone = [(e.type, getattr(e, "dose", None), getattr(e, "previous_dose", None))
+                    for e in result.events if getattr(e, "drug", None) == "prednisolone"]
+    # 20 mg, then 2 tablets (not importable as a dose), then 5 mg: a change whose previous dose is unknown.
+    assert prednisolone == [("treatment-started", 20, None), ("treatment-dose-changed", 5, None),
+                            ("treatment-stopped", None, 5)]
+    assert any("pred-10mg" in note and "2 TAB" in note and "not a UCUM dose" in note for note in result.notes)
+
+
+HL7_REQUESTS = ("medicationrequest0301.json", "medicationrequest0304.json", "medicationrequest0312.json",
+                "medicationrequest0314.json")
+
+
+def test_hl7_medication_request_examples_start_courses_and_their_non_ucum_units_are_rejected(tmp_path):
+    """HL7 FHIR R4 specification examples, unchanged (tests/data/README.md)."""
+    entries = [{"resource": json.loads((DATA / name).read_text())} for name in HL7_REQUESTS]
+    path = tmp_path / "requests.json"
+    path.write_text(json.dumps({"resourceType": "Bundle", "type": "collection", "entry": entries}))
+    result = import_fhir(path, EDGE)
+    (oxycodone, phenytoin) = result.events
+    # medrx0301: status completed, statusReason "Try another treatment first", authoredOn 2015-01-15, a dose range
+    # in tablets (no UCUM doseQuantity): the course starts; its stop has no date, which a note says.
+    assert (oxycodone.type, oxycodone.drug, oxycodone.drug_class, oxycodone.occurred_at, oxycodone.dose) == (
+        "treatment-started", "Oral Form Oxycodone (product)", "other", datetime(2015, 1, 15, tzinfo=UTC), None)
+    assert any("medrx0301" in n and "Try another treatment first" in n and "no treatment-stopped" in n
+               for n in result.notes)
+    # medrx0312: 100 mg phenytoin; its priorPrescription medrx0304 is another drug (nystatin), so another course.
+    assert (phenytoin.drug, phenytoin.dose, phenytoin.dose_unit, phenytoin.route) == (
+        "Phenytoin 25mg/ml oral suspension", 100, "mg", "oral")
+    # medrx0304 doses 10 "drop" and medrx0314 75 "mcg" under the UCUM system: UCUM writes [drp] and ug.
+    rejected = {r.where.split("(")[-1].rstrip(")"): (r.reason, r.detail) for r in result.rejections}
+    assert rejected.keys() == {"MedicationRequest/medrx0304", "MedicationRequest/medrx0314"}
+    assert all(reason == "invalid_unit" and detail.startswith("dose_unit (doseQuantity.code): '")
+               for reason, detail in rejected.values())
