@@ -361,3 +361,20 @@ def test_hl7_medication_request_examples_start_courses_and_their_non_ucum_units_
     assert rejected.keys() == {"MedicationRequest/medrx0304", "MedicationRequest/medrx0314"}
     assert all(reason == "invalid_unit" and detail.startswith("dose_unit (doseQuantity.code): '")
                for reason, detail in rejected.values())
+
+
+HL7_CODED_OBSERVATIONS = ("observation-example-bloodgroup.json", "observation-example-eye-color.json",
+                          "observation-example-secondsmoke.json", "observation-example-trachcare.json",
+                          "observation-example-vomiting.json")
+
+
+def test_hl7_coded_observations_are_not_read_as_benefit_claims(tmp_path):
+    """HL7 FHIR R4 examples whose value is a code or a sentence ("Blood group A", "blue", "Yes", "Mother is trained
+    to change her child's tracheostomy tube", "Absent"): none states a change, so none becomes an outcome claim;
+    each is skipped with a note."""
+    entries = [{"resource": json.loads((DATA / name).read_text())} for name in HL7_CODED_OBSERVATIONS]
+    path = tmp_path / "observations.json"
+    path.write_text(json.dumps({"resourceType": "Bundle", "type": "collection", "entry": entries}))
+    result = import_fhir(path, EDGE)
+    assert (result.events, result.rejections) == ([], [])
+    assert len([note for note in result.notes if "skipped" in note]) == len(HL7_CODED_OBSERVATIONS)
