@@ -6,7 +6,10 @@ only the adverse events, a worst case where most messages raise alerts) pre-prod
 each consumer reads them all from the earliest offset:
   1. raw broker consume rate: an aiokafka consumer doing nothing (the ceiling);
   2. a no-op Faust agent with the worker's batching settings (the framework's own cost);
-  3. the pvwatch worker: validation, idempotent DuckDB batch writes, every rule, outbox, metrics.
+  3. the pvwatch worker: validation, idempotent DuckDB batch writes, every rule, outbox, metrics, with its batch
+     step in the writer process (the default; streams/writer.py);
+  4. the same worker with the batch step in its own process (PVWATCH_WRITER_PROCESS=false; the earlier design),
+     in its own consumer group and store (skip with --no-in-process).
 Rates are events / (time of last event - time of first event). Then alert latency: events produced at a
 fixed rate; for every alert whose evidence was sent in that phase, the time from sending its last evidence event
 to the alert arriving on pv.safety.alert.v1 (stored first: the outbox publishes after the commit).
@@ -14,7 +17,9 @@ Last, on the store the worker wrote: `pvwatch replay` (rebuild every derived tab
 plain DuckDB scan of the same log (the floor of any replay) and against the live path's rate.
 
     .venv/bin/python bench/bench_live.py [--events 40000] [--latency-rate 1000] [--latency-seconds 10]
-                                         [--workload clinical|adverse-events]
+                                         [--workload clinical|adverse-events] [--no-in-process]
+
+The machine is shared: the load average before and after is printed; quote ratios within one run.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -95,8 +101,9 @@ def noop_faust(bootstrap: str, expect: int, log: Path) -> float:
         process.wait(20)
 
 
-def pvwatch_worker(bootstrap: str, expect: int, workdir: Path) -> tuple[float, WorkerProcess]:
-    worker = WorkerProcess(bootstrap, workdir / "bench.duckdb", free_port(), workdir / "worker.log", 4.0)
+def pvwatch_worker(bootstrap: str, expect: int, workdir: Path, name: str = "bench",
+                   env: dict[str, str] | None = None) -> tuple[float, WorkerProcess]:
+    worker = WorkerProcess(bootstrap, workdir / f"{name}.duckdb", free_port(), workdir / f"{name}.log", 4.0, env=env)
     first = None
     while True:
         worker.check_alive()
@@ -111,6 +118,21 @@ def pvwatch_worker(bootstrap: str, expect: int, workdir: Path) -> tuple[float, W
             assert first is not None
             return now - first, worker
         time.sleep(0.1)
+
+
+def ready_worker(bootstrap: str, workdir: Path, name: str = "bench") -> WorkerProcess:
+    """A worker started on a store it already wrote (nothing left to consume), once it is up."""
+    worker = WorkerProcess(bootstrap, workdir / f"{name}.duckdb", free_port(), workdir / f"{name}.log", 4.0)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        worker.check_alive()
+        try:
+            if scrape(worker.metrics_url).get("pv_worker_up") == 1:
+                return worker
+        except OSError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError("the restarted worker was not up within 60 s")
 
 
 def alert_latency(bootstrap: str, rate: int, seconds: float, seed: int, workload: str) -> dict[str, list[float]]:
@@ -185,7 +207,10 @@ def main() -> None:
     parser.add_argument("--latency-rate", type=int, default=1000)
     parser.add_argument("--latency-seconds", type=float, default=10.0)
     parser.add_argument("--workload", choices=WORKLOADS, default="clinical")
+    parser.add_argument("--no-in-process", dest="in_process", action="store_false",
+                        help="Skip the worker with its batch step in-process (PVWATCH_WRITER_PROCESS=false).")
     args = parser.parse_args()
+    load_before = os.getloadavg()
 
     with tempfile.TemporaryDirectory() as tmp, EmbeddedBroker(log_path=Path(tmp) / "broker.log") as broker:
         workdir = Path(tmp)
@@ -202,6 +227,15 @@ def main() -> None:
         print("measuring the pvwatch worker", file=sys.stderr)
         seconds, worker = pvwatch_worker(broker.bootstrap, n, workdir)
         live = n / seconds
+        in_process = None
+        if args.in_process:
+            worker.stop()
+            print("measuring the pvwatch worker with its batch step in-process", file=sys.stderr)
+            seconds, other = pvwatch_worker(broker.bootstrap, n, workdir, "in-process",
+                                            {"PVWATCH_WRITER_PROCESS": "false", "PVWATCH_GROUP_ID": "bench-in-process"})
+            other.stop()
+            in_process = n / seconds
+            worker = ready_worker(broker.bootstrap, workdir)  # the default worker again, caught up
         print("measuring alert latency", file=sys.stderr)
         latencies = alert_latency(broker.bootstrap, args.latency_rate, args.latency_seconds, seed=2,
                                   workload=args.workload)
@@ -216,8 +250,12 @@ def main() -> None:
           "one process each")
     print(f"raw broker consume (aiokafka, no work)  {raw:10,.0f} events/s")
     print(f"no-op Faust agent (take_events batches) {noop:10,.0f} events/s")
-    print(f"pvwatch worker (all rules, DuckDB)      {live:10,.0f} events/s")
+    print(f"pvwatch worker (all rules, DuckDB)      {live:10,.0f} events/s   (batch step in the writer process)")
     print(f"  ratio pvwatch / no-op Faust: {live / noop:.2f}   pvwatch / raw broker: {live / raw:.3f}")
+    if in_process is not None:
+        print(f"same, batch step in-process             {in_process:10,.0f} events/s")
+        print(f"  ratio in-process / no-op Faust: {in_process / noop:.2f}   writer process / in-process: "
+              f"{live / in_process:.2f}")
     every = [value for values in latencies.values() for value in values]
     print(f"alert latency at {args.latency_rate}/s for {args.latency_seconds:.0f} s, last evidence sent -> alert on "
           f"topic: {_quantiles(every)}")
@@ -229,6 +267,9 @@ def main() -> None:
           f"({report.events} events, {report.alerts} alerts)")
     print(f"  ratio replay / plain scan: {report.events_per_second / scan:.2f}   "
           f"replay / live path: {report.events_per_second / live:.1f}")
+    load_after = os.getloadavg()
+    print(f"load average (1, 5, 15 min) before {', '.join(f'{x:.1f}' for x in load_before)}; "
+          f"after {', '.join(f'{x:.1f}' for x in load_after)} (2 cores, shared with other work)")
 
 
 if __name__ == "__main__":

@@ -53,7 +53,10 @@ def _stop_worker(failure: WriterFailed) -> None:
 
 
 class Outbox:
-    """Publishes derived facts that are durable in the store but not yet on their topics."""
+    """Publishes derived facts that are durable in the store but not yet on their topics.
+
+    Flushes run one at a time, in the order they were asked for, so alerts reach their topic in batch order.
+    """
 
     def __init__(self, writer: WriterClient, alert_topic: faust.TopicT, dead_letter_topic: faust.TopicT,
                  pending_alerts: list[PublishableAlert]) -> None:
@@ -62,8 +65,13 @@ class Outbox:
         self.dead_letter_topic = dead_letter_topic
         self.pending_alerts = pending_alerts
         self.has_pending_letters = True
+        self._one_at_a_time = asyncio.Lock()
 
     async def flush(self) -> None:
+        async with self._one_at_a_time:
+            await self._flush()
+
+    async def _flush(self) -> None:
         alerts, self.pending_alerts = self.pending_alerts, []
         letters = await self.writer.unpublished_dead_letters() if self.has_pending_letters else []
         futures = [await self.alert_topic.send(key=alert.key, value=alert.value) for alert in alerts]
@@ -77,6 +85,10 @@ class Outbox:
             self.pending_alerts = alerts + self.pending_alerts
             raise
         self.has_pending_letters = False
+        published = time.time()
+        for alert in alerts:  # new alerts of a live batch carry their evidence's produce time
+            if alert.evidence_produced_at:
+                metrics.ALERT_LATENCY.observe(max(0.0, published - alert.evidence_produced_at))
         if alerts or letters:
             await self.writer.mark_published([a.alert_id for a in alerts], [row[0] for row in letters])
 
@@ -146,6 +158,7 @@ def build_app(settings: Settings) -> faust.App:
         writer, opening = await start_writer(settings.db, settings.rules_file, settings.rsi_file,
                                              in_process=not settings.writer_process, on_failure=_stop_worker)
         running["writer"] = writer
+        flushing: asyncio.Future[None] | None = None
         try:
             metrics.BUILD_INFO.info({"version": _version(), "store_schema": str(opening.schema_version)})
             record_metrics(opening.metrics)
@@ -158,20 +171,29 @@ def build_app(settings: Settings) -> faust.App:
             batches = stream.take_events(  # type: ignore[attr-defined]  # missing from Faust's StreamT stub
                 settings.batch_max_events, within=settings.batch_within_s
             )
+            # The previous batch's alerts are published while the writer stores this one. A batch is acknowledged
+            # when the loop asks for the next: after it is durable, possibly before its alerts are on their topic
+            # (the outbox publishes those after a crash: they are marked unpublished in the store).
             async for batch in batches:
                 async with lock:  # the clock timer uses the same writer channel and engine
-                    reply = await writer.process([_incoming(event) for event in batch])
+                    storing = asyncio.ensure_future(writer.process([_incoming(event) for event in batch]))
+                    try:
+                        if flushing is not None:
+                            await flushing  # a failed publish stops the agent here, as before
+                    finally:
+                        reply = await storing
                     record_metrics(reply.metrics)
                     _page(reply.new_alerts)  # the alerts are durable in DuckDB now; page before publishing them
                     outbox.pending_alerts.extend(reply.new_alerts + reply.revised_alerts)
                     outbox.has_pending_letters |= reply.new_dead_letters
-                    await outbox.flush()
-                published = time.time()
-                for alert in reply.new_alerts:
-                    if alert.evidence_produced_at:
-                        metrics.ALERT_LATENCY.observe(max(0.0, published - alert.evidence_produced_at))
+                    flushing = asyncio.ensure_future(outbox.flush())
                 _update_lag(batch)
         finally:
+            if flushing is not None:
+                await asyncio.wait([flushing], timeout=30)
+                if flushing.done() and not flushing.cancelled() and flushing.exception() is not None:
+                    log.warning("publishing the last alerts failed (the next start publishes them): %s",
+                                flushing.exception())
             if notifier:
                 await notifier.close()
             running.pop("writer", None)

@@ -123,6 +123,8 @@ def test_kill_9_mid_stream_loses_nothing_and_stores_nothing_twice(workers: Worke
     first = workers.start(env=small_batches)
     wait_for(lambda: workers.metric(first, "pv_events_ingested_total") >= 600, 60, 0.02, "first batches stored")
     first.kill()
+    # its writer process (streams/writer.py) dies with it and releases the store's lock a moment later
+    wait_for(lambda: store_unlocked(workers.db), 10, 0.02, "the killed worker's writer to exit")
     stored_before_kill = duckdb_count(workers.db, "event_log")
     assert 0 < stored_before_kill < len(events), "the kill must land mid-stream"
 
@@ -149,6 +151,16 @@ def test_kill_9_mid_stream_loses_nothing_and_stores_nothing_twice(workers: Worke
     # they were recognised as duplicates above (stored once). Recorded for the report, not asserted.
     record_property("stored_before_kill", stored_before_kill)
     record_property("redelivered_after_restart", redelivered)
+
+
+def store_unlocked(path) -> bool:
+    try:
+        duckdb.connect(str(path), read_only=True).close()
+    except duckdb.IOException as error:
+        if "lock" in str(error).lower():
+            return False
+        raise
+    return True
 
 
 def duckdb_count(path, table: str) -> int:
