@@ -69,7 +69,8 @@ def generate(path: Path, reports: int, seed: int) -> None:
         "product": products[np.repeat(product_start, rows_per_report) + offset // m_of_row],
         "event": events[np.repeat(event_start, rows_per_report) + offset % m_of_row],
     }
-    con = duckdb.connect(config={"enable_progress_bar": False})
+    con = duckdb.connect()
+    con.execute("SET enable_progress_bar = false")
     con.register("rows", rows)
     path.parent.mkdir(parents=True, exist_ok=True)
     con.execute(f"""COPY (SELECT 'R' || report AS report_id, 'P' || product AS product, 'E' || event AS event
