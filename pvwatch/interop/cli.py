@@ -85,10 +85,13 @@ def import_e2b_command(file: Path, out: Path | None, bootstrap_servers: str | No
 @click.argument("bundle", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @import_options
 def import_fhir_command(bundle: Path, out: Path | None, bootstrap_servers: str | None, strict: bool) -> None:
-    """Import a FHIR R4 Bundle (JSON) of Patient, Condition, MedicationStatement, MedicationAdministration,
-    Procedure, Observation and AdverseEvent resources.
+    """Import a FHIR R4 Bundle (JSON) of Patient, Condition, MedicationStatement, MedicationRequest,
+    MedicationAdministration, Procedure, Observation and AdverseEvent resources.
 
-    Resources pvwatch does not model are listed as skipped (stderr), never dropped silently.
+    Statements and requests of one drug are read as one course: a lower dose is a taper, the end a stop, each
+    with its statusReason. An Observation whose value says something improved, worsened or did not change is a
+    benefit claim, by its performer (clinician, parent, patient), documented only by the scores it is
+    derivedFrom. Resources pvwatch does not model are listed as skipped (stderr), never dropped silently.
     """
     from pvwatch.interop.fhir_import import import_fhir
 
