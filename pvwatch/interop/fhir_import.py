@@ -658,7 +658,7 @@ class BundleReader:
         credited = [self._credited_to(item) for item in focus if isinstance(item, dict)]
         if any(credited):
             record["attributed_to"] = next(name for name in credited if name)
-        measure = self._documented_measure(resource.get("derivedFrom") or [])
+        measure = self._documented_measure(resource.get("derivedFrom") or [], record["patient"])
         if measure is not None:
             record["documented_measure"] = measure
         return record
@@ -673,28 +673,34 @@ class BundleReader:
             return None
         return "MSC" if MSC_WORDS.search(_all_text(concept)) else (_label(concept) or "")[:200] or None
 
-    def _documented_measure(self, references: Any) -> dict[str, Any] | None:
+    def _documented_measure(self, references: Any, patient: str) -> dict[str, Any] | None:
         if not isinstance(references, list):
             raise Invalid("derivedFrom: expected a list of References")
         measured: list[dict[str, Any]] = []
-        for reference in references:
-            target = self.index.get(str((reference or {}).get("reference") or ""))
+        for item in references:
+            reference = str((item or {}).get("reference") or "") if isinstance(item, dict) else str(item)
+            target = self.index.get(reference)
             if not isinstance(target, dict) or target.get("resourceType") != "Observation":
-                raise Invalid(f"derivedFrom: {reference} is not an Observation in the bundle")
+                raise Invalid(f"derivedFrom: '{reference}' is not an Observation in the bundle")
             if claimed_direction(target) is not None and target.get("valueQuantity") is None:
-                raise Invalid(f"derivedFrom: {reference} is another claim, not a measurement")
-            measured.extend(record for record in self.observation(target)
-                            if record["type"] in ("disease-activity", "lab-result"))
+                raise Invalid(f"derivedFrom: '{reference}' is another claim, not a measurement")
+            try:
+                measured.extend(record for record in self.observation(target)
+                                if record["type"] in ("disease-activity", "lab-result"))
+            except Skip as reason:
+                raise Invalid(f"derivedFrom: '{reference}' is not a measurement pvwatch imports ({reason})") from None
         if not measured:
             return None
+        if any(record["patient"] != patient for record in measured):
+            raise Invalid("derivedFrom: a measurement of another patient cannot document this patient's claim")
         measured.sort(key=lambda record: record["occurred_at"])
-        names = {record.get("instrument") or record.get("test_name") or record.get("loinc_code")
-                 for record in measured}
-        if len(names) != 1:
-            raise Invalid(f"derivedFrom: one measure is expected, found {sorted(map(str, names))}")
-        value = "score" if "instrument" in measured[0] else "value"
-        return {"name": str(names.pop())[:200], "after": measured[-1][value],
-                **({"before": measured[0][value]} if len(measured) > 1 else {}),
+        measures = {record.get("instrument") or record["loinc_code"] for record in measured}  # a score or a LOINC
+        if len(measures) != 1:
+            raise Invalid(f"derivedFrom: one measure is expected, found {sorted(map(str, measures))}")
+        latest = measured[-1]
+        value = "score" if "instrument" in latest else "value"
+        return {"name": str(latest.get("instrument") or latest.get("test_name") or latest["loinc_code"])[:200],
+                "after": latest[value], **({"before": measured[0][value]} if len(measured) > 1 else {}),
                 "evidence_event_id": import_event_id("fhir", content_digest({**measured[-1], "source": SOURCE}))}
 
     # --- adverse events ---------------------------------------------------------------------------------------

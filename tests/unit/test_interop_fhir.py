@@ -288,6 +288,8 @@ def test_who_claimed_a_benefit_and_whether_a_measure_documents_it_survive_the_im
     ("clinician-claim-1", {"derivedFrom": [{"reference": "Observation/elsewhere"}]}, "derivedFrom"),
     ("clinician-claim-1", {"derivedFrom": [{"reference": "urn:uuid:3c2e5b1a-8f4d-4e21-9a7c-5d0e6f1a2b13"}]},
      "another claim"),
+    ("clinician-claim-1", {"derivedFrom": [{"reference": "urn:uuid:3c2e5b1a-8f4d-4e21-9a7c-5d0e6f1a2b01"}]},
+     "is not an Observation"),  # the Patient
     ("pred-10mg", {"dosage": [{"doseAndRate": [{"doseQuantity": {
         "value": 10, "system": "http://unitsofmeasure.org", "code": "mgs"}}]}]}, "dose_unit (doseQuantity.code)"),
 ])
@@ -378,3 +380,10 @@ def test_hl7_coded_observations_are_not_read_as_benefit_claims(tmp_path):
     result = import_fhir(path, EDGE)
     assert (result.events, result.rejections) == ([], [])
     assert len([note for note in result.notes if "skipped" in note]) == len(HL7_CODED_OBSERVATIONS)
+
+
+def test_another_childs_score_cannot_document_a_claim(tmp_path):
+    result = _tapers_with(tmp_path, "sledai-after", subject={"reference": "Patient/someone-else"})
+    (rejection,) = result.rejections
+    assert "/clinician-claim-1)" in rejection.message() and "another patient" in rejection.message()
+    assert [e.score for e in by_type(result)["disease-activity"]] == [12, 6]  # the scores themselves are imported
