@@ -24,6 +24,7 @@ from tqdm import tqdm
 from pvwatch.domain.engine import LOT_CLUSTER, RULE_IDS, ClockRow, SafetyEngine
 from pvwatch.domain.parameters import RuleParameters
 from pvwatch.events.alert import SafetyAlert
+from pvwatch.events.codec import load_validators
 from pvwatch.events.envelope import EventEnvelope
 from pvwatch.events.registry import EVENT_TYPES
 from pvwatch.rulebook import load_rule_parameters
@@ -253,6 +254,7 @@ class ReplayHelper:
     threads could inherit a held lock); it waits for `start` (the store migrated and closed) before reading."""
 
     def __init__(self, path: Path, parameters: RuleParameters, now: datetime) -> None:
+        load_validators()
         context = multiprocessing.get_context("fork")
         self._connection, child = context.Pipe()
         self._process = context.Process(target=_helper_main, args=(child, path, parameters, now),

@@ -106,7 +106,7 @@ class SafetyEngine:
 
     def apply(self, events: Iterable[EventEnvelope], now: datetime) -> EngineOutput:
         output = EngineOutput()
-        ordered = sorted(events, key=lambda e: (e.occurred_at, e.event_id))
+        ordered = sorted(events, key=lambda e: (e.occurred_at, e.event_id.int))  # .int orders as the UUID does
         for event in ordered:
             patient = self.history.add(event)
             self._index(event)
@@ -509,19 +509,20 @@ class SafetyEngine:
         changes = [*patient.of_type("treatment-tapered", TreatmentTapered),
                    *patient.of_type("treatment-stopped", TreatmentStopped)]
         tapers_raw = [t for t in changes if t.drug_class in self.p.tapered_classes]
-        scores_raw = patient.of_type("disease-activity", DiseaseActivityAssessed)
         if isinstance(event, DiseaseActivityAssessed):
-            # a score matters to tapers it follows within the window, or to later tapers as their baseline, and
-            # is only ever compared with scores of its own instrument and assessor
+            # a score matters to tapers it follows within the window, or to later tapers as their baseline
             window = timedelta(days=self.p.flare.window_days)
             tapers_raw = [t for t in tapers_raw if t.occurred_at >= event.occurred_at
                           or event.occurred_at <= t.occurred_at + window]
-            scores_raw = [s for s in scores_raw if s.instrument == event.instrument
-                          and s.assessed_by == event.assessed_by]
         else:
             tapers_raw = [t for t in tapers_raw if t.event_id == event.event_id]
         if not tapers_raw:
-            return []
+            return []  # most scores: the patient's scores are not even read
+        scores_raw = patient.of_type("disease-activity", DiseaseActivityAssessed)
+        if isinstance(event, DiseaseActivityAssessed):
+            # and is only ever compared with scores of its own instrument and assessor
+            scores_raw = [s for s in scores_raw if s.instrument == event.instrument
+                          and s.assessed_by == event.assessed_by]
         conditions = self._conditions(patient)
         by_id: dict[UUID, EventEnvelope] = {e.event_id: e for e in (*tapers_raw, *scores_raw)}
         tapers = [flare.Taper(t.event_id, t.drug, t.occurred_at, isinstance(t, TreatmentStopped)) for t in tapers_raw]

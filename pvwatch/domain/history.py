@@ -14,23 +14,23 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TypeVar
-from uuid import UUID
 
 from pvwatch.events.envelope import EventEnvelope
 
 E = TypeVar("E", bound=EventEnvelope)
 
 
-def _order(event: EventEnvelope) -> tuple[datetime, UUID]:
-    """Chronological across time zones (aware datetimes compare as instants; ISO strings would not)."""
-    return (event.occurred_at, event.event_id)
+def _order(event: EventEnvelope) -> tuple[datetime, int]:
+    """Chronological across time zones (aware datetimes compare as instants; ISO strings would not); ties by event
+    id (a UUID's integer orders as the UUID does, compared in C rather than by UUID.__lt__)."""
+    return (event.occurred_at, event.event_id.int)
 
 
 @dataclass
 class PatientHistory:
     patient: str
     events_by_type: dict[str, list[EventEnvelope]] = field(default_factory=lambda: defaultdict(list))
-    _keys_by_type: dict[str, list[tuple[datetime, UUID]]] = field(default_factory=lambda: defaultdict(list))
+    _keys_by_type: dict[str, list[tuple[datetime, int]]] = field(default_factory=lambda: defaultdict(list))
 
     def add(self, event: EventEnvelope) -> None:
         keys = self._keys_by_type[event.type]
