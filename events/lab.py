@@ -26,7 +26,8 @@ class LabResultReported(ClinicalEvent):
     value: Finite = Field(description="The numeric result, in `unit`.")
     comparator: Literal["<", "<=", ">", ">="] | None = Field(
         default=None, description="For results reported as beyond a limit, e.g. '<' for '<0.1'.")
-    unit: UcumUnit = Field(description="UCUM unit, e.g. 10*9/L, U/L, umol/L, g/L.")
+    unit: UcumUnit = Field(description="UCUM unit, e.g. 10*9/L, U/L, umol/L, g/L; checked against the UCUM grammar "
+                           "and essence at ingest (mcg, IU/L are refused: ug, [IU]/L).")
     reference_low: Finite | None = Field(default=None, description="Lower limit of normal, in `unit`.")
     reference_high: Finite | None = Field(default=None, description="Upper limit of normal, in `unit`.")
     specimen_at: AwareDatetime = Field(description="Specimen collection time.")

@@ -45,7 +45,7 @@ class TreatmentChange(ClinicalEvent):
 
 
 class _Dosed(TreatmentChange):
-    dose_unit: UcumUnit | None = Field(default=None, description="UCUM: mg, mg/kg, mg/m2, ug, ...")
+    dose_unit: UcumUnit | None = Field(default=None, description="UCUM (checked): mg, mg/kg, mg/m2, ug (not mcg).")
     route: Route = Field(default=Route.UNKNOWN, description="Route of administration.")
     frequency: ShortText | None = Field(default=None, description="e.g. 'once weekly', 'twice daily', 'every 4 weeks'.")
 
