@@ -387,7 +387,7 @@ class BundleReader:
     # --- treatment courses: MedicationStatement and MedicationRequest series ----------------------------------
 
     def _course_step(self, resource: dict[str, Any]) -> CourseStep:
-        """One MedicationStatement (R4 5.3) or MedicationRequest (R4 5.1): a dose of one drug from a date."""
+        """One MedicationStatement or MedicationRequest (FHIR R4): a dose of one drug from a date."""
         kind = str(resource.get("resourceType"))
         status = str(resource.get("status"))
         concept, _ = self._medication(resource)
