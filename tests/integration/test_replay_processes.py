@@ -12,7 +12,7 @@ import pytest
 from pvwatch.cohort import generate_cohort
 from pvwatch.events.codec import parse_event
 from pvwatch.store.eventstore import EventStore
-from pvwatch.store.replay import replay
+from pvwatch.store.replay import HELPER_PATIENTS, replay
 from tests.integration.test_replay import DERIVED_ALERT_COLUMNS, expedited_reports_of
 from tests.scenarios.stories import all_stories
 
@@ -36,7 +36,7 @@ def test_two_processes_derive_the_same_tables_as_one(demo_pseudonymiser, tmp_pat
     store = EventStore(one)
     with store.transaction():
         store.insert_events([(event, None) for event in events], datetime.now(UTC))
-    patients = store.con.execute("SELECT count(DISTINCT hash(patient) % 2) FROM event_log").fetchone()
+    patients = store.con.execute(f"SELECT count(DISTINCT {HELPER_PATIENTS}) FROM event_log").fetchone()
     store.close()
     assert patients == (2,), "both processes must get patients"
     shutil.copy(one, two)
@@ -51,7 +51,7 @@ def test_two_processes_derive_the_same_tables_as_one(demo_pseudonymiser, tmp_pat
     assert {"lot-cluster", "infusion-temporal", "expedited-clock", "duplicate-case"} <= rules
     assert clocks, "the stories start expedited clocks"
     con = duckdb.connect(str(two), read_only=True)
-    share = dict(con.execute("SELECT event_id, hash(patient) % 2 FROM event_log").fetchall())
+    share = dict(con.execute(f"SELECT event_id, {HELPER_PATIENTS} FROM event_log").fetchall())
     con.close()
     across = [row for row in alerts if row[1] == "lot-cluster" and len({share[e] for e in row[6]}) == 2]
     assert across, "a lot cluster whose patients are derived in different processes"
