@@ -131,7 +131,7 @@ class SafetyEngine:
             self._infused_from[event.patient].add(("clinic", event.clinic))
             if event.lot_id:
                 self._infused_from[event.patient].add(("lot", event.lot_id))
-        if isinstance(event, MscInfusionGiven | AdverseEventReported) and event.patient in self._infused_from:
+        if event.patient in self._infused_from and isinstance(event, MscInfusionGiven | AdverseEventReported):
             for scope in self._infused_from[event.patient]:
                 self._stale[scope].add(event.patient)
 
@@ -141,7 +141,23 @@ class SafetyEngine:
         output.evaluations[rule_id] += 1
         return True
 
+    def _evaluate_lab(self, event: LabResultReported, patient: PatientHistory, now: datetime,
+                      output: EngineOutput) -> None:
+        analyte = ctcae.LOINC_ANALYTES.get(event.loinc_code)
+        if analyte is None:
+            return
+        if analyte is not ctcae.Analyte.ALP and self._enabled(CTCAE_LAB, output):
+            for lab in self._to_grade(event, analyte, patient):
+                alert = self._graded(lab, analyte, patient, now)
+                if alert is not None:
+                    output.alerts.append(alert)
+        if analyte in LIVER and self._enabled(HYS_LAW, output):
+            output.alerts.extend(self._hys_law(event, analyte, patient, now))
+
     def _evaluate(self, event: EventEnvelope, patient: PatientHistory, now: datetime, output: EngineOutput) -> None:
+        if isinstance(event, LabResultReported):  # most events are lab results: one test, not a chain of them
+            self._evaluate_lab(event, patient, now, output)
+            return
         alerts = output.alerts
         if isinstance(event, AdverseEventReported):
             versions = self._versions(patient, event.case_id)
@@ -161,17 +177,6 @@ class SafetyEngine:
                                                    self._infusions(patient), now))
             if self._enabled(LOT_CLUSTER, output):
                 alerts.extend(self._lot_clusters(patient, now, event))
-        elif isinstance(event, LabResultReported):
-            analyte = ctcae.LOINC_ANALYTES.get(event.loinc_code)
-            if analyte is None:
-                return
-            if analyte is not ctcae.Analyte.ALP and self._enabled(CTCAE_LAB, output):
-                for lab in self._to_grade(event, analyte, patient):
-                    alert = self._graded(lab, analyte, patient, now)
-                    if alert is not None:
-                        alerts.append(alert)
-            if analyte in LIVER and self._enabled(HYS_LAW, output):
-                alerts.extend(self._hys_law(event, analyte, patient, now))
         elif isinstance(event, MscInfusionGiven):
             if self._enabled(INFUSION_TEMPORAL, output):
                 events = [self._ae_after(e) for e in patient.of_type("adverse-event", AdverseEventReported)]
