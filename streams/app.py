@@ -13,6 +13,7 @@ import logging
 import os
 import sys
 import time
+from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -26,7 +27,14 @@ from pvwatch.rulebook import load_rule_parameters
 from pvwatch.store.snapshot import SnapshotError, publish_snapshot
 from pvwatch.streams.alertmanager import AlertmanagerNotifier, initialise_alert_series, load_direct_routes
 from pvwatch.streams.pipeline import initialise_metric_series, record_metrics
-from pvwatch.streams.writer import PublishableAlert, RawMessage, WriterClient, WriterFailed, start_writer
+from pvwatch.streams.writer import (
+    BatchReply,
+    PublishableAlert,
+    RawMessage,
+    WriterClient,
+    WriterFailed,
+    start_writer,
+)
 
 log = logging.getLogger("pvwatch.worker")
 
@@ -34,6 +42,8 @@ log = logging.getLogger("pvwatch.worker")
 SNAPSHOT_BACKOFF = 4.0
 #: The worker's exit code when its store writer process died (restart it: it resumes from committed offsets).
 EXIT_WRITER_FAILED = 70
+#: One batch being stored by the writer and one queued behind it, while Faust fills the next.
+MAX_BATCHES_IN_FLIGHT = 2
 
 
 def _incoming(event: EventT[Any]) -> RawMessage:
@@ -158,47 +168,52 @@ def build_app(settings: Settings) -> faust.App:
         writer, opening = await start_writer(settings.db, settings.rules_file, settings.rsi_file,
                                              in_process=not settings.writer_process, on_failure=_stop_worker)
         running["writer"] = writer
-        flushing: asyncio.Future[None] | None = None
+        in_flight: deque[asyncio.Future[None]] = deque()
         try:
             metrics.BUILD_INFO.info({"version": _version(), "store_schema": str(opening.schema_version)})
             record_metrics(opening.metrics)
             outbox = Outbox(writer, alert_topic, dead_letter_topic, opening.pending_alerts)
             running["outbox"] = outbox
-            lock = running["lock"] = asyncio.Lock()
             _set_up()
             _page(outbox.pending_alerts)  # alerts a crashed worker stored but never published may never have paged
             await outbox.flush()
-            batches = stream.take_events(  # type: ignore[attr-defined]  # missing from Faust's StreamT stub
+
+            async def complete(batch: Sequence[EventT[Any]], storing: asyncio.Future[BatchReply],
+                               before: asyncio.Future[None] | None) -> None:
+                """Publish a stored batch's alerts, then acknowledge its events, strictly in batch order."""
+                reply = await storing
+                if before is not None:
+                    await before
+                record_metrics(reply.metrics)
+                _page(reply.new_alerts)  # the alerts are durable in DuckDB now; page before publishing them
+                outbox.pending_alerts.extend(reply.new_alerts + reply.revised_alerts)
+                outbox.has_pending_letters |= reply.new_dead_letters
+                await outbox.flush()
+                for event in batch:  # offsets move only now, after the batch is durable (and its alerts sent)
+                    await stream.ack(event)
+                _update_lag(batch)
+
+            # Faust fills the next batch while the writer stores this one (two batches in flight at most: one
+            # being stored, one queued). Events are acknowledged by `complete`, never by the take itself.
+            batches = stream.noack_take(  # type: ignore[attr-defined]  # missing from Faust's StreamT stub
                 settings.batch_max_events, within=settings.batch_within_s
             )
-            # The previous batch's alerts are published while the writer stores this one. A batch is acknowledged
-            # when the loop asks for the next: after it is durable, possibly before its alerts are on their topic
-            # (the outbox publishes those after a crash: they are marked unpublished in the store).
             async for batch in batches:
-                async with lock:  # the clock timer uses the same writer channel and engine
-                    storing = asyncio.ensure_future(writer.process([_incoming(event) for event in batch]))
-                    try:
-                        if flushing is not None:
-                            await flushing  # a failed publish stops the agent here, as before
-                    finally:
-                        reply = await storing
-                    record_metrics(reply.metrics)
-                    _page(reply.new_alerts)  # the alerts are durable in DuckDB now; page before publishing them
-                    outbox.pending_alerts.extend(reply.new_alerts + reply.revised_alerts)
-                    outbox.has_pending_letters |= reply.new_dead_letters
-                    flushing = asyncio.ensure_future(outbox.flush())
-                _update_lag(batch)
+                while in_flight and (in_flight[0].done() or len(in_flight) >= MAX_BATCHES_IN_FLIGHT):
+                    await in_flight.popleft()  # a failed batch stops the agent here (Faust restarts it)
+                storing = asyncio.ensure_future(writer.process([_incoming(event) for event in batch]))
+                in_flight.append(asyncio.ensure_future(
+                    complete(batch, storing, in_flight[-1] if in_flight else None)))
         finally:
-            if flushing is not None:
-                await asyncio.wait([flushing], timeout=30)
-                if flushing.done() and not flushing.cancelled() and flushing.exception() is not None:
-                    log.warning("publishing the last alerts failed (the next start publishes them): %s",
-                                flushing.exception())
+            if in_flight:
+                await asyncio.wait(in_flight, timeout=30)
+                for failed in (f for f in in_flight if f.done() and not f.cancelled() and f.exception()):
+                    log.warning("a last batch was not completed (its events are delivered again): %s",
+                                failed.exception())
             if notifier:
                 await notifier.close()
             running.pop("writer", None)
             running.pop("outbox", None)
-            running.pop("lock", None)
             metrics.WORKER_UP.set(0)
             await writer.close()
 
@@ -209,13 +224,12 @@ def build_app(settings: Settings) -> faust.App:
         outbox: Outbox | None = running.get("outbox")
         if writer is None or outbox is None:
             return
-        async with running["lock"]:
-            reply = await writer.evaluate_clocks()
-            record_metrics(reply.metrics)
-            if reply.alerts:
-                _page(reply.alerts)
-                outbox.pending_alerts.extend(reply.alerts)
-                await outbox.flush()
+        reply = await writer.evaluate_clocks()  # between two batches: the writer runs its calls one at a time
+        record_metrics(reply.metrics)
+        if reply.alerts:
+            _page(reply.alerts)
+            outbox.pending_alerts.extend(reply.alerts)
+            await outbox.flush()
 
     if settings.snapshot_interval_s > 0:
 
