@@ -199,7 +199,9 @@ def _owner_only_files() -> None:
               envvar="PVWATCH_RULES_FILE", help="Rules file (default: the packaged rules.yaml; docs/rules.md).")
 @click.option("--rsi", "rsi_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               envvar="PVWATCH_RSI_FILE", help="Reference safety information (default: the packaged rsi.yaml).")
-def replay(db: Path, rules_file: Path | None, rsi_file: Path | None) -> None:
+@click.option("--processes", type=click.IntRange(1, 2), default=2, show_default=True,
+              help="2: a second process derives 3 patients in 5 (the same tables; use 1 on a busy single core).")
+def replay(db: Path, rules_file: Path | None, rsi_file: Path | None, processes: int) -> None:
     """Rebuild every derived table (alerts, expedited_reports, ...) from the stored event log, without the broker.
 
     Deterministic: the same log always gives the same derived tables, equal to what the live worker derived
@@ -209,7 +211,8 @@ def replay(db: Path, rules_file: Path | None, rsi_file: Path | None) -> None:
     from pvwatch.store.replay import replay as run_replay
 
     _owner_only_files()
-    report = run_replay(db, progress=True, parameters=load_rule_parameters(rules_file, rsi_file))
+    report = run_replay(db, progress=True, parameters=load_rule_parameters(rules_file, rsi_file),
+                        processes=processes)
     click.echo(f"replayed {report.events} events in {report.seconds:.2f} s ({report.events_per_second:,.0f}/s): "
                f"{report.alerts} alerts ({report.alerts_added} added, {report.alerts_removed} removed)")
 

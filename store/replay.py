@@ -1,7 +1,8 @@
 """`pvwatch replay`: rebuild every derived table from the stored event log, without the broker.
 
-The bulk path: the log is read in large ordered batches straight from DuckDB and run through the same
-SafetyEngine as the live worker, then the derived tables are replaced in one transaction. Run it with the
+The bulk path: the log is read in large ordered chunks straight from DuckDB, validated again and run through the
+same SafetyEngine as the live worker, in two processes by default (patients split between them, see
+derive_in_two); then the derived tables are replaced in one transaction, alerts as column lists. Run it with the
 worker stopped (DuckDB allows one writer).
 """
 
@@ -323,7 +324,8 @@ def replay(path: Path, *, progress: bool = False, parameters: RuleParameters | N
     started = time.perf_counter()
     parameters = parameters or load_rule_parameters()
     now = datetime.now(UTC)
-    helper = ReplayHelper(path, parameters, now) if processes > 1 else None
+    two = processes > 1 and "fork" in multiprocessing.get_all_start_methods()  # else one process (no fork)
+    helper = ReplayHelper(path, parameters, now) if two else None
     try:
         store = EventStore(path)  # migrates an older store before anything reads it
         try:
