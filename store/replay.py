@@ -314,7 +314,9 @@ def derive_in_two(path: Path, helper: ReplayHelper, parameters: RuleParameters, 
         helper.start()
         mine = _derive_share(path, False, True, parameters, now, lambda n: bar.update(n + helper.progress()))
         theirs = helper.result(bar.update)
-        return _derived(mine.events + theirs.events, _merged(mine.alerts, theirs.alerts), mine.clocks + theirs.clocks)
+        clocks = {(row.clock.case_id, row.clock.category): row for row in theirs.clocks}
+        clocks.update({(row.clock.case_id, row.clock.category): row for row in mine.clocks})  # as _merged: the first's
+        return _derived(mine.events + theirs.events, _merged(mine.alerts, theirs.alerts), list(clocks.values()))
 
 
 def replay(path: Path, *, progress: bool = False, parameters: RuleParameters | None = None,
