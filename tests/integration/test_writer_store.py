@@ -1,0 +1,90 @@
+"""The store writer without a broker (streams/writer.py): what a batch returns to the worker, and the child process.
+
+The worker relies on the writer's reply alone to publish alerts, page, move offsets and keep /metrics complete,
+so the reply must say exactly what the store now holds. Run on a real DuckDB file and a real child process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+from collections import Counter
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from pvwatch import metrics
+from pvwatch.events import AdverseEventReported, encode_event
+from pvwatch.streams.pipeline import record_metrics
+from pvwatch.streams.writer import RawMessage, StoreWriter, WriterFailed, start_writer
+from tests.integration.test_pipeline import cohort_events
+
+pytestmark = pytest.mark.integration
+AE_TOPIC = AdverseEventReported.topic
+
+
+def raw_batch(events: list[AdverseEventReported], extra: list[bytes] = ()) -> list[RawMessage]:
+    values = [encode_event(event) for event in events] + list(extra)
+    return [(AE_TOPIC, 0, offset, value, 1_700_000_000.0, {}) for offset, value in enumerate(values)]
+
+
+def test_a_batch_reply_carries_the_stored_alerts_and_the_metric_facts(tmp_path: Path, demo_pseudonymiser):
+    events = cohort_events(60, seed=11, pseudonymiser=demo_pseudonymiser)
+    serious_cases = {e.case_id for e in events if e.seriousness.is_serious}  # ICH E2A seriousness criteria
+    writer = StoreWriter(tmp_path / "store.duckdb", None, None)
+    try:
+        # the whole batch, its first event again (a redelivery) and one message that is not JSON
+        reply = writer.process(raw_batch(events, [encode_event(events[0]), b"{not json"]))
+        again = writer.process(raw_batch(events[:5]))
+    finally:
+        writer.close()
+
+    con = duckdb.connect(str(tmp_path / "store.duckdb"), read_only=True)
+    stored = {str(row[0]): row[1] for row in con.execute("SELECT alert_id, rule_id FROM alerts").fetchall()}
+    con.close()
+    assert {alert.alert_id for alert in reply.new_alerts} == set(stored), "the reply names every stored alert"
+    published = [json.loads(alert.value) for alert in reply.new_alerts]
+    assert {a["case_id"] for a in published if a["rule_id"] == "serious-ae"} == serious_cases
+    assert all(alert.key == json.loads(alert.value)["patient"].encode() for alert in reply.new_alerts)
+    assert all(alert.critical == (json.loads(alert.value)["severity"] == "critical") for alert in reply.new_alerts)
+    assert all(alert.evidence_produced_at == 1_700_000_000.0 for alert in reply.new_alerts)
+    assert reply.new_dead_letters
+
+    facts = reply.metrics
+    assert facts.ingested == Counter({"adverse-event": len(events)})
+    assert facts.duplicates == Counter({"adverse-event": 1})
+    assert facts.rejected == Counter({(AE_TOPIC, "not_json"): 1})
+    assert facts.dead_letters_change == 1
+    assert sum(facts.alerts_raised.values()) == len(stored)
+    assert facts.batch_size == len(events) and len(facts.store_latencies) == len(events)
+    assert again.new_alerts == [] and again.metrics.duplicates == Counter({"adverse-event": 5})
+
+    before = metrics.REGISTRY.get_sample_value("pv_events_ingested_total", {"type": "adverse-event"}) or 0.0
+    record_metrics(facts)
+    after = metrics.REGISTRY.get_sample_value("pv_events_ingested_total", {"type": "adverse-event"})
+    assert after == before + len(events), "recorded where /metrics is served"
+
+
+def test_the_writer_process_stores_a_batch_and_reports_its_own_death(tmp_path: Path, demo_pseudonymiser):
+    events = cohort_events(30, seed=12, pseudonymiser=demo_pseudonymiser)
+    failures: list[WriterFailed] = []
+
+    async def scenario() -> None:
+        writer, opening = await start_writer(tmp_path / "store.duckdb", None, None, in_process=False,
+                                             on_failure=failures.append)
+        assert opening.pending_alerts == [] and opening.metrics.dead_letters_open == 0
+        reply = await writer.process(raw_batch(events))
+        assert reply.metrics.ingested == Counter({"adverse-event": len(events)})
+        os.kill(writer.child.pid, signal.SIGKILL)  # type: ignore[attr-defined]
+        with pytest.raises(WriterFailed, match="exited with code -9"):
+            await writer.process(raw_batch(events))
+        await writer.close()
+
+    asyncio.run(scenario())
+    assert len(failures) == 1, "the worker's failure handler is told once"
+    con = duckdb.connect(str(tmp_path / "store.duckdb"), read_only=True)  # the lock went with the child
+    assert con.execute("SELECT count(*) FROM event_log").fetchone()[0] == len(events)
+    con.close()
