@@ -173,8 +173,10 @@ class SafetyEngine:
             if self._enabled(EXPEDITED_CLOCK, output):
                 alerts.extend(self._clock_started(patient, event.case_id, now, output))
             if self._enabled(INFUSION_TEMPORAL, output):
-                alerts.extend(self._infusion_links(patient, [self._ae_after(v) for v in versions],
-                                                   self._infusions(patient), now))
+                infusions = self._infusions(patient)
+                if infusions:  # most patients have none: nothing to link, no versions to convert
+                    alerts.extend(self._infusion_links(patient, [self._ae_after(v) for v in versions], infusions,
+                                                       now))
             if self._enabled(LOT_CLUSTER, output):
                 alerts.extend(self._lot_clusters(patient, now, event))
         elif isinstance(event, MscInfusionGiven):
