@@ -38,13 +38,16 @@ def test_a_batch_reply_carries_the_stored_alerts_and_the_metric_facts(tmp_path: 
     try:
         # the whole batch, its first event again (a redelivery) and one message that is not JSON
         reply = writer.process(raw_batch(events, [encode_event(events[0]), b"{not json"]))
-        again = writer.process(raw_batch(events[:5]))
+        # the outbox sent them: marked published with the next batch, in its transaction
+        again = writer.process(raw_batch(events[:5]), [alert.alert_id for alert in reply.new_alerts])
     finally:
         writer.close()
 
     con = duckdb.connect(str(tmp_path / "store.duckdb"), read_only=True)
     stored = {str(row[0]): row[1] for row in con.execute("SELECT alert_id, rule_id FROM alerts").fetchall()}
+    unpublished = con.execute("SELECT count(*) FROM alerts WHERE published_at IS NULL").fetchone()[0]
     con.close()
+    assert unpublished == 0, "the alerts sent are marked published"
     assert {alert.alert_id for alert in reply.new_alerts} == set(stored), "the reply names every stored alert"
     published = [json.loads(alert.value) for alert in reply.new_alerts]
     assert {a["case_id"] for a in published if a["rule_id"] == "serious-ae"} == serious_cases
