@@ -188,16 +188,16 @@ def mixture_quantile(probability: float, q: FloatArray, shape1: FloatArray, rate
                      shape2: FloatArray, rate2: FloatArray, *, rtol: float = 1e-10) -> FloatArray:
     """The `probability` quantile of q Gamma(shape1, rate1) + (1 - q) Gamma(shape2, rate2), elementwise.
 
-    Newton's method on u = ln x (the CDF is smooth and monotone in u, and x stays positive), started at the
-    quantile of the component with the larger weight. Each step narrows a bracket of the root (open on one side
-    until a step crosses it); a step is at most a factor e, and one that leaves the bracket is replaced by
-    bisection, so every element converges to rtol in x (typically in 3-4 steps)."""
-    first_larger = q >= 0.5
-    shape, rate = np.where(first_larger, shape1, shape2), np.where(first_larger, rate1, rate2)
-    u = np.log(_on_distinct(shape, lambda s: special.gammaincinv(s, probability)) / rate)
-    low, high = np.full(u.shape, -np.inf), np.full(u.shape, np.inf)
+    The root lies between the two components' own quantiles. Newton's method on u = ln x (the CDF is smooth and
+    monotone in u, and x stays positive) starts at the quantile of the component with the larger weight; each
+    step narrows that bracket, and a step that leaves it is replaced by bisection, so every element converges to
+    rtol in x (typically in 2-4 steps). The components' quantiles depend on a alone (through the shape)."""
+    first = np.log(_on_distinct(shape1, lambda s: special.gammaincinv(s, probability)) / rate1)
+    second = np.log(_on_distinct(shape2, lambda s: special.gammaincinv(s, probability)) / rate2)
+    low, high = np.minimum(first, second), np.maximum(first, second)
+    u = np.where(q >= 0.5, first, second)
     log_norm1, log_norm2 = _on_distinct(shape1, special.gammaln), _on_distinct(shape2, special.gammaln)
-    active = np.arange(u.size)
+    active = np.flatnonzero(high - low > rtol)
     for _ in range(200):
         if active.size == 0:
             break
@@ -210,11 +210,9 @@ def mixture_quantile(probability: float, q: FloatArray, shape1: FloatArray, rate
         below = cdf < probability
         lo, hi = np.where(below, ua, low[active]), np.where(below, high[active], ua)
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-            step = (probability - cdf) / slope
-        step = np.clip(np.where(np.isfinite(step), step, np.where(below, 1.0, -1.0)), -1.0, 1.0)
-        new_u = ua + step
-        outside = (new_u <= lo) | (new_u >= hi)
-        new_u = np.where(outside & np.isfinite(lo) & np.isfinite(hi), 0.5 * (lo + hi), new_u)
+            new_u = ua + (probability - cdf) / slope
+        inside = np.isfinite(new_u) & (new_u > lo) & (new_u < hi)
+        new_u = np.where(inside, new_u, 0.5 * (lo + hi))
         u[active], low[active], high[active] = new_u, lo, hi
         done = (np.abs(new_u - ua) <= rtol) | (hi - lo <= rtol)
         active = active[~done]
