@@ -147,8 +147,11 @@ class SafetyEngine:
         if analyte is None:
             return
         if analyte is not ctcae.Analyte.ALP and self._enabled(CTCAE_LAB, output):
-            for lab in self._to_grade(event, analyte, patient):
-                alert = self._graded(lab, analyte, patient, now)
+            # CTCAE v5.0 grades only these against the patient's baseline (ctcae.grade ignores it for the others)
+            first = self._first_of_kind(event, patient) if analyte in BASELINE_GRADED else None
+            for lab in self._to_grade(event, patient, first):
+                baseline = first.value if first is not None and first.occurred_at < lab.occurred_at else None
+                alert = self._graded(lab, analyte, now, baseline)
                 if alert is not None:
                     output.alerts.append(alert)
         if analyte in LIVER and self._enabled(HYS_LAW, output):
@@ -221,33 +224,30 @@ class SafetyEngine:
 
     # --- ctcae-lab and hys-law ------------------------------------------------------------------------------------
 
-    def _baseline(self, event: LabResultReported, patient: PatientHistory) -> float | None:
-        """The patient's first result of the same LOINC code before this one (CTCAE's baseline)."""
-        for earlier in patient.of_type("lab-result", LabResultReported):
-            if earlier.loinc_code == event.loinc_code and earlier.unit == event.unit:
-                return earlier.value if earlier.occurred_at < event.occurred_at else None
-        return None
+    @staticmethod
+    def _first_of_kind(event: LabResultReported, patient: PatientHistory) -> LabResultReported | None:
+        """The patient's first result of the same LOINC code and unit: CTCAE's baseline for every later one."""
+        return next((lab for lab in patient.of_type("lab-result", LabResultReported)
+                     if lab.loinc_code == event.loinc_code and lab.unit == event.unit), None)
 
     @staticmethod
-    def _to_grade(event: LabResultReported, analyte: ctcae.Analyte,
-                  patient: PatientHistory) -> list[LabResultReported]:
-        """The new result, and when it arrived late as the patient's first of its kind (the new baseline), the
-        later results graded against a baseline: their grade may change, so the last derivation stays right."""
-        if analyte not in BASELINE_GRADED:
-            return [event]
-        labs = patient.of_type("lab-result", LabResultReported)
-        first = next((lab for lab in labs if lab.loinc_code == event.loinc_code and lab.unit == event.unit), None)
+    def _to_grade(event: LabResultReported, patient: PatientHistory,
+                  first: LabResultReported | None) -> list[LabResultReported]:
+        """The new result, and when it arrived late as the patient's first of its kind (`first`, the new baseline;
+        None when the analyte has no baseline grading), the later results graded against a baseline: their grade
+        may change, so the last derivation stays right."""
         if first is None or first.event_id != event.event_id:
             return [event]  # not the first of its kind: only its own grade can be new (the usual case, no list built)
-        return [lab for lab in labs if lab.loinc_code == event.loinc_code and lab.unit == event.unit]
+        return [lab for lab in patient.of_type("lab-result", LabResultReported)
+                if lab.loinc_code == event.loinc_code and lab.unit == event.unit]
 
-    def _graded(self, event: LabResultReported, analyte: ctcae.Analyte, patient: PatientHistory,
-                now: datetime) -> SafetyAlert | None:
+    def _graded(self, event: LabResultReported, analyte: ctcae.Analyte, now: datetime,
+                baseline: float | None) -> SafetyAlert | None:
         if event.comparator is not None:
             return None  # "<0.1" is not a value to grade from
         try:
             graded = ctcae.grade(analyte, event.value, event.unit, event.reference_low, event.reference_high,
-                                 self._baseline(event, patient))
+                                 baseline)
         except ctcae.UngradableResult:
             return None
         if graded is None or graded.grade < self.p.ctcae_lab.alert_from_grade:
