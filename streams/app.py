@@ -44,8 +44,9 @@ log = logging.getLogger("pvwatch.worker")
 SNAPSHOT_BACKOFF = 4.0
 #: The worker's exit code when its store writer process died (restart it: it resumes from committed offsets).
 EXIT_WRITER_FAILED = 70
-#: One batch being stored by the writer and one queued behind it, while Faust fills the next.
-MAX_BATCHES_IN_FLIGHT = 2
+#: Batches handed to the writer and not yet completed. Faust fills the next batch meanwhile; a second batch queued
+#: behind the writer showed no gain distinguishable from this machine's noise (streams/writer.py), so one.
+MAX_BATCHES_IN_FLIGHT = 1
 
 
 def _incoming(event: EventT[Any]) -> RawMessage:
@@ -210,8 +211,8 @@ def build_app(settings: Settings) -> faust.App:
                     await stream.ack(event)
                 _update_lag(batch)
 
-            # Faust fills the next batch while the writer stores this one (two batches in flight at most: one
-            # being stored, one queued). Events are acknowledged by `complete`, never by the take itself.
+            # Faust fills the next batch while the writer stores this one (MAX_BATCHES_IN_FLIGHT). Events are
+            # acknowledged by `complete`, in batch order, never by the take itself.
             batches = stream.noack_take(  # type: ignore[attr-defined]  # missing from Faust's StreamT stub
                 settings.batch_max_events, within=settings.batch_within_s
             )
