@@ -332,13 +332,22 @@ def _answer(function: Callable[..., Any], args: tuple[Any, ...]) -> tuple[str, A
         return "error", error
 
 
+def _reply(conn: Connection, answer: tuple[str, Any]) -> None:
+    """Send an answer; one that cannot be pickled becomes an error, so the caller is never left waiting."""
+    try:
+        payload = pickle.dumps(answer, protocol=pickle.HIGHEST_PROTOCOL)
+    except (pickle.PicklingError, TypeError, AttributeError) as error:
+        payload = pickle.dumps(("error", WriterError(f"the writer's answer could not be sent: {error}")))
+    conn.send_bytes(payload)
+
+
 def _serve_functions(writer: StoreWriter, conn: Connection) -> None:
     while True:
         try:
             function, args = conn.recv()
         except (EOFError, OSError):
             return
-        conn.send(_answer(function, (writer.store.con, *args)))
+        _reply(conn, _answer(function, (writer.store.con, *args)))
 
 
 def serve(db: Path, rules_file: Path | None, rsi_file: Path | None, channels: dict[str, Connection]) -> None:
@@ -362,9 +371,9 @@ def serve(db: Path, rules_file: Path | None, rsi_file: Path | None, channels: di
             if method == "close":
                 break
             if method not in StoreWriter.METHODS:
-                batch.send(("error", WriterError(f"unknown writer method {method!r}")))
+                _reply(batch, ("error", WriterError(f"unknown writer method {method!r}")))
                 continue
-            batch.send(_answer(getattr(writer, method), args))
+            _reply(batch, _answer(getattr(writer, method), args))
     finally:
         writer.close()
     batch.send(("ok", None))
