@@ -18,14 +18,17 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from multiprocessing.connection import Connection
 from pathlib import Path
+from uuid import UUID
 
 import duckdb
+from pydantic import ValidationError
 from tqdm import tqdm
 
 from pvwatch.domain.engine import LOT_CLUSTER, RULE_IDS, ClockRow, SafetyEngine
 from pvwatch.domain.parameters import RuleParameters
+from pvwatch.errors import PvwatchError
 from pvwatch.events.alert import SafetyAlert
-from pvwatch.events.codec import load_validators
+from pvwatch.events.codec import describe_validation_error, load_validators
 from pvwatch.events.envelope import EventEnvelope
 from pvwatch.events.registry import EVENT_TYPES
 from pvwatch.rulebook import load_rule_parameters
@@ -158,10 +161,13 @@ def derive(store: EventStore, *, progress: bool = False, parameters: RuleParamet
     alerts: list[SafetyAlert] = []
     events = 0
     with paused_gc(), tqdm(total=store.event_count(), unit="ev", desc="replay", disable=not progress) as bar:
-        for batch in store.iter_events():
-            alerts.extend(engine.apply(batch, now).alerts)
-            events += len(batch)
-            bar.update(len(batch))
+        total = bar.total
+        cursor = store.con.execute(_LOG)  # the connection's one open result: no other query until it is read
+        while rows := cursor.fetchmany(CHUNK):
+            alerts.extend(engine.apply([_decode(*row) for row in rows], now).alerts)
+            events += len(rows)
+            bar.update(len(rows))
+        assert events == total, f"{events} events read, {total} counted"
         alerts.extend(engine.clock_alerts(now))
         return _derived(events, alert_columns(alerts), list(engine.clocks.values()))
 
@@ -191,8 +197,15 @@ _SHARE = """
         SELECT type, payload, occurred_at, event_id, (""" + HELPER_PATIENTS + """) = $helper AS own,
                type IN ('adverse-event', 'msc-infusion') AND patient IN (SELECT patient FROM infused) AS lot_evidence
         FROM event_log)
-    SELECT own, lot_evidence, type, payload FROM log WHERE own OR ($with_lots AND lot_evidence)
+    SELECT own, lot_evidence, event_id, type, payload FROM log WHERE own OR ($with_lots AND lot_evidence)
     ORDER BY occurred_at, event_id"""
+#: The whole log in replay order (one process).
+_LOG = "SELECT event_id, type, payload FROM event_log ORDER BY occurred_at, event_id"
+
+
+class StoredEventInvalid(PvwatchError):
+    """A stored event that this pvwatch's validation rejects (a validator tightened since it was stored). Replay
+    stops rather than derive tables without it: the log is the truth."""
 
 
 def _without(parameters: RuleParameters, rule_ids: Iterable[str]) -> RuleParameters:
@@ -204,9 +217,15 @@ def _without(parameters: RuleParameters, rule_ids: Iterable[str]) -> RuleParamet
 _VALIDATE_JSON = {name: model.__pydantic_validator__.validate_json for name, model in EVENT_TYPES.items()}
 
 
-def _decode(row_type: str, payload: str) -> EventEnvelope:
+def _decode(event_id: UUID, row_type: str, payload: str) -> EventEnvelope:
     """A stored payload, validated again exactly as EventStore.iter_events does."""
-    event: EventEnvelope = _VALIDATE_JSON[row_type](payload)
+    try:
+        event: EventEnvelope = _VALIDATE_JSON[row_type](payload)
+    except ValidationError as error:
+        raise StoredEventInvalid(
+            f"stored event {event_id} ({row_type}) does not pass this pvwatch's validation: "
+            f"{describe_validation_error(error)}. Nothing was written; correct the record (a new event) or the "
+            "validator, then replay again") from None
     return event
 
 
@@ -232,8 +251,8 @@ def _derive_share(path: Path, helper: bool, with_lots: bool, parameters: RulePar
         while rows := cursor.fetchmany(CHUNK):
             own: list[EventEnvelope] = []
             lot_evidence: list[EventEnvelope] = []
-            for mine, for_lots, row_type, payload in rows:
-                event = _decode(row_type, payload)
+            for mine, for_lots, event_id, row_type, payload in rows:
+                event = _decode(event_id, row_type, payload)
                 if mine:
                     own.append(event)
                 if for_lots and with_lots:
@@ -253,8 +272,12 @@ def _helper_main(connection: Connection, path: Path, parameters: RuleParameters,
     """The helper process: on the go-ahead, derive its share and send back its alerts and clocks."""
     gc.disable()
     if connection.recv() is not None:
-        connection.send(("done", _derive_share(path, True, False, parameters, now,
-                                               lambda n: connection.send(("progress", n)))))
+        try:
+            share = _derive_share(path, True, False, parameters, now, lambda n: connection.send(("progress", n)))
+        except PvwatchError as error:  # raised by the parent, as if it were its own (a one-message error pickles)
+            connection.send(("error", error if isinstance(error, StoredEventInvalid) else PvwatchError(str(error))))
+        else:
+            connection.send(("done", share))
     connection.close()
 
 
@@ -287,6 +310,8 @@ class ReplayHelper:
                                    "share; its error is above") from None
             if kind == "done":
                 self._result = value
+            elif kind == "error":
+                raise value
             else:
                 done += value
         return done

@@ -12,7 +12,7 @@ import pytest
 from pvwatch.cohort import generate_cohort
 from pvwatch.events.codec import parse_event
 from pvwatch.store.eventstore import EventStore
-from pvwatch.store.replay import HELPER_PATIENTS, replay
+from pvwatch.store.replay import HELPER_PATIENTS, StoredEventInvalid, replay
 from tests.integration.test_replay import DERIVED_ALERT_COLUMNS, expedited_reports_of
 from tests.scenarios.stories import all_stories
 
@@ -28,14 +28,21 @@ def derived_tables(path) -> tuple[list[tuple], list[tuple]]:
     return alerts, expedited_reports_of(path)
 
 
-def test_two_processes_derive_the_same_tables_as_one(demo_pseudonymiser, tmp_path):
+def stored_cohort(path, pseudonymiser) -> list:
     """Every planted story (a lot cluster across three patients among them) in a cohort of every event type."""
-    events = [parse_event(demo_pseudonymiser.pseudonymise_record(r)) for r in generate_cohort(60, seed=21)]
+    events = [parse_event(pseudonymiser.pseudonymise_record(r)) for r in generate_cohort(60, seed=21)]
     events += [event for story in all_stories() for event in story.events]
-    one, two = tmp_path / "one.duckdb", tmp_path / "two.duckdb"
-    store = EventStore(one)
+    store = EventStore(path)
     with store.transaction():
         store.insert_events([(event, None) for event in events], datetime.now(UTC))
+    store.close()
+    return events
+
+
+def test_two_processes_derive_the_same_tables_as_one(demo_pseudonymiser, tmp_path):
+    one, two = tmp_path / "one.duckdb", tmp_path / "two.duckdb"
+    events = stored_cohort(one, demo_pseudonymiser)
+    store = EventStore(one)
     patients = store.con.execute(f"SELECT count(DISTINCT {HELPER_PATIENTS}) FROM event_log").fetchone()
     store.close()
     assert patients == (2,), "both processes must get patients"
@@ -55,3 +62,31 @@ def test_two_processes_derive_the_same_tables_as_one(demo_pseudonymiser, tmp_pat
     con.close()
     across = [row for row in alerts if row[1] == "lot-cluster" and len({share[e] for e in row[6]}) == 2]
     assert across, "a lot cluster whose patients are derived in different processes"
+
+
+@pytest.mark.parametrize("processes", [1, 2])
+@pytest.mark.parametrize("helper_share", [False, True], ids=["parent's patient", "helper's patient"])
+def test_a_stored_event_this_version_rejects_stops_replay_naming_it(demo_pseudonymiser, tmp_path, processes,
+                                                                     helper_share):
+    """A unit stored before UCUM validation tightened ("mcg" is not UCUM: ug): replay says which event and why,
+    and writes nothing, whichever process reads it."""
+    path = tmp_path / "store.duckdb"
+    stored_cohort(path, demo_pseudonymiser)
+    replay(path, processes=1)
+    con = duckdb.connect(str(path))
+    before = con.execute("SELECT count(*) FROM alerts").fetchone()
+    (event_id,) = con.execute(
+        f"""SELECT event_id FROM event_log WHERE type = 'lab-result' AND ({HELPER_PATIENTS}) = $helper
+            AND payload->>'unit' = 'U/L' ORDER BY event_id LIMIT 1""", {"helper": helper_share}).fetchone()
+    con.execute("""UPDATE event_log SET payload = replace(payload::VARCHAR, '"unit":"U/L"', '"unit":"mcg"')::JSON
+                   WHERE event_id = $id""", {"id": event_id})
+    con.execute("DELETE FROM alerts WHERE rule_id = 'serious-ae'")
+    left = con.execute("SELECT count(*) FROM alerts").fetchone()
+    con.close()
+    assert left < before
+
+    with pytest.raises(StoredEventInvalid, match=f"stored event {event_id} \\(lab-result\\).*unit.*UCUM"):
+        replay(path, processes=processes)
+    con = duckdb.connect(str(path), read_only=True)
+    assert con.execute("SELECT count(*) FROM alerts").fetchone() == left, "nothing written"
+    con.close()
