@@ -90,6 +90,8 @@ class SafetyEngine:
                                                                        AdverseEventReported]]]] = defaultdict(dict)
         #: (scope, key) -> patients whose attributions to it changed since they were last computed
         self._stale: dict[tuple[str, str], set[str]] = defaultdict(set)
+        #: patient -> diagnoses as last recorded (flare-after-taper reads them for every score near a taper)
+        self._diagnoses: dict[str, list[str]] = {}
 
     # --- loading and applying ---------------------------------------------------------------------------------
 
@@ -127,6 +129,8 @@ class SafetyEngine:
         return fresh
 
     def _index(self, event: EventEnvelope) -> None:
+        if isinstance(event, PatientEnrolled | PatientUpdated):
+            self._diagnoses.pop(event.patient, None)
         if isinstance(event, MscInfusionGiven):
             self._infused_from[event.patient].add(("clinic", event.clinic))
             if event.lot_id:
@@ -502,20 +506,25 @@ class SafetyEngine:
 
     # --- flare-after-taper ---------------------------------------------------------------------------------------
 
-    @staticmethod
-    def _conditions(patient: PatientHistory) -> list[str]:
+    def _conditions(self, patient: PatientHistory) -> list[str]:
+        """The patient's diagnoses as last recorded (cached until their next enrolment or update event)."""
+        cached = self._diagnoses.get(patient.patient)
+        if cached is not None:
+            return cached
         facts: list[PatientEnrolled | PatientUpdated] = [*patient.of_type("patient-enrolled", PatientEnrolled),
                                                          *patient.of_type("patient-updated", PatientUpdated)]
         latest: list[str] = []
         for event in sorted(facts, key=lambda e: (e.occurred_at, str(e.event_id))):
             if event.diagnoses is not None:
                 latest = [d.condition.value for d in event.diagnoses]  # the latest list replaces the earlier
+        self._diagnoses[patient.patient] = latest
         return latest
 
     def _flares(self, event: EventEnvelope, patient: PatientHistory, now: datetime) -> list[SafetyAlert]:
         changes = [*patient.of_type("treatment-tapered", TreatmentTapered),
                    *patient.of_type("treatment-stopped", TreatmentStopped)]
-        tapers_raw = [t for t in changes if t.drug_class in self.p.tapered_classes]
+        classes = self.p.tapered_classes
+        tapers_raw = [t for t in changes if t.drug_class in classes]
         if isinstance(event, DiseaseActivityAssessed):
             # a score matters to tapers it follows within the window, or to later tapers as their baseline
             window = timedelta(days=self.p.flare.window_days)
