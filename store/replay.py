@@ -13,7 +13,7 @@ import json
 import multiprocessing
 import time
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from multiprocessing.connection import Connection
@@ -324,7 +324,8 @@ class ReplayHelper:
 
     def close(self) -> None:
         if self._process.is_alive() and self._result is None:
-            self._connection.send(None)
+            with suppress(OSError):  # it may have finished and closed its end meanwhile (the parent failed first)
+                self._connection.send(None)
         self._connection.close()
         self._process.join(10)
         if self._process.is_alive():
