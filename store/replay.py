@@ -11,6 +11,7 @@ from __future__ import annotations
 import gc
 import json
 import multiprocessing
+import os
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, suppress
@@ -237,10 +238,13 @@ class _ShareDerived:
 
 
 def _derive_share(path: Path, helper: bool, with_lots: bool, parameters: RuleParameters, now: datetime,
-                  progress: Callable[[int], object]) -> _ShareDerived:
-    """Alerts and clocks of one share of the patients (and with `with_lots`, every lot-cluster alert)."""
+                  progress: Callable[[int], object], retain: list[object] | None = None) -> _ShareDerived:
+    """Alerts and clocks of one share of the patients (and with `with_lots`, every lot-cluster alert). The
+    engines (every event of the share) are appended to `retain`, so the caller decides when they are freed."""
     patients = SafetyEngine(_without(parameters, [LOT_CLUSTER]))
     lots = SafetyEngine(_without(parameters, [rule for rule in RULE_IDS if rule != LOT_CLUSTER]))
+    if retain is not None:
+        retain += [patients, lots]
     with_lots = with_lots and parameters.enabled(LOT_CLUSTER)
     alerts: list[SafetyAlert] = []
     events = 0
@@ -271,14 +275,20 @@ def _derive_share(path: Path, helper: bool, with_lots: bool, parameters: RulePar
 def _helper_main(connection: Connection, path: Path, parameters: RuleParameters, now: datetime) -> None:
     """The helper process: on the go-ahead, derive its share and send back its alerts and clocks."""
     gc.disable()
-    if connection.recv() is not None:
-        try:
-            share = _derive_share(path, True, False, parameters, now, lambda n: connection.send(("progress", n)))
-        except PvwatchError as error:  # raised by the parent, as if it were its own (a one-message error pickles)
-            connection.send(("error", error if isinstance(error, StoredEventInvalid) else PvwatchError(str(error))))
-        else:
-            connection.send(("done", share))
+    if connection.recv() is None:
+        return
+    retained: list[object] = []
+    try:
+        share = _derive_share(path, True, False, parameters, now, lambda n: connection.send(("progress", n)),
+                              retained)
+    except PvwatchError as error:  # raised by the parent, as if it were its own (a one-message error pickles)
+        connection.send(("error", error if isinstance(error, StoredEventInvalid) else PvwatchError(str(error))))
+        return
+    connection.send(("done", share))
     connection.close()
+    # The share's events go back to the system with the process: freeing them object by object would keep the
+    # parent waiting ~10% longer (measured on the clinical log). Nothing else is open: the store was closed.
+    os._exit(0)
 
 
 class ReplayHelper:
