@@ -10,6 +10,7 @@ from pvwatch.domain.signals import ebgm_fit
 from pvwatch.domain.signals.ebgm_fit import (
     PriorFitFailed,
     WeightedPoints,
+    distinct_points,
     fit_prior,
     negative_log_likelihood,
     squash,
@@ -87,3 +88,16 @@ def test_large_sets_fit_on_squashed_points_and_report_the_exact_likelihood() -> 
     assert fit.negative_log_likelihood == pytest.approx(negative_log_likelihood(fit.prior.as_tuple(), points))
     # squashing may cost at most a hair of likelihood against the generating prior
     assert fit.negative_log_likelihood <= negative_log_likelihood(TRUE_PRIOR, points) + 0.05
+
+
+def test_pairs_with_the_same_a_and_expected_count_are_one_weighted_point() -> None:
+    # Exact squashing (DuMouchel & Pregibon 2001): IC and EBGM depend on a pair only through (a, E).
+    a = np.array([3, 1, 3, 1, 3, 2], dtype=np.int64)
+    expected = np.array([0.5, 0.5, 0.5, 0.25, 0.75, 0.5])
+    points, point_of_pair = distinct_points(a, expected)
+    assert points.n.size == 5
+    assert points.weight.sum() == a.size
+    np.testing.assert_array_equal(points.n[point_of_pair], a.astype(float))
+    np.testing.assert_array_equal(points.expected[point_of_pair], expected)
+    assert point_of_pair[0] == point_of_pair[2]  # (3, 0.5) twice: one point of weight 2
+    assert points.weight[point_of_pair[0]] == 2
