@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -19,6 +18,10 @@ from pvwatch.store.signal_reports import STRATUM_COLUMNS, load_reports_csv, load
 
 if TYPE_CHECKING:
     from pvwatch.store.signals import SignalComputation
+
+
+#: Fewest DuckDB threads for `pvwatch signals` (measured on 2 cores; see run_signals).
+MIN_DUCKDB_THREADS = 4
 
 
 def parse_strata(value: str | None) -> tuple[str, ...]:
@@ -46,9 +49,11 @@ def run_signals(settings: Settings, *, reports: Path | None, from_store: bool, d
     # no result relies on insertion order (pairs are matched by pair_index), so DuckDB may work in parallel
     con.execute("SET preserve_insertion_order = false")
     con.execute("SET enable_progress_bar = false")  # our own bar shows the stages
-    # Twice as many DuckDB threads as cores: the grouped count(DISTINCT report_id) aggregates then take about a
-    # third less CPU (and wall) on 2 cores (docs/signals.md, Speed); this is the command's own connection.
-    con.execute(f"SET threads = {2 * (os.cpu_count() or 1)}")
+    # At least 4 DuckDB threads (its default is one per core): on 2 cores the grouped count(DISTINCT report_id)
+    # aggregates take about a third less CPU with 4 threads than with 2 (docs/signals.md, Speed). The setting is
+    # this process's own: the command always opens its own connection.
+    default_threads = con.execute("SELECT current_setting('threads')").fetchone()
+    con.execute(f"SET threads = {max(MIN_DUCKDB_THREADS, int(default_threads[0]) if default_threads else 1)}")
     try:
         # DuckDB reads the reports (without the GIL) while Python imports the statistics (numpy, scipy: ~0.5 s)
         with ThreadPoolExecutor(max_workers=1) as pool:
