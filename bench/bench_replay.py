@@ -52,7 +52,7 @@ def timed_replay(db: Path, processes: int) -> tuple[float, float, float, int, in
     report = replay(db, processes=processes)
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    helper = after.ru_utime + after.ru_stime - children.ru_utime - children.ru_stime
+    helper = max(0.0, after.ru_utime + after.ru_stime - children.ru_utime - children.ru_stime)
     return wall, cpu, helper, report.events, report.alerts
 
 
