@@ -23,6 +23,7 @@ from pvwatch.errors import PvwatchError
 from pvwatch.events.alert import SafetyAlert
 from pvwatch.events.envelope import EventEnvelope
 from pvwatch.events.registry import EVENT_TYPES
+from pvwatch.events.vocabulary import FROM_LOG
 from pvwatch.store.migrations import migrate
 
 
@@ -326,10 +327,10 @@ class EventStore:
         return int(row[0]) if row else 0
 
     def iter_events(self, batch_size: int = 50_000) -> Iterator[list[EventEnvelope]]:
-        """The log in occurred_at order, validated again, in batches: the input of replay."""
+        """The log in occurred_at order, validated again (as stored: FROM_LOG), in batches: the rules' memory."""
         cursor = self.con.execute("SELECT type, payload FROM event_log ORDER BY occurred_at, event_id")
         while rows := cursor.fetchmany(batch_size):
-            yield [EVENT_TYPES[row[0]].model_validate_json(row[1]) for row in rows]
+            yield [EVENT_TYPES[row[0]].model_validate_json(row[1], context=FROM_LOG) for row in rows]
 
     def event_count(self) -> int:
         row = self.con.execute("SELECT count(*) FROM event_log").fetchone()

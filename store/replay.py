@@ -32,6 +32,7 @@ from pvwatch.events.alert import SafetyAlert
 from pvwatch.events.codec import describe_validation_error, load_validators
 from pvwatch.events.envelope import EventEnvelope
 from pvwatch.events.registry import EVENT_TYPES
+from pvwatch.events.vocabulary import FROM_LOG
 from pvwatch.rulebook import load_rule_parameters
 from pvwatch.store.eventstore import EventStore, connect
 from pvwatch.store.expedited import replace_clocks
@@ -217,9 +218,9 @@ _VALIDATE_JSON = {name: model.__pydantic_validator__.validate_json for name, mod
 
 
 def _decode(event_id: UUID, row_type: str, payload: str) -> EventEnvelope:
-    """A stored payload, validated again exactly as EventStore.iter_events does."""
+    """A stored payload, validated again exactly as EventStore.iter_events does (as stored: FROM_LOG)."""
     try:
-        event: EventEnvelope = _VALIDATE_JSON[row_type](payload)
+        event: EventEnvelope = _VALIDATE_JSON[row_type](payload, context=FROM_LOG)
     except ValidationError as error:
         raise StoredEventInvalid(
             f"stored event {event_id} ({row_type}) does not pass this pvwatch's validation: "

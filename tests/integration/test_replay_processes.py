@@ -64,28 +64,59 @@ def test_two_processes_derive_the_same_tables_as_one(demo_pseudonymiser, tmp_pat
     assert across, "a lot cluster whose patients are derived in different processes"
 
 
+def _edit_one_lab(path, helper_share: bool, old: str, new: str):
+    """Rewrite one stored lab result's payload text (as an older pvwatch, or a corrupted file, would have left it);
+    drop the serious-ae alerts so a replay has something to rebuild. Returns (event_id, alerts left)."""
+    con = duckdb.connect(str(path))
+    (event_id,) = con.execute(
+        f"""SELECT event_id FROM event_log WHERE type = 'lab-result' AND ({HELPER_PATIENTS}) = $helper
+            AND contains(payload::VARCHAR, $old) ORDER BY event_id LIMIT 1""",
+        {"helper": helper_share, "old": old}).fetchone()
+    con.execute("UPDATE event_log SET payload = replace(payload::VARCHAR, $old, $new)::JSON WHERE event_id = $id",
+                {"id": event_id, "old": old, "new": new})
+    con.execute("DELETE FROM alerts WHERE rule_id = 'serious-ae'")
+    left = con.execute("SELECT count(*) FROM alerts").fetchone()
+    con.close()
+    return event_id, left
+
+
+@pytest.mark.parametrize("processes", [1, 2])
+@pytest.mark.parametrize("helper_share", [False, True], ids=["parent's patient", "helper's patient"])
+def test_a_unit_stored_before_ucum_checking_still_loads_and_replays(demo_pseudonymiser, tmp_path, processes,
+                                                                    helper_share):
+    """"mcg" passed the unit's form check before the UCUM grammar tightened it (2026-11-30): the store's log is read
+    as it was accepted (docs/events.md, Schema evolution), so replay and the worker's start-up still read it."""
+    path = tmp_path / "store.duckdb"
+    stored_cohort(path, demo_pseudonymiser)
+    replay(path, processes=1)
+    con = duckdb.connect(str(path), read_only=True)
+    before = con.execute("SELECT count(*) FROM alerts").fetchone()
+    con.close()
+    event_id, left = _edit_one_lab(path, helper_share, '"unit":"U/L"', '"unit":"mcg"')
+    assert left < before
+
+    replay(path, processes=processes)
+    con = duckdb.connect(str(path), read_only=True)
+    assert con.execute("SELECT count(*) FROM alerts").fetchone() == before, "the deleted alerts are rebuilt"
+    con.close()
+    store = EventStore(path)  # what the worker does at start: rebuild the rules' memory from the log
+    edited = [e for batch in store.iter_events() for e in batch if e.event_id == event_id]
+    store.close()
+    assert [e.unit for e in edited] == ["mcg"]
+
+
 @pytest.mark.parametrize("processes", [1, 2])
 @pytest.mark.parametrize("helper_share", [False, True], ids=["parent's patient", "helper's patient"])
 def test_a_stored_event_this_version_rejects_stops_replay_naming_it(demo_pseudonymiser, tmp_path, processes,
                                                                      helper_share):
-    """A unit stored before UCUM validation tightened ("mcg" is not UCUM: ug): replay says which event and why,
-    and writes nothing, whichever process reads it."""
+    """A stored lab unit that is not even a string (a corrupted or hand-edited file: no pvwatch ever accepted it):
+    replay says which event and why, and writes nothing, whichever process reads it."""
     path = tmp_path / "store.duckdb"
     stored_cohort(path, demo_pseudonymiser)
     replay(path, processes=1)
-    con = duckdb.connect(str(path))
-    before = con.execute("SELECT count(*) FROM alerts").fetchone()
-    (event_id,) = con.execute(
-        f"""SELECT event_id FROM event_log WHERE type = 'lab-result' AND ({HELPER_PATIENTS}) = $helper
-            AND payload->>'unit' = 'U/L' ORDER BY event_id LIMIT 1""", {"helper": helper_share}).fetchone()
-    con.execute("""UPDATE event_log SET payload = replace(payload::VARCHAR, '"unit":"U/L"', '"unit":"mcg"')::JSON
-                   WHERE event_id = $id""", {"id": event_id})
-    con.execute("DELETE FROM alerts WHERE rule_id = 'serious-ae'")
-    left = con.execute("SELECT count(*) FROM alerts").fetchone()
-    con.close()
-    assert left < before
+    event_id, left = _edit_one_lab(path, helper_share, '"unit":"U/L"', '"unit":["U/L"]')
 
-    with pytest.raises(StoredEventInvalid, match=f"stored event {event_id} \\(lab-result\\).*unit.*UCUM"):
+    with pytest.raises(StoredEventInvalid, match=f"stored event {event_id} \\(lab-result\\).*unit.*string"):
         replay(path, processes=processes)
     con = duckdb.connect(str(path), read_only=True)
     assert con.execute("SELECT count(*) FROM alerts").fetchone() == left, "nothing written"
