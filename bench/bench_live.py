@@ -8,8 +8,9 @@ each consumer reads them all from the earliest offset:
   2. a no-op Faust agent with the worker's batching settings (the framework's own cost);
   3. the pvwatch worker: validation, idempotent DuckDB batch writes, every rule, outbox, metrics, with its batch
      step in the writer process (the default; streams/writer.py);
-  4. the same worker with the batch step in its own process (PVWATCH_WRITER_PROCESS=false; the earlier design),
-     in its own consumer group and store (skip with --no-in-process).
+  4. the same worker with the batch step inside the worker process (PVWATCH_WRITER_PROCESS=false; the earlier
+     design), in its own consumer group and store (skip with --no-in-process); its alert latency is measured after the
+     default worker's, on the next events of the cohort.
 Rates are events / (time of last event - time of first event). Then alert latency: events produced at a
 fixed rate; for every alert whose evidence was sent in that phase, the time from sending its last evidence event
 to the alert arriving on pv.safety.alert.v1 (stored first: the outbox publishes after the commit).
@@ -53,6 +54,9 @@ from pvwatch.streams.producer import EventPublisher
 from pvwatch.streams.topics import ensure_topics
 
 WORKLOADS = ("clinical", "adverse-events")
+#: The worker with its batch step inside its own process (the earlier design), in a consumer group and store of
+#: its own
+IN_PROCESS = {"PVWATCH_WRITER_PROCESS": "false", "PVWATCH_GROUP_ID": "bench-in-process"}
 
 
 def cohort(n: int, seed: int, workload: str) -> list[EventEnvelope]:
@@ -120,9 +124,10 @@ def pvwatch_worker(bootstrap: str, expect: int, workdir: Path, name: str = "benc
         time.sleep(0.1)
 
 
-def ready_worker(bootstrap: str, workdir: Path, name: str = "bench") -> WorkerProcess:
-    """A worker started on a store it already wrote (nothing left to consume), once it is up."""
-    worker = WorkerProcess(bootstrap, workdir / f"{name}.duckdb", free_port(), workdir / f"{name}.log", 4.0)
+def ready_worker(bootstrap: str, workdir: Path, name: str = "bench",
+                 env: dict[str, str] | None = None) -> WorkerProcess:
+    """A worker started again on the store it wrote, once it is up."""
+    worker = WorkerProcess(bootstrap, workdir / f"{name}.duckdb", free_port(), workdir / f"{name}.log", 4.0, env=env)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         worker.check_alive()
@@ -231,8 +236,7 @@ def main() -> None:
         if args.in_process:
             worker.stop()
             print("measuring the pvwatch worker with its batch step in-process", file=sys.stderr)
-            seconds, other = pvwatch_worker(broker.bootstrap, n, workdir, "in-process",
-                                            {"PVWATCH_WRITER_PROCESS": "false", "PVWATCH_GROUP_ID": "bench-in-process"})
+            seconds, other = pvwatch_worker(broker.bootstrap, n, workdir, "in-process", IN_PROCESS)
             other.stop()
             in_process = n / seconds
             worker = ready_worker(broker.bootstrap, workdir)  # the default worker again, caught up
@@ -240,6 +244,17 @@ def main() -> None:
         latencies = alert_latency(broker.bootstrap, args.latency_rate, args.latency_seconds, seed=2,
                                   workload=args.workload)
         worker.stop()
+        in_process_latencies = None
+        if args.in_process:
+            print("measuring alert latency with the batch step in-process", file=sys.stderr)
+            other = ready_worker(broker.bootstrap, workdir, "in-process", IN_PROCESS)
+            backlog = len(cohort(int(args.latency_rate * args.latency_seconds), 2, args.workload))
+            while scrape(other.metrics_url).get("pv_events_ingested_total", 0) < backlog:
+                other.check_alive()  # first the events of the latency phase above, then its own
+                time.sleep(0.1)
+            in_process_latencies = alert_latency(broker.bootstrap, args.latency_rate, args.latency_seconds,
+                                                 seed=3, workload=args.workload)
+            other.stop()
         print("measuring replay", file=sys.stderr)
         db = workdir / "bench.duckdb"
         scan_seconds = plain_scan(db)
@@ -261,6 +276,9 @@ def main() -> None:
           f"topic: {_quantiles(every)}")
     for rule, values in sorted(latencies.items()):
         print(f"  {rule:<22} {_quantiles(values)}")
+    if in_process_latencies is not None:
+        every = [value for values in in_process_latencies.values() for value in values]
+        print(f"same, batch step in-process (next {args.latency_seconds:.0f} s, other events): {_quantiles(every)}")
     scan = report.events / scan_seconds
     print(f"plain DuckDB scan of the log                {scan:10,.0f} events/s")
     print(f"pvwatch replay (all derived tables)         {report.events_per_second:10,.0f} events/s "
