@@ -17,13 +17,11 @@ from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-import duckdb
 import faust
 from faust.types import EventT
 
 from pvwatch import metrics
 from pvwatch.config import Settings
-from pvwatch.errors import PvwatchError
 from pvwatch.events.registry import ALERT_TOPIC, DEAD_LETTER_TOPIC, SIGNAL_TOPIC, SOURCE_TOPICS
 from pvwatch.rulebook import load_rule_parameters
 from pvwatch.store.snapshot import SnapshotError, publish_snapshot
@@ -69,8 +67,6 @@ class Outbox:
     """Publishes derived facts that are durable in the store but not yet on their topics.
 
     Flushes run one at a time, in the order they were asked for, so alerts reach their topic in batch order.
-    Sent alerts are marked published with the writer's next batch (`take_sent`), or at once when no batch is
-    waiting; a crash before that republishes them with the same alert_id (at least once on the topic).
     """
 
     def __init__(self, writer: WriterClient, alert_topic: faust.TopicT, dead_letter_topic: faust.TopicT,
@@ -80,12 +76,7 @@ class Outbox:
         self.dead_letter_topic = dead_letter_topic
         self.pending_alerts = pending_alerts
         self.has_pending_letters = True
-        self.sent_alerts: list[str] = []  # on the topic, not yet marked published in the store
         self._one_at_a_time = asyncio.Lock()
-
-    def take_sent(self) -> list[str]:
-        sent, self.sent_alerts = self.sent_alerts, []
-        return sent
 
     async def flush(self) -> None:
         async with self._one_at_a_time:
@@ -109,9 +100,8 @@ class Outbox:
         for alert in alerts:  # new alerts of a live batch carry their evidence's produce time
             if alert.evidence_produced_at:
                 metrics.ALERT_LATENCY.observe(max(0.0, published - alert.evidence_produced_at))
-        self.sent_alerts.extend(alert.alert_id for alert in alerts)
-        if letters:
-            await self.writer.mark_published(self.take_sent(), [row[0] for row in letters])
+        if alerts or letters:
+            await self.writer.mark_published([a.alert_id for a in alerts], [row[0] for row in letters])
 
 
 def build_app(settings: Settings) -> faust.App:
@@ -188,9 +178,6 @@ def build_app(settings: Settings) -> faust.App:
             _set_up()
             _page(outbox.pending_alerts)  # alerts a crashed worker stored but never published may never have paged
             await outbox.flush()
-            if outbox.sent_alerts:
-                await writer.mark_published(outbox.take_sent(), [])
-            batches_sent = batches_done = 0
 
             async def complete(batch: Sequence[EventT[Any]], storing: asyncio.Future[BatchReply],
                                before: asyncio.Future[None] | None) -> None:
@@ -203,10 +190,6 @@ def build_app(settings: Settings) -> faust.App:
                 outbox.pending_alerts.extend(reply.new_alerts + reply.revised_alerts)
                 outbox.has_pending_letters |= reply.new_dead_letters
                 await outbox.flush()
-                nonlocal batches_done
-                batches_done += 1
-                if batches_done == batches_sent and outbox.sent_alerts:  # no batch behind to carry the marks
-                    await writer.mark_published(outbox.take_sent(), [])
                 for event in batch:  # offsets move only now, after the batch is durable (and its alerts sent)
                     await stream.ack(event)
                 _update_lag(batch)
@@ -219,9 +202,7 @@ def build_app(settings: Settings) -> faust.App:
             async for batch in batches:
                 while in_flight and (in_flight[0].done() or len(in_flight) >= MAX_BATCHES_IN_FLIGHT):
                     await in_flight.popleft()  # a failed batch stops the agent here (Faust restarts it)
-                storing = asyncio.ensure_future(
-                    writer.process([_incoming(event) for event in batch], outbox.take_sent()))
-                batches_sent += 1
+                storing = asyncio.ensure_future(writer.process([_incoming(event) for event in batch]))
                 in_flight.append(asyncio.ensure_future(
                     complete(batch, storing, in_flight[-1] if in_flight else None)))
         finally:
@@ -230,12 +211,6 @@ def build_app(settings: Settings) -> faust.App:
                 for failed in (f for f in in_flight if f.done() and not f.cancelled() and f.exception()):
                     log.warning("a last batch was not completed (its events are delivered again): %s",
                                 failed.exception())
-            outbox_left: Outbox | None = running.get("outbox")
-            if outbox_left is not None and outbox_left.sent_alerts:
-                try:
-                    await writer.mark_published(outbox_left.take_sent(), [])
-                except (PvwatchError, duckdb.Error) as error:  # the next start publishes them again (same ids)
-                    log.warning("marking the last published alerts failed: %s", error)
             if notifier:
                 await notifier.close()
             running.pop("writer", None)
@@ -256,7 +231,6 @@ def build_app(settings: Settings) -> faust.App:
             _page(reply.alerts)
             outbox.pending_alerts.extend(reply.alerts)
             await outbox.flush()
-            await writer.mark_published(outbox.take_sent(), [])
 
     if settings.snapshot_interval_s > 0:
 

@@ -144,9 +144,7 @@ class BatchProcessor:
         for stored in store.iter_events():  # the log is the truth: rebuild the rules' memory from it
             self.engine.remember(stored)
 
-    def process(self, messages: Sequence[IncomingMessage], published_alerts: Sequence[str] = ()) -> BatchOutcome:
-        """Store and evaluate one batch; `published_alerts` (ids the outbox has sent since) are marked in the
-        same transaction, which saves the worker a transaction per batch under load."""
+    def process(self, messages: Sequence[IncomingMessage]) -> BatchOutcome:
         now = datetime.now(UTC)
         outcome = BatchOutcome()
         valid: dict[UUID, tuple[EventEnvelope, MessageOrigin]] = {}
@@ -180,8 +178,6 @@ class BatchProcessor:
 
         started = time.perf_counter()
         with self.store.transaction():
-            if published_alerts:
-                self.store.mark_published(published_alerts, [])  # type: ignore[arg-type]  # SQL casts the ids
             new_ids = self.store.insert_events(list(valid.values()), now, list(payloads.values()))
             outcome.stored = [event for event, _ in valid.values() if event.event_id in new_ids]
             derived = self.engine.apply(outcome.stored, now)

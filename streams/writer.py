@@ -131,11 +131,11 @@ class StoreWriter:
         clocks.metrics.dead_letters_open = self.store.open_dead_letter_count()
         return WriterOpening(self.store.schema_version, pending + clocks.alerts, clocks.metrics)
 
-    def process(self, batch: Sequence[RawMessage], published_alerts: Sequence[str] = ()) -> BatchReply:
+    def process(self, batch: Sequence[RawMessage]) -> BatchReply:
         outcome = self.processor.process([
             IncomingMessage(MessageOrigin(topic, partition, offset), value, timestamp, headers)
             for topic, partition, offset, value, timestamp, headers in batch
-        ], published_alerts)
+        ])
         produced = outcome.broker_timestamps
         return BatchReply(
             new_alerts=[publishable(a, produced.get(a.evidence_event_ids[-1])) for a in outcome.new_alerts],
@@ -187,9 +187,8 @@ class WriterClient:
         result: WriterOpening = await self.call("opening")
         return result
 
-    async def process(self, batch: list[RawMessage], published_alerts: Sequence[str] = ()) -> BatchReply:
-        """Store and evaluate a batch; also marks `published_alerts` (sent by the outbox) as published."""
-        result: BatchReply = await self.call("process", batch, published_alerts)
+    async def process(self, batch: list[RawMessage]) -> BatchReply:
+        result: BatchReply = await self.call("process", batch)
         return result
 
     async def evaluate_clocks(self) -> ClockReply:

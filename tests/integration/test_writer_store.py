@@ -38,8 +38,8 @@ def test_a_batch_reply_carries_the_stored_alerts_and_the_metric_facts(tmp_path: 
     try:
         # the whole batch, its first event again (a redelivery) and one message that is not JSON
         reply = writer.process(raw_batch(events, [encode_event(events[0]), b"{not json"]))
-        # the outbox sent them: marked published with the next batch, in its transaction
-        again = writer.process(raw_batch(events[:5]), [alert.alert_id for alert in reply.new_alerts])
+        writer.mark_published([alert.alert_id for alert in reply.new_alerts], [])  # the outbox sent them
+        again = writer.process(raw_batch(events[:5]))
     finally:
         writer.close()
 
