@@ -19,8 +19,10 @@ function link(td, href, text) {
   td.appendChild(a);
 }
 
-const seen = new Set();
+const seen = new Set();  // every alert drawn since the page opened
+const arrived = new Set();  // alerts that arrived while the page was open: marked new until someone acts on them
 let firstLoad = true;
+let drawn = "";  // the alerts as last drawn: an unchanged poll leaves the rows (and the officer's pointer) alone
 
 async function refreshQueue(table) {
   const params = new URLSearchParams(new FormData(document.getElementById("filters")));
@@ -34,13 +36,21 @@ async function refreshQueue(table) {
     document.getElementById("live").textContent = "live: connection lost, retrying";
     return;
   }
+  showFreshness(body);
+  const signature = JSON.stringify([body.alerts, body.error]);
+  if (signature === drawn) return;
+  drawn = signature;
   const canAct = table.dataset.canAct === "yes";
   const tbody = document.createElement("tbody");
   for (const alert of body.alerts) {
     const tr = document.createElement("tr");
     tr.dataset.alertId = alert.alert_id;
     tr.className = `severity-${alert.severity} status-${alert.status}`;
-    if (!firstLoad && !seen.has(alert.alert_id)) tr.classList.add("new-alert");
+    if (!firstLoad && !seen.has(alert.alert_id)) {
+      arrived.add(alert.alert_id);
+      tr.classList.add("just-arrived");
+    }
+    if (arrived.has(alert.alert_id) && alert.status === "open") tr.classList.add("new-alert");
     seen.add(alert.alert_id);
     cell(tr, (alert.raised_at || "").replace("T", " ").slice(0, 19));
     cell(tr, alert.severity);
@@ -90,6 +100,9 @@ async function refreshQueue(table) {
   }
   table.replaceChild(tbody, table.tBodies[0]);
   firstLoad = false;
+}
+
+function showFreshness(body) {
   const age = body.snapshot && body.snapshot.age_s;
   const live = document.getElementById("live");
   live.textContent = `live: ${body.alerts.length} alerts, snapshot ${age == null ? "?" : Math.round(age)} s old, ` +

@@ -14,6 +14,7 @@ from pathlib import Path
 import duckdb
 import pytest
 from selenium import webdriver
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
@@ -157,19 +158,25 @@ def test_officer_sees_an_alert_arrive_acknowledges_it_and_analyst_queries(stack,
     expected, _ = evaluate_events([event], datetime.now(UTC))
     expected_ids = {str(alert.alert_id) for alert in expected}
     arrived = f"{rows}.new-alert"
-    WebDriverWait(browser, 20).until(
+    # rows are redrawn whenever the queue changes (any alert, anywhere): a row read across a redraw is re-found
+    settled = WebDriverWait(browser, 20, ignored_exceptions=[StaleElementReferenceException])
+    settled.until(
         lambda d: {r.get_attribute("data-alert-id") for r in d.find_elements(By.CSS_SELECTOR, arrived)}
         >= expected_ids)
-    assert any("Anaphylactic reaction" in r.text for r in browser.find_elements(By.CSS_SELECTOR, arrived))
+    assert settled.until(
+        lambda d: any("Anaphylactic reaction" in r.text for r in d.find_elements(By.CSS_SELECTOR, arrived)))
     assert len(browser.find_elements(By.CSS_SELECTOR, rows)) == before + len(expected_ids), "arrived without a reload"
     browser.save_screenshot(str(ARTIFACTS / "dashboard-alert-arrived.png"))
 
-    row = next(r for r in browser.find_elements(By.CSS_SELECTOR, rows) if "Anaphylactic reaction" in r.text)
-    alert_id = row.get_attribute("data-alert-id")
-    row.find_element(By.CSS_SELECTOR, "button.act-acknowledge").click()
+    alert_id = settled.until(lambda d: next((r.get_attribute("data-alert-id") for r in d.find_elements(
+        By.CSS_SELECTOR, arrived) if "Anaphylactic reaction" in r.text), None))
+    ack = f'{rows}[data-alert-id="{alert_id}"] button.act-acknowledge'
+    settled.until(lambda d: d.find_element(By.CSS_SELECTOR, ack).click() or True)
     status = f'{rows}[data-alert-id="{alert_id}"] td.status'
-    WebDriverWait(browser, 30).until(
+    WebDriverWait(browser, 30, ignored_exceptions=[StaleElementReferenceException]).until(
         lambda d: d.find_element(By.CSS_SELECTOR, status).text.startswith("acknowledged"))
+    assert not browser.find_elements(By.CSS_SELECTOR, f'{rows}[data-alert-id="{alert_id}"].new-alert'), \
+        "marked new only until someone acts on it"
     landed = snapshot_count(Path(str(stack["snapshot"])),
                             f"SELECT count(*) FROM alert_actions WHERE alert_id = '{alert_id}' "
                             "AND action = 'acknowledge' AND actor = 'olivia'")
