@@ -26,6 +26,7 @@ from pvwatch.events.registry import ALERT_TOPIC, DEAD_LETTER_TOPIC, SIGNAL_TOPIC
 from pvwatch.rulebook import load_rule_parameters
 from pvwatch.store.snapshot import SnapshotError, publish_snapshot
 from pvwatch.streams.alertmanager import AlertmanagerNotifier, initialise_alert_series, load_direct_routes
+from pvwatch.streams.dead_letters import stored_dead_letter_headers
 from pvwatch.streams.pipeline import initialise_metric_series, record_metrics
 from pvwatch.streams.writer import (
     BatchReply,
@@ -87,8 +88,7 @@ class Outbox:
         letters = await self.writer.unpublished_dead_letters() if self.has_pending_letters else []
         futures = [await self.alert_topic.send(key=alert.key, value=alert.value) for alert in alerts]
         for dead_letter_id, topic, reason, detail, payload in letters:
-            headers = {"pv-reason": reason.encode(), "pv-detail": detail.encode()[:1000],
-                       "pv-source-topic": topic.encode(), "pv-dead-letter-id": dead_letter_id.encode()}
+            headers = stored_dead_letter_headers(dead_letter_id, topic, reason, detail)
             futures.append(await self.dead_letter_topic.send(key=None, value=payload or b"", headers=headers))
         try:
             await asyncio.gather(*futures)

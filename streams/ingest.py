@@ -18,8 +18,7 @@ from pvwatch.events.codec import MAX_MESSAGE_BYTES, parse_event
 from pvwatch.events.envelope import EventEnvelope
 from pvwatch.events.registry import DEAD_LETTER_TOPIC
 from pvwatch.pseudonym import Pseudonymiser
-
-EDGE_SOURCE_HEADER = "pv-source"
+from pvwatch.streams.dead_letters import edge_rejection_headers
 
 
 @dataclass(frozen=True)
@@ -80,17 +79,13 @@ class Sender(Protocol):
     ) -> object: ...
 
 
-def dead_letter_headers(rejection: Rejection) -> list[tuple[str, bytes]]:
-    return [("pv-reason", rejection.reason.encode()), ("pv-detail", rejection.detail.encode()[:1000]),
-            (EDGE_SOURCE_HEADER, rejection.where.encode()[:200])]
-
-
 def send_prepared(items: Iterable[EventEnvelope | Rejection], sender: Sender) -> IngestReport:
     report = IngestReport()
     for item in items:
         if isinstance(item, Rejection):
             report.rejected.append(item)
-            sender.publish_raw(DEAD_LETTER_TOPIC, item.clean_payload or b"", None, dead_letter_headers(item))
+            headers = edge_rejection_headers(item.reason, item.detail, item.where)
+            sender.publish_raw(DEAD_LETTER_TOPIC, item.clean_payload or b"", None, headers)
         else:
             sender.publish(item)
             report.accepted += 1

@@ -27,7 +27,7 @@ from pvwatch.events.registry import DEAD_LETTER_TOPIC, EVENT_TYPES
 from pvwatch.rulebook import load_rule_parameters
 from pvwatch.store.eventstore import DeadLetter, DeadLetterResolution, EventStore, MessageOrigin
 from pvwatch.store.expedited import upsert_clocks
-from pvwatch.streams.dead_letters import resolution_in
+from pvwatch.streams.dead_letters import edge_dead_letter, resolution_in
 
 
 @dataclass(frozen=True)
@@ -121,17 +121,6 @@ def record_metrics(facts: MetricFacts) -> None:
         metrics.LAST_EVENT_PROCESSED.set(facts.finished_at)
 
 
-def _edge_dead_letter(message: IncomingMessage, now: datetime) -> DeadLetter | None:
-    """A message on the dead-letter topic: rejected at an edge (record it) or published by a worker (skip)."""
-    if "pv-dead-letter-id" in message.headers:
-        return None
-    reason = message.headers.get("pv-reason", b"unspecified").decode(errors="replace")
-    detail = message.headers.get("pv-detail", b"").decode(errors="replace")
-    where = message.headers.get("pv-source", b"").decode(errors="replace")
-    return DeadLetter(message.origin, reason, f"{where}: {detail}" if where else detail, message.value, now,
-                      already_on_topic=True)
-
-
 class BatchProcessor:
     """Owns the store; called with one batch at a time (a single writer, as DuckDB requires).
 
@@ -159,7 +148,7 @@ class BatchProcessor:
                 if resolution is not None:
                     resolutions.append(resolution)
                     continue
-                letter = _edge_dead_letter(message, now)
+                letter = edge_dead_letter(message.origin, message.value, message.headers, now)
                 if letter is not None:
                     letters.append(letter)
                 continue
