@@ -41,7 +41,6 @@ from pvwatch.cohort import generate_cohort
 from pvwatch.demo import WorkerProcess
 from pvwatch.events import ALERT_TOPIC, AdverseEventReported
 from pvwatch.events.alert import alert_id_for
-from pvwatch.metrics_client import scrape
 from pvwatch.pseudonym import Pseudonymiser
 from pvwatch.streams.broker import EmbeddedBroker, free_port
 from pvwatch.streams.producer import EventPublisher
@@ -80,16 +79,8 @@ def serious_events(count: int) -> list[AdverseEventReported]:
 def start_worker(broker: EmbeddedBroker, workdir: Path, name: str, env: dict[str, str]) -> WorkerProcess:
     worker = WorkerProcess(broker.bootstrap, workdir / "pvwatch.duckdb", free_port(), workdir / f"{name}.log",
                            4.0, env=env)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        worker.check_alive()
-        try:
-            if scrape(worker.metrics_url).get("pv_worker_up") == 1:
-                return worker
-        except OSError:
-            pass
-        time.sleep(0.2)
-    raise RuntimeError("worker not ready after 60 s")
+    worker.wait_ready()
+    return worker
 
 
 def send(publisher: EventPublisher, event: AdverseEventReported) -> Sample:

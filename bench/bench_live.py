@@ -128,16 +128,8 @@ def ready_worker(bootstrap: str, workdir: Path, name: str = "bench",
                  env: dict[str, str] | None = None) -> WorkerProcess:
     """A worker started again on the store it wrote, once it is up."""
     worker = WorkerProcess(bootstrap, workdir / f"{name}.duckdb", free_port(), workdir / f"{name}.log", 4.0, env=env)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        worker.check_alive()
-        try:
-            if scrape(worker.metrics_url).get("pv_worker_up") == 1:
-                return worker
-        except OSError:
-            pass
-        time.sleep(0.1)
-    raise RuntimeError("the restarted worker was not up within 60 s")
+    worker.wait_ready()
+    return worker
 
 
 def alert_latency(bootstrap: str, rate: int, seconds: float, seed: int, workload: str) -> dict[str, list[float]]:

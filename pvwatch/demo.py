@@ -88,6 +88,19 @@ class WorkerProcess(ChildProcess):
             log_path, env,
         )
 
+    def wait_ready(self, timeout_s: float = 60.0) -> None:
+        """Until the worker reports itself up (store open, partitions assigned); its log tail if it dies first."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            self.check_alive()
+            try:
+                if scrape(self.metrics_url).get("pv_worker_up") == 1:
+                    return
+            except OSError:
+                pass  # /metrics is not served yet
+            time.sleep(0.1)
+        raise PvwatchError(f"the worker was not up within {timeout_s:.0f} s (log {self.log_path})")
+
 
 def start_dashboard(bootstrap: str, db: Path, metrics_url: str, workdir: Path, port: int) -> ChildProcess:
     """The officer's dashboard over the worker's snapshot, with fresh demo accounts printed once."""
