@@ -10,6 +10,8 @@ The copy runs on a cursor of the writer's connection (a separate DuckDB connecti
 one transaction: every table comes from one consistent point in time, and the worker's own connection keeps
 writing concurrently (MVCC). The views are then recreated inside the snapshot from their stored SQL, so analysts
 find `alerts`, `adverse_events`, ... there under the same names, and `snapshot_meta` says how old it is.
+After the first, a publish starts from a copy of the previous file and appends only the events stored since
+(`_append_since`): the cost follows what changed, not the size of the store.
 
 Two files are published each time: the full snapshot, which only the safety officer's dashboard pages read, and
 the analyst snapshot (`analyst_snapshot_path`), the one analysts query (duckdb CLI, Python, the SQL page). In the
