@@ -240,8 +240,8 @@ def build_app(settings: Settings) -> faust.App:
         async def publish_read_snapshot() -> None:
             """Analysts and the dashboard read this copy: DuckDB lets no other process open the live file.
 
-            A snapshot copies the whole store (about 1 s for 50k events here), so as the store grows the worker
-            backs off: it spends at most a fifth of its time copying (docs/analysts.md, staleness).
+            A snapshot appends what changed since the last one (store/snapshot.py), but its cost still grows with
+            the derived tables, so the worker backs off: at most a fifth of its time copying (docs/analysts.md).
             """
             writer: WriterClient | None = running.get("writer")
             if writer is None or time.monotonic() < next_snapshot["at"]:
