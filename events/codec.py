@@ -32,8 +32,8 @@ def _any_event() -> TypeAdapter[EventEnvelope]:
 
 
 def load_validators() -> None:
-    """Load now what validation otherwise loads at its first event (the UCUM grammar, ~0.4 s): before a fork, so
-    every replay process shares it instead of each paying for it."""
+    """Load now what validation otherwise loads at its first event (the UCUM grammar, ~0.4 s): at the worker's
+    start rather than in its first lab batch, and before replay forks, so both its processes share it."""
     ucum_problem("mg")
 
 
