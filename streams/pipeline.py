@@ -38,19 +38,6 @@ class IncomingMessage:
     headers: dict[str, bytes] = field(default_factory=dict)
 
 
-@dataclass
-class BatchOutcome:
-    stored: list[EventEnvelope] = field(default_factory=list)
-    duplicates: int = 0
-    new_alerts: list[SafetyAlert] = field(default_factory=list)
-    #: alerts raised before whose evidence or details a late event changed (republished, not counted again)
-    revised_alerts: list[SafetyAlert] = field(default_factory=list)
-    new_dead_letters: list[DeadLetter] = field(default_factory=list)
-    #: broker (produce) time of each stored event, for the latency histograms
-    broker_timestamps: dict[UUID, float] = field(default_factory=dict)
-    metrics: MetricFacts = field(default_factory=lambda: MetricFacts())
-
-
 @dataclass(frozen=True)
 class ClockGauges:
     open_by_category: dict[str, int]
@@ -79,6 +66,19 @@ class MetricFacts:
     batch_size: int | None = None
     store_latencies: list[float] = field(default_factory=list)
     finished_at: float | None = None
+
+
+@dataclass
+class BatchOutcome:
+    stored: list[EventEnvelope] = field(default_factory=list)
+    duplicates: int = 0
+    new_alerts: list[SafetyAlert] = field(default_factory=list)
+    #: alerts raised before whose evidence or details a late event changed (republished, not counted again)
+    revised_alerts: list[SafetyAlert] = field(default_factory=list)
+    new_dead_letters: list[DeadLetter] = field(default_factory=list)
+    #: broker (produce) time of each stored event, for the latency histograms
+    broker_timestamps: dict[UUID, float] = field(default_factory=dict)
+    metrics: MetricFacts = field(default_factory=MetricFacts)
 
 
 def initialise_metric_series() -> None:
