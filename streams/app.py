@@ -13,7 +13,6 @@ import logging
 import os
 import sys
 import time
-from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -29,7 +28,6 @@ from pvwatch.streams.alertmanager import AlertmanagerNotifier, initialise_alert_
 from pvwatch.streams.dead_letters import stored_dead_letter_headers
 from pvwatch.streams.pipeline import initialise_metric_series, record_metrics
 from pvwatch.streams.writer import (
-    BatchReply,
     PublishableAlert,
     RawMessage,
     WriterClient,
@@ -43,9 +41,6 @@ log = logging.getLogger("pvwatch.worker")
 SNAPSHOT_BACKOFF = 4.0
 #: The worker's exit code when its store writer process died (restart it: it resumes from committed offsets).
 EXIT_WRITER_FAILED = 70
-#: Batches handed to the writer and not yet completed. Faust fills the next batch meanwhile; a second batch queued
-#: behind the writer showed no gain distinguishable from this machine's noise (streams/writer.py), so one.
-MAX_BATCHES_IN_FLIGHT = 1
 
 
 def _incoming(event: EventT[Any]) -> RawMessage:
@@ -169,7 +164,9 @@ def build_app(settings: Settings) -> faust.App:
         writer, opening = await start_writer(settings.db, settings.rules_file, settings.rsi_file,
                                              in_process=not settings.writer_process, on_failure=_stop_worker)
         running["writer"] = writer
-        in_flight: deque[asyncio.Future[None]] = deque()
+        #: the one batch handed to the writer and not yet completed; Faust fills the next batch meanwhile (a second
+        #: batch queued behind the writer showed no gain distinguishable from this machine's noise)
+        in_flight: asyncio.Future[None] | None = None
         try:
             metrics.BUILD_INFO.info({"version": _version(), "store_schema": str(opening.schema_version)})
             record_metrics(opening.metrics)
@@ -179,12 +176,9 @@ def build_app(settings: Settings) -> faust.App:
             _page(outbox.pending_alerts)  # alerts a crashed worker stored but never published may never have paged
             await outbox.flush()
 
-            async def complete(batch: Sequence[EventT[Any]], storing: asyncio.Future[BatchReply],
-                               before: asyncio.Future[None] | None) -> None:
-                """Publish a stored batch's alerts, then acknowledge its events, strictly in batch order."""
-                reply = await storing
-                if before is not None:
-                    await before
+            async def complete(batch: Sequence[EventT[Any]]) -> None:
+                """Store a batch, publish its alerts, then acknowledge its events."""
+                reply = await writer.process([_incoming(event) for event in batch])
                 record_metrics(reply.metrics)
                 _page(reply.new_alerts)  # the alerts are durable in DuckDB now; page before publishing them
                 outbox.pending_alerts.extend(reply.new_alerts + reply.revised_alerts)
@@ -194,23 +188,22 @@ def build_app(settings: Settings) -> faust.App:
                     await stream.ack(event)
                 _update_lag(batch)
 
-            # Faust fills the next batch while the writer stores this one (MAX_BATCHES_IN_FLIGHT). Events are
-            # acknowledged by `complete`, in batch order, never by the take itself.
+            # Faust fills the next batch while the writer stores this one. Events are acknowledged by `complete`,
+            # in batch order (the next batch starts after the previous one completed), never by the take itself.
             batches = stream.noack_take(  # type: ignore[attr-defined]  # missing from Faust's StreamT stub
                 settings.batch_max_events, within=settings.batch_within_s
             )
             async for batch in batches:
-                while in_flight and (in_flight[0].done() or len(in_flight) >= MAX_BATCHES_IN_FLIGHT):
-                    await in_flight.popleft()  # a failed batch stops the agent here (Faust restarts it)
-                storing = asyncio.ensure_future(writer.process([_incoming(event) for event in batch]))
-                in_flight.append(asyncio.ensure_future(
-                    complete(batch, storing, in_flight[-1] if in_flight else None)))
+                if in_flight is not None:
+                    previous, in_flight = in_flight, None
+                    await previous  # a failed batch stops the agent here (Faust restarts it)
+                in_flight = asyncio.ensure_future(complete(batch))
         finally:
-            if in_flight:
-                await asyncio.wait(in_flight, timeout=30)
-                for failed in (f for f in in_flight if f.done() and not f.cancelled() and f.exception()):
+            if in_flight is not None:
+                await asyncio.wait([in_flight], timeout=30)
+                if in_flight.done() and not in_flight.cancelled() and in_flight.exception():
                     log.warning("a last batch was not completed (its events are delivered again): %s",
-                                failed.exception())
+                                in_flight.exception())
             if notifier:
                 await notifier.close()
             running.pop("writer", None)
