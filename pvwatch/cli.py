@@ -96,15 +96,20 @@ def broker(port: int, partitions: int, log_path: Path | None) -> None:
 @click.option("--metrics-host", help="Address of /metrics (PVWATCH_METRICS_HOST, default 127.0.0.1).")
 @click.option("--session-timeout", "session_timeout_s", type=float,
               help="Consumer group session timeout in seconds (default 10; the demo and tests use 4).")
+@click.option("--alertmanager-url", metavar="URL",
+              help="Alertmanager to post critical alerts to at once, e.g. http://alertmanager:9093 "
+                   "(PVWATCH_ALERTMANAGER_URL). Unset: people are paged only through the Prometheus rules, "
+                   "about 10 s later (docs/operations.md).")
 @click.option("--loglevel", default="warning", show_default=True,
               type=click.Choice(["debug", "info", "warning", "error"]))
 def worker(bootstrap_servers: str | None, db: Path | None, metrics_port: int | None, metrics_host: str | None,
-           session_timeout_s: float | None, loglevel: str) -> None:
+           session_timeout_s: float | None, alertmanager_url: str | None, loglevel: str) -> None:
     """Run the Faust worker: validate, store, evaluate rules, publish alerts, serve /metrics."""
     from pvwatch.streams.worker import run_worker
 
     settings = _settings(kafka_bootstrap=bootstrap_servers, db=db, metrics_port=metrics_port,
-                         metrics_host=metrics_host, session_timeout_s=session_timeout_s)
+                         metrics_host=metrics_host, session_timeout_s=session_timeout_s,
+                         alertmanager_url=alertmanager_url)
     _owner_only_files()
     sys.argv = [sys.argv[0]]  # Faust's worker parses argv itself; our flags are already applied
     run_worker(settings, loglevel=loglevel)

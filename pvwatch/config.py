@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -63,6 +64,16 @@ class Settings(BaseSettings):
     writer_process: bool = Field(
         default=True, description="Store writes and rules in a child process (false: in the worker, for debugging)."
     )
+
+    @field_validator("alertmanager_url")
+    @classmethod
+    def _alertmanager_base_url(cls, url: str | None) -> str | None:
+        """A typo here would silently leave people paged only by the slower Prometheus path: refuse it at start."""
+        if url is not None:
+            parts = urlsplit(url)
+            if parts.scheme not in ("http", "https") or not parts.netloc:
+                raise ValueError(f"expected Alertmanager's base URL, e.g. http://alertmanager:9093, got {url!r}")
+        return url
 
     @property
     def snapshot_target(self) -> Path:
