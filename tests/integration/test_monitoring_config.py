@@ -6,10 +6,12 @@ Grafana panel queries exists in pvwatch's registry (a renamed metric must break 
 from __future__ import annotations
 
 import fnmatch
+import importlib.metadata
 import json
 import re
 import shutil
 import subprocess
+import time
 import tomllib
 import urllib.request
 from pathlib import Path
@@ -17,11 +19,14 @@ from pathlib import Path
 import pytest
 import yaml
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, InfoMetricFamily
+from prometheus_client.parser import text_string_to_metric_families
 
 from pvwatch.cohort import generate_cohort
 from pvwatch.config import Settings
+from pvwatch.domain.engine import RULE_IDS
 from pvwatch.events import AdverseEventReported
 from pvwatch.metrics import REGISTRY
+from pvwatch.metrics_client import scrape_labelled
 from pvwatch.streams.producer import EventPublisher
 from tests.conftest import REPO, Workers, wait_for
 
@@ -314,21 +319,80 @@ def test_grafana_panels_fit_the_24_column_grid_without_overlapping():
 
 # --- a real worker's exposition -----------------------------------------------------------------------------
 
-def test_promtool_check_metrics_passes_on_a_real_workers_exposition(workers: Workers, demo_pseudonymiser):
+def test_a_real_workers_exposition_passes_promtool_and_serves_every_metric_the_issue_names(
+    workers: Workers, demo_pseudonymiser
+):
+    """Issue 7's metric list, read from a real worker after real events: each family served with its labels
+    and with values that follow from what was sent (a metric declared but never recorded fails here)."""
+    started = time.time()
     worker = workers.start()
     events = [AdverseEventReported.model_validate(demo_pseudonymiser.pseudonymise_record(record))
               for record in generate_cohort(10, 3) if record["type"] == "adverse-event"]
-    assert any(e.seriousness.is_serious for e in events), "cohort seed 3 holds a serious AE"
+    serious_cases = {e.case_id for e in events if e.seriousness.is_serious}  # ICH E2A II.B criteria
+    assert serious_cases, "cohort seed 3 holds a serious AE"
     with EventPublisher(workers.broker.bootstrap) as publisher:
         for event in events:
             publisher.publish(event)
         publisher.publish_raw(AdverseEventReported.topic, b"{not json", key=b"pt-bad")
     wait_for(lambda: workers.metric(worker, "pv_events_rejected_total") >= 1
              and workers.metric(worker, "pv_events_ingested_total") >= len(events), 30, what="events processed")
+    # lag is sampled once a batch is acknowledged and alert latency once its alerts are published: after the counts
+    wait_for(lambda: any(dict(labels)["topic"] == AdverseEventReported.topic
+                         for labels in scrape_labelled(worker.metrics_url, "pv_consumer_lag_messages"))
+             and workers.metric(worker, "pv_alert_latency_seconds_count") >= len(serious_cases), 10,
+             what="lag sampled and alerts published")
     with urllib.request.urlopen(worker.metrics_url, timeout=5) as response:
         exposition = response.read().decode()
-    assert 'pv_alerts_raised_total{rule="serious-ae",severity="critical"}' in exposition
     checked = run("promtool", "check", "metrics", stdin=exposition)
     assert checked.returncode == 0, checked.stdout + checked.stderr
     served = {line.split("{")[0].split(" ")[0] for line in exposition.splitlines() if line and line[0] != "#"}
     assert {n for n in served if n.startswith("pv_")} <= exported_series_names()
+
+    samples = [s for family in text_string_to_metric_families(exposition) for s in family.samples]
+
+    def value(name: str, **labels: str) -> float:
+        [found] = [s.value for s in samples if s.name == name and s.labels == labels]
+        return found
+
+    def labelled(name: str) -> list[dict[str, str]]:
+        return [s.labels for s in samples if s.name == name]
+
+    ae_topic = AdverseEventReported.topic
+    # ingested and rejected by type and reason; the dead-letter queue size
+    assert value("pv_events_ingested_total", type="adverse-event") == len(events)
+    assert value("pv_events_rejected_total", topic=ae_topic, reason="not_json") == 1
+    assert value("pv_dead_letter_messages") == 1
+    # rule evaluations by rule (serious-ae judges every report version once); alerts by rule and severity
+    assert {labels["rule"] for labels in labelled("pv_rule_evaluations_total")} == set(RULE_IDS)
+    assert value("pv_rule_evaluations_total", rule="serious-ae") == len(events)
+    assert value("pv_alerts_raised_total", rule="serious-ae", severity="critical") == len(serious_cases)
+    alerts_raised = sum(s.value for s in samples if s.name == "pv_alerts_raised_total")
+    # expedited clocks: the cohort's cases are years old, so each open clock is overdue
+    open_clocks = sum(s.value for s in samples if s.name == "pv_expedited_clocks_open")
+    assert open_clocks >= 1 and value("pv_expedited_reports_overdue") == open_clocks
+    assert value("pv_expedited_nearest_deadline_seconds") < 0
+    # consumer lag per topic and partition: caught up on every partition the events went to
+    lag = {(labels["topic"], labels["partition"]): v for labels, v in
+           ((s.labels, s.value) for s in samples if s.name == "pv_consumer_lag_messages")}
+    assert {partition for topic, partition in lag if topic == ae_topic} <= {"0", "1", "2", "3"}
+    assert any(topic == ae_topic for topic, _ in lag) and set(lag.values()) == {0.0}
+    # end-to-end latency histograms: one store observation per stored event, one alert observation per alert
+    assert value("pv_event_store_latency_seconds_count") == len(events)
+    assert 0 < value("pv_event_store_latency_seconds_sum") < 30 * len(events)
+    assert len(serious_cases) <= value("pv_alert_latency_seconds_count") <= alerts_raised
+    assert value("pv_alert_latency_seconds_sum") > 0
+    # store batch size (stored events per transaction) and write latency
+    assert value("pv_store_batch_size_events_sum") == len(events)
+    batches = value("pv_store_batch_size_events_count")
+    assert batches >= 1 and value("pv_store_write_seconds_count") == batches
+    assert value("pv_store_write_seconds_sum") > 0
+    # worker up, build info, last batch time
+    assert value("pv_worker_up") == 1
+    [build] = labelled("pv_build_info")
+    assert build["version"] == importlib.metadata.version("pvwatch") and build["store_schema"].isdigit()
+    assert started <= value("pv_last_event_processed_timestamp_seconds") <= time.time()
+    # no patient pseudonym, case id, event id or message key in any label value
+    identifiers = {e.patient for e in events} | {e.case_id for e in events} | {str(e.event_id) for e in events}
+    label_values = {v for s in samples if s.name.startswith("pv_") for v in s.labels.values()}
+    leaked = {v for v in label_values if v in identifiers or "pt-" in v}
+    assert not leaked, f"identifiers as label values: {sorted(leaked)}"
