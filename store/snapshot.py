@@ -55,6 +55,10 @@ ANALYST_REDACTIONS: dict[str, tuple[str, ...]] = {
 REDACTED = "[free text removed from the analyst snapshot]"
 #: Table columns that hold raw, unvalidated input (a rejected message may carry anything): NULL in the analyst copy.
 ANALYST_NULLED_COLUMNS: dict[str, tuple[str, ...]] = {"dead_letters": ("payload", "detail")}
+#: The analyst snapshot is written in DuckDB 1.4's storage format (1.4 is DuckDB's long-term-support release), so
+#: the `duckdb` CLI analysts use reads it even when it is older than the Python library that writes it (a file in
+#: the library's newest format is refused: "Trying to read a database file with version number 69").
+ANALYST_STORAGE_VERSION = "v1.4.0"
 
 
 def analyst_snapshot_path(snapshot: Path) -> Path:
@@ -371,7 +375,7 @@ def _copy_redacted(full: Path, analyst: Path) -> None:
     field that was sent stays present, so `has_narrative` and the like keep their meaning) and null the raw input
     (ANALYST_NULLED_COLUMNS); _finish_snapshot then adds the views, comments and meta."""
     alias = f"pvwatch_full_{uuid.uuid4().hex[:12]}"
-    snap = duckdb.connect(str(analyst))
+    snap = duckdb.connect(str(analyst), config={"storage_compatibility_version": ANALYST_STORAGE_VERSION})
     try:
         snap.execute(f"ATTACH {_sql_literal(str(full))} AS {alias} (READ_ONLY)")
         snap.execute("BEGIN TRANSACTION")

@@ -3,6 +3,8 @@ an analyst opens it, with the documentation the issue names."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -53,3 +55,49 @@ def test_every_view_the_issue_names_and_each_of_its_columns_is_described_in_the_
     assert [name for name, comment in relations.items() if not comment] == []
     assert {table for table, _, _ in columns} == set(DOCUMENTED)
     assert [(table, column) for table, column, comment in columns if not comment] == []
+
+
+def duckdb_cli() -> Path:
+    """The `duckdb` command the project installs next to pvwatch (the duckdb-cli dependency)."""
+    return Path(sys.executable).parent / "duckdb"
+
+
+def test_the_duckdb_cli_reads_the_analyst_snapshot_while_the_writer_holds_the_store(tmp_path: Path) -> None:
+    """docs/analysts.md: `duckdb -readonly <db>.snapshot.analyst.duckdb "SELECT ..."` with the worker running; the
+    first publish copies the store, the next one appends to it, and the CLI reads both."""
+    import csv
+    import io
+    import re
+
+    p = Pseudonymiser.from_secret(None, demo_mode=True)
+    records = list(generate_cohort(10, 3))
+    events = [parse_event(p.pseudonymise_record(r)) for r in records]
+    half = len(events) // 2
+    store = EventStore(tmp_path / "pvwatch.duckdb")  # holds DuckDB's write lock until closed, as the worker does
+    try:
+        readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+        section = readme[readme.index("## The dashboard and analyst access"):]
+        by_lot = re.findall(r"```sql\n(.*?)```", section, re.S)[0].split(";")[0]
+        for stored in (events[:half], events[half:]):
+            with store.transaction():
+                store.insert_events([(e, None) for e in stored], datetime.now(UTC))
+            info = publish_snapshot(store.con, tmp_path / "pvwatch.duckdb.snapshot.duckdb")
+            assert info.analyst_path is not None
+            count = subprocess.run([str(duckdb_cli()), "-readonly", "-csv", str(info.analyst_path),
+                                    "SELECT count(*) AS n FROM event_log"], capture_output=True, text=True, timeout=60)
+            assert count.returncode == 0, count.stderr
+            assert count.stdout.split() == ["n", str(info.event_count)]
+        assert info.incremental, "the second publish appended to the first"
+        assert info.event_count == len(events)
+
+        shown = subprocess.run([str(duckdb_cli()), "-readonly", "-csv", str(info.analyst_path), "-c", by_lot],
+                               capture_output=True, text=True, timeout=60)
+        assert shown.returncode == 0, shown.stderr
+        con = connect(info.analyst_path, read_only=True)
+        expected = con.execute(by_lot).fetchall()
+        con.close()
+        rows = list(csv.reader(io.StringIO(shown.stdout)))
+        assert rows[0] == ["lot_id", "infusions", "adverse_events", "ae_per_100_infusions"]
+        assert len(expected) > 1 and rows[1:] == [["" if v is None else str(v) for v in row] for row in expected]
+    finally:
+        store.close()
