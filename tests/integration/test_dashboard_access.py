@@ -134,6 +134,42 @@ def test_anonymous_requests_get_401_from_the_api_and_a_redirect_from_pages(confi
     run(config, scenario)
 
 
+def test_every_route_of_the_dashboard_refuses_an_anonymous_request(config):
+    """Walks the app's own route table, so a page or API added later is covered without editing this test: every
+    method of every route except the login form and the static files is refused before its handler runs (API:
+    401, pages: a redirect to the login), so nothing reaches the audit log either."""
+    app = build_dashboard(config)
+    public = {"/login"}
+    routes = sorted({(route.method, route.resource.canonical) for route in app.router.routes()
+                     if route.method != "HEAD" and route.resource is not None})
+    placeholders = {"{alert_id}": str(uuid.uuid4()), "{case_id}": "CASE-8-000010", "{value}": "UCB-2603-99",
+                    "{patient}": "pt-00000000000000000000"}
+    checked = []
+
+    async def scenario(client: TestClient) -> None:
+        for method, canonical in routes:
+            if canonical in public or canonical.startswith("/static"):
+                continue
+            path = canonical
+            for name, value in placeholders.items():
+                path = path.replace(name, value)
+            assert "{" not in path, f"no placeholder value for {canonical}"
+            response = await client.request(method, path, allow_redirects=False,
+                                            **({"json": {"action": "acknowledge", "sql": "SELECT 1"}}
+                                               if method == "POST" else {}))
+            if path.startswith("/api/"):
+                assert response.status == 401, (method, path, response.status)
+            else:
+                assert response.status == 302, (method, path, response.status)
+                assert response.headers["Location"].startswith("/login"), (method, path)
+            checked.append((method, canonical))
+
+    run(config, scenario)
+    assert {("POST", "/api/alerts/{alert_id}/actions"), ("POST", "/api/sql"), ("POST", "/sql"), ("POST", "/admin"),
+            ("POST", "/logout"), ("GET", "/cases/{case_id}/e2b"), ("GET", "/clinics/{value}")} <= set(checked)
+    assert not config.audit_log.exists() or audit_entries(config) == [], "no handler ran"
+
+
 def test_session_cookie_is_httponly_and_samesite_strict_and_a_forged_cookie_is_refused(config):
     async def scenario(client: TestClient) -> None:
         page = await (await client.get("/login")).text()
