@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs pvwatch into ./.venv. With --system also installs the Debian packages the test suite
-# drives for real: Prometheus + promtool, Alertmanager + amtool, Chromium + ChromeDriver.
+# drives for real: Prometheus + promtool, Alertmanager + amtool, Chromium + ChromeDriver, OpenSSL.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,6 +13,7 @@ if (( want_system )); then
     command -v amtool >/dev/null || missing+=(prometheus-alertmanager)
     command -v chromium >/dev/null || missing+=(chromium)
     command -v chromedriver >/dev/null || missing+=(chromium-driver)
+    command -v openssl >/dev/null || missing+=(openssl)  # the dashboard TLS test makes a self-signed certificate
     if (( ${#missing[@]} )); then
         echo "installing Debian packages: ${missing[*]}"
         sudo_cmd=""

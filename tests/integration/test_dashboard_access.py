@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import stat
 import subprocess
 import sys
 import uuid
@@ -725,3 +726,100 @@ def test_signals_page_shows_every_pair_rounded_with_exact_sort_keys_strongest_fi
         assert f'data-sort="{prr}">{prr:.3g}</td>' in html, "rounded to 3 digits, sorted by the exact value"
 
     run(config, scenario)
+
+
+# --- users, passwords and cookies as an operator sets them up ----------------------------------------------------
+
+
+def test_pvwatch_user_add_stores_only_an_argon2id_hash_owner_only_and_that_user_signs_in(tmp_path, config):
+    users = tmp_path / "operator" / "users.yaml"
+    add = [sys.executable, "-m", "pvwatch", "user", "add", "nina", "--role", "analyst", "--users", str(users),
+           "--password-stdin"]
+    short = subprocess.run(add, input="short-pass\n", capture_output=True, text=True, timeout=60)
+    assert short.returncode == 2 and "at least 12 characters" in short.stderr and not users.exists()
+    made = subprocess.run(add, input="nina-password-12\n", capture_output=True, text=True, timeout=60)
+    assert made.returncode == 0 and f"user nina (analyst) saved in {users}" in made.stdout, made.stderr
+    text = users.read_text()
+    # Argon2id (RFC 9106) with argon2-cffi's RFC 9106 low-memory parameters; the password itself is nowhere
+    assert "password_hash: $argon2id$v=19$m=65536,t=3,p=4$" in text and "nina-password-12" not in text
+    assert stat.S_IMODE(users.stat().st_mode) == 0o600
+    config = DashboardConfig(**{**config.__dict__, "users_file": users})
+
+    async def scenario(client: TestClient) -> None:
+        token = await login(client, "nina", "nina-password-12")
+        sql = await client.post("/api/sql", json={"sql": "SELECT 1 AS one"}, headers={"X-CSRF-Token": token})
+        assert sql.status == 200, "signed in with the analyst role"
+        assert (await client.get("/admin")).status == 403
+
+    run(config, scenario)
+
+
+def test_users_from_a_toml_configuration_file_sign_in_and_are_never_rewritten(tmp_path, config):
+    from argon2 import PasswordHasher
+
+    users = tmp_path / "users.toml"
+    users.write_text('[users.tove]\nrole = "officer"\n'
+                     f'password_hash = "{PasswordHasher().hash("tove-password-12")}"\n')
+    before = users.read_text()
+    config = DashboardConfig(**{**config.__dict__, "users_file": users})
+
+    async def scenario(client: TestClient) -> None:
+        await login(client, "tove", "tove-password-12")
+        assert (await client.get("/api/alerts")).status == 200, "signed in with the officer role"
+
+    run(config, scenario)
+    add = subprocess.run([sys.executable, "-m", "pvwatch", "user", "add", "tom", "--role", "admin", "--users",
+                          str(users), "--password-stdin"], input="tom-password-123\n", capture_output=True,
+                         text=True, timeout=60)
+    assert add.returncode == 2 and "TOML user files are read-only" in add.stderr
+    assert users.read_text() == before
+
+
+def test_over_tls_every_cookie_is_secure(tmp_path, snapshot):
+    """`pvwatch dashboard --tls-cert` marks the login and session cookies Secure (never sent over plain HTTP)."""
+    import http.cookiejar
+    import shutil
+    import ssl
+    import time
+    import urllib.error
+    import urllib.parse
+    import urllib.request
+
+    from pvwatch.streams.broker import free_port
+
+    openssl = shutil.which("openssl")
+    assert openssl, "scripts/install.sh --system installs openssl"
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run([openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
+                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True, timeout=60)
+    UserStore(tmp_path / "users.yaml").add("olivia", Role.OFFICER, PASSWORDS["olivia"])
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "pvwatch", "dashboard", "--snapshot", str(snapshot[0]), "--users",
+         str(tmp_path / "users.yaml"), "--port", str(port), "--read-only", "--tls-cert", str(cert), "--tls-key",
+         str(key)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    context = ssl.create_default_context(cafile=str(cert))
+    context.check_hostname = False
+    jar = http.cookiejar.CookieJar()
+    https = urllib.request.build_opener(urllib.request.HTTPSHandler(context=context),
+                                        urllib.request.HTTPCookieProcessor(jar))
+    base = f"https://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                page = https.open(base + "/login", timeout=2).read().decode()
+                break
+            except (urllib.error.URLError, ConnectionError):
+                assert time.monotonic() < deadline and server.poll() is None, "the dashboard did not start"
+                time.sleep(0.2)
+        assert {cookie.name: cookie.secure for cookie in jar} == {"pvwatch_login": True}
+        token = CSRF.search(page).group(1)
+        form = urllib.parse.urlencode({"username": "olivia", "password": PASSWORDS["olivia"], "csrf_token": token,
+                                       "next": "/alerts"}).encode()
+        assert "/alerts" in https.open(base + "/login", form, timeout=10).geturl()
+        cookies = {cookie.name: cookie for cookie in jar}
+        assert cookies["pvwatch_session"].secure, "the session cookie is Secure"
+    finally:
+        server.terminate()
+        server.wait(10)
