@@ -19,7 +19,7 @@ from typing import Any
 import duckdb
 
 from pvwatch.errors import PvwatchError
-from pvwatch.store.eventstore import connect
+from pvwatch.store.eventstore import connect, connect_sealed
 
 
 class SnapshotUnavailable(PvwatchError):
@@ -347,11 +347,8 @@ def run_readonly_query(snapshot_path: Path, sql: str, *, max_rows: int, timeout_
     """
     if not snapshot_path.exists():
         raise SnapshotUnavailable(f"no snapshot at {snapshot_path} yet")
-    con = connect(snapshot_path, read_only=True,
-                  config={"enable_external_access": False, "autoload_known_extensions": False,
-                          "autoinstall_known_extensions": False})
+    con = connect_sealed(snapshot_path)
     try:
-        con.execute("SET lock_configuration = true")
         try:
             statements = con.extract_statements(sql)
         except duckdb.Error as error:

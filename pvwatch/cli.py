@@ -154,9 +154,9 @@ def sql(db: Path, query: str, as_csv: bool) -> None:
     """Run a read-only SQL QUERY against the store, e.g. "SELECT rule_id, count(*) FROM alerts GROUP BY 1"."""
     import duckdb
 
-    from pvwatch.store.eventstore import connect
+    from pvwatch.store.eventstore import connect_sealed
 
-    con = connect(db, read_only=True)
+    con = connect_sealed(db)  # read-only, and no query reads or writes other files (COPY ... TO, read_csv)
     try:
         cursor = con.execute(query)
     except duckdb.Error as error:

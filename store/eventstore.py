@@ -116,6 +116,19 @@ def connect(
     )
 
 
+def connect_sealed(path: Path) -> duckdb.DuckDBPyConnection:
+    """Open the store read-only for people's ad-hoc SQL, with DuckDB's file and network access off and locked.
+
+    Read-only alone still lets a query write children's data to any file (COPY ... TO), read other files
+    (read_csv, read_text) or fetch extensions; every SQL front door (`pvwatch sql`, the dashboard's SQL page) uses
+    this open instead.
+    """
+    con = connect(path, read_only=True, config={"enable_external_access": False, "autoload_known_extensions": False,
+                                                "autoinstall_known_extensions": False})
+    con.execute("SET lock_configuration = true")
+    return con
+
+
 #: A snapshot publish takes about a second, so two publishes inside one open is already unheard of.
 _READ_ONLY_OPEN_ATTEMPTS = 5
 
