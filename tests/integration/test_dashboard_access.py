@@ -457,7 +457,7 @@ async def page(client: TestClient, path: str, status: int = 200) -> str:
 def test_patient_timeline_draws_every_lane_from_the_real_event_types(config):
     flare, flare_records = story("flare-after-taper")
     neutropenia, _ = story("neutropenia")
-    reaction, _ = story("infusion-reaction")
+    reaction, reaction_records = story("infusion-reaction")
 
     async def scenario(client: TestClient) -> None:
         await login(client, "olivia")
@@ -483,6 +483,11 @@ def test_patient_timeline_draws_every_lane_from_the_real_event_types(config):
 
         html = await page(client, f"/patients/{reaction}")
         assert '<g class="adverse-event' in html and "Pyrexia" in html and 'href="/lots/' in html
+        # the story's MSC infusion with its lot, clinic and cell dose (pvwatch.cohort: 1.5e6 cells/kg)
+        infusion = next(r for r in reaction_records if r["type"] == "msc-infusion")
+        assert (f"lot {infusion['lot_id']}, {infusion['clinic']}, {infusion['cells_per_kg']:.2g} cells/kg, "
+                f"{infusion['occurred_at'][:10]}") in html
+        assert f'<a href="/lots/{infusion["lot_id"]}"><g class="infusion">' in html
 
         # a child with an MSC infusion recorded without a lot (model field missing_documentation) is marked
         incomplete = next(r for r in cohort_records() if r["type"] == "msc-infusion" and not r.get("lot_id"))
@@ -509,6 +514,10 @@ def test_case_view_shows_versions_expectedness_clock_and_exports_e2b_for_the_off
         assert "death" in html and "life threatening" in html
         # a clinic-made MSC product has no RSI: unexpected (pvwatch/rsi.yaml policy, EU CT-3 7.2.3.2)
         assert "UC-MSC: unexpected" in html and "no reference safety information" in html
+        # WHO-UMC causality of each product as the reporter assessed it, per version
+        suspect = versions[-1]["products"][0]
+        assert f"{suspect['name']} ({suspect['role']}, {suspect['causality']}, " in html
+        assert html.count(f"({suspect['role']}, {suspect['causality']}, ") == len(versions)
         # fatal or life-threatening SUSAR: 7 calendar days from day 0 (ICH E2A III.A.1)
         assert str(day0 + timedelta(days=7)) in html and "7-day" in html
         assert 'id="export-e2b"' in html
@@ -714,7 +723,12 @@ def test_signals_page_shows_every_pair_rounded_with_exact_sort_keys_strongest_fi
     con = duckdb.connect(str(info.path), read_only=True)
     expected = con.execute("SELECT product, event, prr FROM signals "
                            "ORDER BY eb05 DESC NULLS LAST, ic025 DESC, a DESC, product, event").fetchall()
+    # the EBGM interval plot: one row per pair with EBGM and its EB05-EB95 interval, strongest first (at most 40)
+    plotted = con.execute("SELECT product || ' / ' || event, eb05, ebgm, eb95, signal_ebgm FROM signals "
+                          "WHERE ebgm IS NOT NULL AND eb05 IS NOT NULL AND eb95 IS NOT NULL "
+                          "ORDER BY eb05 DESC NULLS LAST, ic025 DESC, a DESC, product, event LIMIT 40").fetchall()
     con.close()
+    assert plotted
     config = DashboardConfig(**{**config.__dict__, "snapshot": info.path})
 
     async def scenario(client: TestClient) -> None:
@@ -724,6 +738,16 @@ def test_signals_page_shows_every_pair_rounded_with_exact_sort_keys_strongest_fi
         assert shown == [(product, event) for product, event, _ in expected]
         prr = next(value for _, _, value in expected if value is not None)
         assert f'data-sort="{prr}">{prr:.3g}</td>' in html, "rounded to 3 digits, sorted by the exact value"
+        svg = html[html.index('aria-label="EBGM intervals"'):html.index("</svg>")]
+        labels = re.findall(r'text-anchor="end">([^<]+)</text><line x1="([\d.]+)" y1="\d+" x2="([\d.]+)"[^>]*'
+                            r'stroke="(#[0-9a-f]+)"[^>]*/><circle cx="([\d.]+)"', svg)
+        assert [label for label, *_ in labels] == [row[0][:40] for row in plotted]
+        for (_, low, high, colour, point), (_, eb05, ebgm, eb95, flagged) in zip(labels, plotted, strict=True):
+            assert float(low) <= float(point) <= float(high), "EBGM drawn inside its EB05-EB95 interval"
+            assert (colour == "#c62828") == bool(flagged), "red: flagged by the worker's EBGM threshold"
+            if eb95 - eb05 > 1e-3:  # EBGM sits where it is between EB05 and EB95 (one linear axis)
+                where = (float(point) - float(low)) / (float(high) - float(low))
+                assert abs(where - (ebgm - eb05) / (eb95 - eb05)) < 0.05
 
     run(config, scenario)
 
@@ -823,3 +847,71 @@ def test_over_tls_every_cookie_is_secure(tmp_path, snapshot):
     finally:
         server.terminate()
         server.wait(10)
+
+
+def test_clinic_view_counts_every_infusion_of_the_clinic_and_adverse_events_per_100_infusions(config, snapshot):
+    """The clinic view applies the documented "AE rate per 100 infusions" analysis (docs/analysts.md, 14 days
+    after an infusion) to one clinic; expected figures from the analyst snapshot, computed here independently."""
+    import duckdb
+
+    clinic = "clinic-beta"  # the planted lot cluster's clinic (pvwatch.cohort)
+    con = duckdb.connect(str(analyst_snapshot_path(snapshot[0])), read_only=True)
+    try:
+        infusions, children, lots = con.execute(
+            "SELECT count(*), count(DISTINCT patient), list_sort(list_distinct(list(lot_id))) FROM infusions "
+            "WHERE clinic = ?", [clinic]).fetchone()
+        cases = con.execute(
+            "SELECT count(DISTINCT ae.case_id), count(DISTINCT ae.case_id) FILTER (WHERE ae.is_serious) "
+            "FROM infusions i JOIN adverse_events ae ON ae.patient = i.patient AND ae.is_latest "
+            "AND ae.onset_date BETWEEN CAST(i.occurred_at AS DATE) AND CAST(i.occurred_at AS DATE) + 14 "
+            "WHERE i.clinic = ?", [clinic]).fetchone()
+    finally:
+        con.close()
+    assert infusions > 0 and cases[0] > 0
+
+    async def scenario(client: TestClient) -> None:
+        await login(client, "olivia")
+        html = await page(client, f"/clinics/{clinic}")
+        summary = html[html.index('id="exposure-summary"'):]
+        row = re.search(r"<tbody><tr>(.*?)</tr>", summary, re.S).group(1)
+        cells = [re.sub(r"<[^>]+>", "", cell) for cell in re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)]
+        assert cells[0] == clinic and cells[2] == ", ".join(lots)
+        assert (int(cells[3]), int(cells[4])) == (infusions, children)
+        assert (int(cells[6]), int(cells[7])) == cases
+        assert cells[8] == f"{round(100.0 * cases[0] / infusions, 1)}"
+        assert "lot-cluster" in html, "the cluster alert of this clinic's lot is listed"
+        await page(client, "/clinics/no-such-clinic", status=404)
+
+    run(config, scenario)
+    reads = [e for e in audit_entries(config) if e["action"] == "read-clinic"]
+    assert [e["detail"]["clinic"] for e in reads] == [clinic]
+
+
+def test_an_officer_assigns_an_alert_and_the_assignment_is_an_event_with_who_and_when(config, snapshot, broker):
+    alert = snapshot[1][1]
+    config = DashboardConfig(**{**config.__dict__, "bootstrap": broker.bootstrap})
+
+    async def scenario(client: TestClient) -> None:
+        token = await login(client, "olivia")
+        missing = await client.post(f"/api/alerts/{alert.alert_id}/actions", json={"action": "assign"},
+                                    headers={"X-CSRF-Token": token})
+        assert missing.status == 400 and "assignee" in await missing.text()
+        sent = await client.post(f"/api/alerts/{alert.alert_id}/actions",
+                                 json={"action": "assign", "assignee": "dr-lindqvist"},
+                                 headers={"X-CSRF-Token": token})
+        assert sent.status == 202, await sent.text()
+        queue = await (await client.get("/api/alerts")).json()
+        assert next(a for a in queue["alerts"] if a["alert_id"] == str(alert.alert_id))["pending_action"] == "assign"
+
+    before = datetime.now(UTC)
+    run(config, scenario)
+    consumer = KafkaConsumer(AlertActionRecorded.topic, bootstrap_servers=broker.bootstrap,
+                             auto_offset_reset="earliest", consumer_timeout_ms=3000)
+    published = [AlertActionRecorded.model_validate_json(record.value) for record in consumer]
+    consumer.close()
+    assert [(e.action, e.assignee, e.actor, e.alert_id, e.patient) for e in published] == [
+        (AlertAction.ASSIGN, "dr-lindqvist", "olivia", alert.alert_id, alert.patient)]
+    assert before <= published[0].occurred_at <= datetime.now(UTC), "when: the moment the officer acted"
+    acted = [e for e in audit_entries(config) if e["action"] == "alert-action"]
+    assert [(e["actor"], e["detail"]["action"], e["detail"]["assignee"]) for e in acted] == [
+        ("olivia", "assign", "dr-lindqvist")]
