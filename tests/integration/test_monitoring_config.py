@@ -8,6 +8,7 @@ from __future__ import annotations
 import fnmatch
 import importlib.metadata
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -25,6 +26,7 @@ from pvwatch.cohort import generate_cohort
 from pvwatch.config import Settings
 from pvwatch.domain.engine import RULE_IDS
 from pvwatch.events import AdverseEventReported
+from pvwatch.events.alert import alert_id_for
 from pvwatch.metrics import REGISTRY
 from pvwatch.metrics_client import scrape_labelled
 from pvwatch.streams.producer import EventPublisher
@@ -396,3 +398,45 @@ def test_a_real_workers_exposition_passes_promtool_and_serves_every_metric_the_i
     label_values = {v for s in samples if s.name.startswith("pv_") for v in s.labels.values()}
     leaked = {v for v in label_values if v in identifiers or "pt-" in v}
     assert not leaked, f"identifiers as label values: {sorted(leaked)}"
+
+
+# --- the runbooks' commands, run the way the person paged runs them: while the worker runs ------------------
+
+def runbook_commands() -> list[tuple[str, str]]:
+    """(runbook heading, command line) of every `pvwatch ...` line in the runbooks' sh blocks."""
+    found, heading = [], ""
+    text = (REPO / "docs" / "runbooks.md").read_text()
+    for block_start, line in ((m.start(), m.group(0)) for m in re.finditer(r"^.*$", text, re.M)):
+        if line.startswith("## "):
+            heading = line[3:]
+        elif line.startswith("pvwatch ") and text.rfind("```sh", 0, block_start) > text.rfind("```\n", 0, block_start):
+            found.append((heading, line.split("  #")[0].strip()))
+    return found
+
+
+def test_every_runbook_command_works_while_the_worker_runs(workers: Workers, demo_pseudonymiser, tmp_path: Path):
+    commands = runbook_commands()
+    assert {heading for heading, _ in commands} >= {"SeriousAdverseEvent", "CriticalSafetyAlert",
+                                                    "DeadLetterQueueNotEmpty"}
+    worker = workers.start()
+    serious = next(e for record in generate_cohort(10, 3) if record["type"] == "adverse-event"
+                   for e in [AdverseEventReported.model_validate(demo_pseudonymiser.pseudonymise_record(record))]
+                   if e.seriousness.is_serious)
+    with EventPublisher(workers.broker.bootstrap) as publisher:
+        publisher.publish(serious)
+        publisher.publish_raw(AdverseEventReported.topic, b"{not json", key=b"pt-bad")
+    wait_for(lambda: workers.metric(worker, "pv_dead_letter_messages") >= 1
+             and workers.metric(worker, "pv_alerts_raised_total") >= 1, 30, what="alert and dead letter stored")
+    stored = time.time()
+    wait_for(lambda: workers.metric(worker, "pv_snapshot_taken_timestamp_seconds") > stored, 30,
+             what="a snapshot published after them")
+    env = {**os.environ, "PVWATCH_DB": str(workers.db)}
+    outputs = {}
+    for heading, command in commands:
+        ran = subprocess.run(["bash", "-c", f"PATH={REPO / '.venv' / 'bin'}:$PATH {command}"], env=env,
+                             capture_output=True, text=True, timeout=60, cwd=tmp_path)
+        assert ran.returncode == 0, f"runbook {heading}: `{command}` failed while the worker runs:\n{ran.stderr}"
+        outputs[heading, command] = ran.stdout
+    paged = str(alert_id_for("serious-ae", 1, serious.case_id))
+    assert any(paged in out for (heading, _), out in outputs.items() if heading == "SeriousAdverseEvent")
+    assert any("not_json" in out for (heading, _), out in outputs.items() if heading == "DeadLetterQueueNotEmpty")
