@@ -60,13 +60,18 @@ def demo(events_file: Path | None, db: Path, patients: int, seed: int, forever: 
          workdir: Path, metrics_port: int, timeout_s: float) -> None:
     """Run the whole pipeline locally: embedded broker, worker, a cohort (or --events FILE) -> DuckDB.
 
-    Exits 0 once every event is stored, recognised as a duplicate or dead-lettered.
+    Exits 0 once every event is stored, recognised as a duplicate or dead-lettered. Ctrl-C stops dashboard,
+    worker and broker at any moment: it ends a --forever run with 0, an unfinished run with 130.
     """
-    from pvwatch.demo import DemoOptions, run_demo
+    from pvwatch.demo import DemoInterrupted, DemoOptions, run_demo
 
-    run_demo(DemoOptions(db=db, workdir=workdir, events_file=events_file, patients=patients, seed=seed,
-                         forever=forever, dashboard_port=dashboard_port, metrics_port=metrics_port,
-                         timeout_s=timeout_s))
+    try:
+        run_demo(DemoOptions(db=db, workdir=workdir, events_file=events_file, patients=patients, seed=seed,
+                             forever=forever, dashboard_port=dashboard_port, metrics_port=metrics_port,
+                             timeout_s=timeout_s))
+    except DemoInterrupted as interrupted:
+        click.echo(str(interrupted), err=True)
+        sys.exit(130)  # the shell's code for a run ended by Ctrl-C
 
 
 @cli.command()

@@ -7,10 +7,12 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import click
 from tqdm import tqdm
@@ -23,6 +25,8 @@ from pvwatch.streams.broker import EmbeddedBroker, die_with_parent, free_port
 from pvwatch.streams.ingest import IngestReport, prepare, read_lines, send_prepared
 from pvwatch.streams.producer import EventPublisher
 from pvwatch.streams.topics import ensure_topics
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -129,7 +133,43 @@ def _input_lines(options: DemoOptions) -> Iterator[tuple[str, bytes]]:
         yield from read_lines((json.dumps(record).encode() for record in records), "cohort")
 
 
-def _wait_until_processed(worker: WorkerProcess, expected: int, timeout_s: float) -> dict[str, float]:
+class StopRequests:
+    """Ctrl-C and SIGTERM set a flag that the demo reads between its own steps.
+
+    An exception raised straight from a signal handler can land inside kafka-python's network loop, which catches
+    BaseException in its tasks and then waits for ever (seen: Ctrl-C during the producer's bootstrap hung the
+    demo); a flag is only read in the demo's own code. A second Ctrl-C interrupts at once.
+    """
+
+    def __init__(self) -> None:
+        self._requested = threading.Event()
+
+    def install(self) -> None:
+        signal.signal(signal.SIGINT, self._request)
+        signal.signal(signal.SIGTERM, self._request)
+
+    def _request(self, signum: int, frame: object) -> None:
+        if self._requested.is_set():
+            raise KeyboardInterrupt
+        self._requested.set()
+
+    def check(self) -> None:
+        if self._requested.is_set():
+            raise KeyboardInterrupt
+
+    def wait(self, seconds: float) -> None:
+        """Sleep; a stop requested meanwhile ends the sleep at once with KeyboardInterrupt."""
+        if self._requested.wait(seconds):
+            raise KeyboardInterrupt
+
+    def until_requested(self, items: Iterable[T]) -> Iterator[T]:
+        for item in items:
+            self.check()
+            yield item
+
+
+def _wait_until_processed(worker: WorkerProcess, expected: int, timeout_s: float,
+                          stop: StopRequests) -> dict[str, float]:
     deadline = time.monotonic() + timeout_s
     totals: dict[str, float] = {}
     with tqdm(total=expected, desc="processed", unit="ev") as bar:
@@ -148,40 +188,52 @@ def _wait_until_processed(worker: WorkerProcess, expected: int, timeout_s: float
                 return totals
             if time.monotonic() > deadline:
                 raise PvwatchError(f"only {done} of {expected} events processed after {timeout_s:.0f} s")
-            time.sleep(0.2)
+            stop.wait(0.2)
 
 
-def _publish(lines: Iterable[tuple[str, bytes]], bootstrap: str) -> IngestReport:
+def _publish(lines: Iterable[tuple[str, bytes]], bootstrap: str, stop: StopRequests) -> IngestReport:
     pseudonymiser = Pseudonymiser.from_secret(None, demo_mode=True)
-    prepared = (prepare(where, line, pseudonymiser) for where, line in lines)
+    prepared = (prepare(where, line, pseudonymiser) for where, line in stop.until_requested(lines))
     with EventPublisher(bootstrap) as publisher:
         return send_prepared(tqdm(prepared, desc="sent", unit="ev"), publisher)
 
 
-def _stop_on_sigterm(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt  # the same orderly shutdown as Ctrl-C: dashboard, worker (commits), broker
+class DemoInterrupted(PvwatchError):
+    """Ctrl-C (or SIGTERM) before every event was processed: everything was stopped, the run is incomplete."""
 
 
 def run_demo(options: DemoOptions) -> IngestReport:
-    signal.signal(signal.SIGTERM, _stop_on_sigterm)
+    """Broker, worker, events in, summary out; with `forever`, keep serving until Ctrl-C.
+
+    A Ctrl-C (or SIGTERM) at any moment stops the dashboard, the worker (which commits what it stored) and the
+    broker in that order; before the summary it raises DemoInterrupted, after it (the way `--forever` ends) it
+    returns normally.
+    """
+    stop = StopRequests()
+    stop.install()
     options.workdir.mkdir(parents=True, exist_ok=True)
     broker_log = options.workdir / "broker.log"
     worker_log = options.workdir / "worker.log"
     metrics_port = options.metrics_port or free_port()
+    report: IngestReport | None = None
     with EmbeddedBroker(log_path=broker_log) as broker:
         click.echo(f"broker   {broker.bootstrap} (embedded, in memory; log {broker_log})")
-        ensure_topics(broker.bootstrap, partitions=4)
-        worker = WorkerProcess(broker.bootstrap, options.db, metrics_port, worker_log, options.session_timeout_s,
-                               env={"PVWATCH_SNAPSHOT_INTERVAL_S": "2"})
-        click.echo(f"worker   metrics {worker.metrics_url} (log {worker_log})")
-        click.echo(f"store    {options.db}")
+        worker: WorkerProcess | None = None
         dashboard = None
+        summarised = False
         try:
-            report = _publish(_input_lines(options), broker.bootstrap)
+            ensure_topics(broker.bootstrap, partitions=4)
+            stop.check()
+            worker = WorkerProcess(broker.bootstrap, options.db, metrics_port, worker_log, options.session_timeout_s,
+                                   env={"PVWATCH_SNAPSHOT_INTERVAL_S": "2"})
+            click.echo(f"worker   metrics {worker.metrics_url} (log {worker_log})")
+            click.echo(f"store    {options.db}")
+            report = _publish(_input_lines(options), broker.bootstrap, stop)
             expected = report.accepted + len(report.rejected)
-            totals = _wait_until_processed(worker, expected, options.timeout_s)
+            totals = _wait_until_processed(worker, expected, options.timeout_s, stop)
             _print_summary(report, totals)
             _print_alerts_by_rule(scrape_labelled(worker.metrics_url, "pv_alerts_raised_total"))
+            summarised = True
             if options.forever:
                 dashboard = start_dashboard(broker.bootstrap, options.db, worker.metrics_url, options.workdir,
                                             options.dashboard_port or free_port())
@@ -189,14 +241,17 @@ def run_demo(options: DemoOptions) -> IngestReport:
                 while True:
                     worker.check_alive()
                     dashboard.check_alive()
-                    time.sleep(1)
+                    stop.wait(1)
         except KeyboardInterrupt:
             click.echo("stopping")
         finally:
             if dashboard is not None:
                 dashboard.stop()
-            worker.stop()
+            if worker is not None:
+                worker.stop()
     click.echo(f"query the store:  pvwatch sql --db {options.db} \"SELECT rule_id, severity, summary FROM alerts\"")
+    if not summarised or report is None:
+        raise DemoInterrupted("interrupted before every event was processed; broker and worker stopped")
     return report
 
 

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import duckdb
 import pytest
@@ -54,3 +57,60 @@ def test_demo_over_a_users_file_stops_when_every_line_is_accounted_for(tmp_path)
     reasons = sorted(r[0] for r in con.execute("SELECT reason FROM dead_letters").fetchall())
     assert reasons == ["not_json", "schema"]
     assert "MRN-" not in db.read_bytes().decode("latin-1"), "raw patient identifiers never reach the store"
+
+
+def broker_address_then_wait_for(process: subprocess.Popen[str], line_start: str) -> str:
+    """The broker's host:port the demo prints first; then read on until a line starting `line_start`."""
+    assert process.stdout is not None
+    broker = ""
+    for line in process.stdout:
+        broker = broker or re.match(r"broker +(\S+)", line).group(1)  # type: ignore[union-attr]
+        if line.startswith(line_start):
+            return broker
+    raise AssertionError(f"the demo ended before printing {line_start!r}")
+
+
+def processes_mentioning(*needles: str) -> list[str]:
+    """Command lines of running processes that name any of `needles` (the broker's address, the run's folder)."""
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            text = cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue  # exited meanwhile
+        if any(needle in text for needle in needles) and cmdline.parent.name != str(os.getpid()):
+            found.append(text)
+    return found
+
+
+def interrupt(tmp_path, *arguments: str, after_line: str) -> tuple[subprocess.CompletedProcess[str], list[str]]:
+    """Start the demo, press Ctrl-C once it printed `after_line`; how it ended, and what it had running then."""
+    command = [sys.executable, "-m", "pvwatch", "demo", "--db", str(tmp_path / "demo.duckdb"),
+               "--workdir", str(tmp_path / "run"), *arguments]
+    process = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        broker = broker_address_then_wait_for(process, after_line)
+        needles = [broker, str(tmp_path / "demo.duckdb")]
+        children = [c for c in processes_mentioning(*needles) if not c.startswith(" ".join(command))]
+    finally:
+        process.send_signal(signal.SIGINT)  # also when the test fails first: never leave a demo running
+    stdout, stderr = process.communicate(timeout=60)
+    assert not processes_mentioning(*needles), "every child of the demo stopped"
+    return subprocess.CompletedProcess(command, process.returncode, stdout, stderr), children
+
+
+def test_ctrl_c_while_events_are_still_flowing_stops_everything_cleanly(tmp_path):
+    # 2,000 patients: sending takes several seconds, so the Ctrl-C lands mid-run
+    ended, children = interrupt(tmp_path, "--patients", "2000", after_line="store ")
+    assert any("tansu" in c for c in children) and any(" worker " in c for c in children), children
+    assert ended.returncode == 130, ended.stderr[-2000:]
+    assert "Traceback" not in ended.stderr
+    assert "interrupted before every event was processed" in ended.stderr
+
+
+def test_forever_serves_until_ctrl_c_then_stops_everything_and_exits_zero(tmp_path):
+    ended, children = interrupt(tmp_path, "--patients", "10", "--forever", after_line="running until Ctrl-C")
+    assert {"tansu", " worker ", " dashboard "} <= {k for k in ("tansu", " worker ", " dashboard ")
+                                                    if any(k in c for c in children)}, children
+    assert ended.returncode == 0, ended.stderr[-2000:]
+    assert "Traceback" not in ended.stderr
