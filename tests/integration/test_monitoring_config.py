@@ -167,6 +167,24 @@ def test_prometheus_finds_its_rule_files_where_compose_mounts_them():
     assert "external_labels" not in config.get("global", {}), "they would change the alerts' label sets"
 
 
+def test_grafana_finds_its_dashboards_and_prometheus_where_compose_puts_them():
+    services = compose()["services"]
+    mounts = bind_mounts()["grafana"]
+    provider = yaml.safe_load((GRAFANA / "provisioning" / "dashboards" / "pvwatch.yml").read_text())["providers"]
+    [folder] = [p["options"]["path"] for p in provider]
+    shipped = {p.resolve() for p in (GRAFANA / "dashboards").glob("*.json")}
+    assert {source for source, target in mounts if target.startswith(folder + "/")} == shipped
+    home = services["grafana"]["environment"]["GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"]
+    assert home in {target for _, target in mounts}, "the home dashboard is one of the mounted files"
+    [datasource] = yaml.safe_load((GRAFANA / "provisioning" / "datasources" / "pvwatch-prometheus.yml").read_text())[
+        "datasources"]
+    listen = next(a for a in services["prometheus"]["command"] if a.startswith("--web.listen-address="))
+    assert datasource["url"] == f"http://prometheus:{listen.rpartition(':')[2]}"
+    alertmanager = yaml.safe_load((PROMETHEUS / "prometheus.yml").read_text())["alerting"]["alertmanagers"][0]
+    listen = next(a for a in services["alertmanager"]["command"] if a.startswith("--web.listen-address="))
+    assert alertmanager["static_configs"][0]["targets"] == [f"alertmanager:{listen.rpartition(':')[2]}"]
+
+
 def test_monitoring_files_are_package_data_so_the_worker_image_can_read_the_rules():
     package_data = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
     patterns = package_data["pvwatch.dashboards"]
