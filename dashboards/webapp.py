@@ -149,6 +149,18 @@ SESSION = web.RequestKey("session", Session)
 USER = web.RequestKey("user", User)
 
 
+async def json_object(request: web.Request) -> dict[str, Any]:
+    """The request's JSON body, which must be one object: anything else is a 400 that says so, never a 500."""
+    try:
+        body = await request.json()
+    except ValueError:  # json.JSONDecodeError and a body that is not UTF-8
+        raise web.HTTPBadRequest(text="the body is not valid JSON; send one JSON object") from None
+    if not isinstance(body, dict):
+        kind = {list: "an array", str: "a string", bool: "a boolean", type(None): "null"}.get(type(body), "a number")
+        raise web.HTTPBadRequest(text=f"the body is {kind}; send one JSON object")
+    return body
+
+
 def current_user(request: web.Request) -> User:
     user = request.get(USER)
     if not isinstance(user, User):
@@ -380,7 +392,7 @@ async def alert_action(request: web.Request) -> web.StreamResponse:
     config = request.app[CONFIG]
     user = current_user(request)
     wants_json = request.content_type == "application/json"
-    data = dict(await request.json()) if wants_json else {k: str(v) for k, v in (await request.post()).items()}
+    data = await json_object(request) if wants_json else {k: str(v) for k, v in (await request.post()).items()}
     alert_id = request.match_info["alert_id"]
     if config.bootstrap is None:
         raise web.HTTPServiceUnavailable(text="actions are disabled: the dashboard has no --bootstrap-servers")
@@ -665,8 +677,10 @@ async def sql_page(request: web.Request) -> web.StreamResponse:
 
 @requires(Permission.RUN_SQL)
 async def sql_api(request: web.Request) -> web.StreamResponse:
-    body = await request.json()
-    result, error = await _run_sql(request, str(body.get("sql", "")))
+    body = await json_object(request)
+    if not isinstance(body.get("sql"), str):
+        raise web.HTTPBadRequest(text='send {"sql": "SELECT ..."}: the query as a JSON string')
+    result, error = await _run_sql(request, body["sql"])
     if error is not None:
         return web.json_response({"error": error}, status=400)
     assert result is not None

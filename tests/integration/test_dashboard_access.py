@@ -915,3 +915,24 @@ def test_an_officer_assigns_an_alert_and_the_assignment_is_an_event_with_who_and
     acted = [e for e in audit_entries(config) if e["action"] == "alert-action"]
     assert [(e["actor"], e["detail"]["action"], e["detail"]["assignee"]) for e in acted] == [
         ("olivia", "assign", "dr-lindqvist")]
+
+
+def test_a_malformed_json_body_gets_a_400_that_says_what_to_send_never_a_500(config, snapshot):
+    alert = snapshot[1][0]
+
+    async def scenario(client: TestClient) -> None:
+        for user, path in (("anders", "/api/sql"), ("olivia", f"/api/alerts/{alert.alert_id}/actions")):
+            token = await login(client, user)
+            for body, says in ((b"SELECT 1", "not valid JSON"), (b"\xff\xfe", "not valid JSON"),
+                               (b'["SELECT 1"]', "is an array"), (b'"SELECT 1"', "is a string"),
+                               (b"42", "is a number"), (b"null", "is null")):
+                response = await client.post(path, data=body, headers={"X-CSRF-Token": token,
+                                                                       "Content-Type": "application/json"})
+                assert response.status == 400 and says in await response.text(), (path, body)
+            await client.post("/logout", data={"csrf_token": token})
+        token = await login(client, "anders")
+        for body in ({}, {"sql": 5}, {"query": "SELECT 1"}):
+            response = await client.post("/api/sql", json=body, headers={"X-CSRF-Token": token})
+            assert response.status == 400 and '{"sql": "SELECT ..."}' in await response.text(), body
+
+    run(config, scenario)
