@@ -95,6 +95,11 @@ def test_serious_events_alert_once_and_bad_input_is_dead_lettered(workers: Worke
     assert sorted(a["case_id"] for a in published if a["rule_id"] == "serious-ae") == sorted(serious_cases)
     dlq = consume_all(workers.broker.bootstrap, DEAD_LETTER_TOPIC, len(MALFORMED))
     assert Counter(dict(m.headers)["pv-reason"].decode() for m in dlq) == Counter(r for r, _ in MALFORMED)
+    # every event travelled as JSON keyed by its patient pseudonym (per-patient order on one partition)
+    patients = {str(e.event_id): e.patient for e in events}
+    sent = [m for m in consume_all(workers.broker.bootstrap, AE_TOPIC, total) if m.key != b"pt-bad"]
+    assert len(sent) == len(events) + len(resent)
+    assert all(m.key == patients[json.loads(m.value)["event_id"]].encode() for m in sent)
 
     worker.stop()
     con = duckdb.connect(str(workers.db), read_only=True)
