@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -118,10 +119,25 @@ def start_dashboard(bootstrap: str, db: Path, metrics_url: str, workdir: Path, p
          "--bootstrap-servers", bootstrap, "--metrics-url", metrics_url, "--port", str(port)],
         workdir / "dashboard.log",
     )
-    click.echo(f"dashboard http://127.0.0.1:{port}/ (log {workdir / 'dashboard.log'}); demo accounts:")
+    url = f"http://127.0.0.1:{port}/"
+    _wait_until_serving(dashboard, url + "login")  # the printed URL answers at once (it was refused for ~1 s)
+    click.echo(f"dashboard {url} (log {workdir / 'dashboard.log'}); demo accounts:")
     for role, (name, password) in accounts.items():
         click.echo(f"  {role.value:8s} {name} / {password}")
     return dashboard
+
+
+def _wait_until_serving(process: ChildProcess, url: str, timeout_s: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        process.check_alive()
+        try:
+            with urllib.request.urlopen(url, timeout=1):
+                return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise PvwatchError(f"nothing answered at {url} in {timeout_s:.0f} s (log {process.log_path})") from None
+            time.sleep(0.1)
 
 
 def _input_lines(options: DemoOptions) -> Iterator[tuple[str, bytes]]:
@@ -225,7 +241,9 @@ def run_demo(options: DemoOptions) -> IngestReport:
             ensure_topics(broker.bootstrap, partitions=4)
             stop.check()
             worker = WorkerProcess(broker.bootstrap, options.db, metrics_port, worker_log, options.session_timeout_s,
-                                   env={"PVWATCH_SNAPSHOT_INTERVAL_S": "2"})
+                                   # signals every 15 s, not 300 (under 0.1 s each on the demo cohort): the
+                                   # dashboard's signals page is filled soon after the demo serves it
+                                   env={"PVWATCH_SNAPSHOT_INTERVAL_S": "2", "PVWATCH_SIGNAL_INTERVAL_S": "15"})
             click.echo(f"worker   metrics {worker.metrics_url} (log {worker_log})")
             click.echo(f"store    {options.db}")
             report = _publish(_input_lines(options), broker.bootstrap, stop)

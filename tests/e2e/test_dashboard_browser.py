@@ -1,8 +1,11 @@
-"""The dashboard in headless Chromium against a running demo-like stack: embedded broker, a real worker process
-publishing snapshots, and `pvwatch dashboard` as its own process. Screenshots go to test-artifacts/."""
+"""The dashboard in headless Chromium against a running demo (`pvwatch demo --forever`: embedded broker, a worker
+process publishing snapshots, the dashboard as its own process), signed in to with the accounts the demo prints.
+Screenshots go to test-artifacts/."""
 
 from __future__ import annotations
 
+import re
+import signal
 import subprocess
 import sys
 import tempfile
@@ -20,19 +23,27 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
 from pvwatch.cohort import generate_cohort, planted_stories
-from pvwatch.dashboards.users import Role, UserStore
 from pvwatch.domain.engine import evaluate_events
 from pvwatch.events import AdverseEventReported
-from pvwatch.events.codec import parse_event
 from pvwatch.pseudonym import Pseudonymiser
+from pvwatch.store.snapshot import REDACTED
 from pvwatch.streams.broker import free_port
 from pvwatch.streams.producer import EventPublisher
-from tests.conftest import REPO, Workers, wait_for
+from tests.conftest import REPO, wait_for
 
 pytestmark = pytest.mark.e2e
 ARTIFACTS = REPO / "test-artifacts"
-OFFICER, ANALYST = ("olivia", "officer-password-1"), ("anders", "analyst-password-1")
 COHORT = (20, 12)
+#: an officer's free-text reason for closing an alert: kept in the officers' snapshot, removed from the analysts'
+CLOSE_REASON = "Mother phoned: same reaction as in March, reported to the competent authority"
+
+
+def snapshot_rows(path: Path, sql: str) -> list[tuple[object, ...]]:
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        return con.execute(sql).fetchall()
+    finally:
+        con.close()
 
 
 def snapshot_count(path: Path, sql: str) -> int:
@@ -49,45 +60,37 @@ def snapshot_count(path: Path, sql: str) -> int:
         con.close()
 
 
+#: the accounts `pvwatch demo --forever` prints: "  officer  demo-officer / <password>"
+DEMO_ACCOUNT = re.compile(r"^  (officer|analyst|admin) +(\S+) / (\S+)$", re.MULTILINE)
+
+
 @pytest.fixture
-def stack(workers: Workers, tmp_path: Path) -> Iterator[dict[str, object]]:
-    snapshot = workers.db.with_name(workers.db.name + ".snapshot.duckdb")
-    worker = workers.start(env={"PVWATCH_SNAPSHOT_INTERVAL_S": "1", "PVWATCH_SNAPSHOT_PATH": str(snapshot)})
-    p = Pseudonymiser.from_secret(None, demo_mode=True)
-    # every clinical type of a 20-child cohort with its planted stories (pvwatch.cohort), as the demo sends it
-    events = [parse_event(p.pseudonymise_record(r)) for r in generate_cohort(*COHORT)]
-    with EventPublisher(workers.broker.bootstrap) as publisher:
-        for event in events:
-            publisher.publish(event)
-    wait_for(lambda: snapshot_count(snapshot, "SELECT event_count FROM snapshot_meta") >= len(events), 30,
-             what=f"the worker to publish a snapshot at {snapshot} holding every event (PVWATCH_SNAPSHOT_*)")
-
-    users = UserStore(tmp_path / "users.yaml")
-    users.add(*OFFICER[:1], Role.OFFICER, OFFICER[1])
-    users.add(*ANALYST[:1], Role.ANALYST, ANALYST[1])
-    port = free_port()
-    log = (tmp_path / "dashboard.log").open("wb")
-    dashboard = subprocess.Popen(
-        [sys.executable, "-m", "pvwatch", "dashboard", "--snapshot", str(snapshot), "--users",
-         str(tmp_path / "users.yaml"), "--port", str(port), "--bootstrap-servers", workers.broker.bootstrap,
-         "--metrics-url", worker.metrics_url], stdout=log, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
+def stack(tmp_path: Path) -> Iterator[dict[str, object]]:
+    """`pvwatch demo --forever` as a user runs it: the embedded broker, a worker publishing snapshots, the cohort
+    COHORT streamed through the ingest edge, then the dashboard, signed in to with the accounts the demo prints."""
+    db, workdir, printed = tmp_path / "demo.duckdb", tmp_path / "run", tmp_path / "demo.out"
+    with printed.open("wb") as out, (tmp_path / "demo.err").open("wb") as err:
+        demo = subprocess.Popen(
+            [sys.executable, "-m", "pvwatch", "demo", "--forever", "--patients", str(COHORT[0]), "--seed",
+             str(COHORT[1]), "--db", str(db), "--workdir", str(workdir), "--dashboard-port", str(free_port())],
+            stdout=out, stderr=err, stdin=subprocess.DEVNULL)
     try:
-        import urllib.request
-
-        def up() -> bool:
-            try:
-                return urllib.request.urlopen(base + "/login", timeout=1).status == 200
-            except OSError:
-                return False
-
-        wait_for(up, 20, what="the dashboard to listen")
-        yield {"base": base, "snapshot": snapshot, "bootstrap": workers.broker.bootstrap, "pseudonymiser": p,
-               "audit": tmp_path / "audit.jsonl"}
+        wait_for(lambda: demo.poll() is not None or "running until Ctrl-C" in printed.read_text(), 180,
+                 what="`pvwatch demo --forever` to serve the dashboard")
+        text = printed.read_text()
+        assert demo.poll() is None, text + (tmp_path / "demo.err").read_text()[-3000:]
+        accounts = {role: (name, password) for role, name, password in DEMO_ACCOUNT.findall(text)}
+        assert set(accounts) == {"officer", "analyst", "admin"}, text
+        base = re.search(r"^dashboard (http://127\.0\.0\.1:\d+)/ ", text, re.MULTILINE)
+        bootstrap = re.search(r"^broker +(\S+) ", text, re.MULTILINE)
+        assert base and bootstrap, text
+        yield {"base": base.group(1), "snapshot": db.with_name(db.name + ".snapshot.duckdb"),
+               "bootstrap": bootstrap.group(1), "pseudonymiser": Pseudonymiser.from_secret(None, demo_mode=True),
+               "audit": workdir / "audit.jsonl", **accounts}
     finally:
-        dashboard.terminate()
-        dashboard.wait(10)
-        log.close()
+        demo.send_signal(signal.SIGINT)  # Ctrl-C
+        stopped = demo.wait(60)
+    assert stopped == 0 and "stopping" in printed.read_text(), "Ctrl-C stops the demo cleanly"
 
 
 @pytest.fixture
@@ -122,11 +125,12 @@ def screenshot(driver: webdriver.Chrome, name: str) -> None:
 
 
 def sign_in(driver: webdriver.Chrome, base: str, user: tuple[str, str], page: str) -> None:
+    name, password = user
     driver.delete_all_cookies()
     driver.get(base + page)
     assert "/login" in driver.current_url
-    driver.find_element(By.ID, "username").send_keys(user[0])
-    driver.find_element(By.ID, "password").send_keys(user[1])
+    driver.find_element(By.ID, "username").send_keys(name)
+    driver.find_element(By.ID, "password").send_keys(password)
     driver.find_element(By.ID, "sign-in").click()
     WebDriverWait(driver, 10).until(lambda d: "/login" not in d.current_url)
 
@@ -146,7 +150,7 @@ def serious_event(p: Pseudonymiser) -> AdverseEventReported:
 
 def test_officer_sees_an_alert_arrive_acknowledges_it_and_analyst_queries(stack, browser):
     base = str(stack["base"])
-    sign_in(browser, base, OFFICER, "/alerts")
+    sign_in(browser, base, stack["officer"], "/alerts")
     rows = "#alert-queue tbody tr[data-alert-id]"
     WebDriverWait(browser, 10).until(lambda d: d.find_elements(By.CSS_SELECTOR, rows))
     before = len(browser.find_elements(By.CSS_SELECTOR, rows))
@@ -179,9 +183,32 @@ def test_officer_sees_an_alert_arrive_acknowledges_it_and_analyst_queries(stack,
         "marked new only until someone acts on it"
     landed = snapshot_count(Path(str(stack["snapshot"])),
                             f"SELECT count(*) FROM alert_actions WHERE alert_id = '{alert_id}' "
-                            "AND action = 'acknowledge' AND actor = 'olivia'")
+                            f"AND action = 'acknowledge' AND actor = '{stack['officer'][0]}'")
     assert landed == 1, "the action is an event in the worker's store, seen through the next snapshot"
     browser.save_screenshot(str(ARTIFACTS / "dashboard-acknowledged.png"))
+
+    # assign, then close with a reason, through the action dialog; each lands as an event with who and when
+    acting = WebDriverWait(browser, 30, ignored_exceptions=[StaleElementReferenceException])
+    for action, field, value, shown in (("assign", "action-assignee", "dr-lindqvist", "assigned"),
+                                        ("close", "action-reason", CLOSE_REASON, "closed")):
+        button = f'{rows}[data-alert-id="{alert_id}"] button.act-{action}'
+        acting.until(lambda d: d.find_element(By.CSS_SELECTOR, button).click() or True)  # noqa: B023
+        acting.until(lambda d: d.find_element(By.ID, field).is_displayed())  # noqa: B023
+        browser.find_element(By.ID, field).send_keys(value)
+        if action == "close":
+            browser.save_screenshot(str(ARTIFACTS / "dashboard-close-dialog.png"))
+        browser.find_element(By.ID, "action-ok").click()
+        acting.until(lambda d: d.find_element(By.CSS_SELECTOR, status).text.startswith(shown))  # noqa: B023
+        # the assignee column: the latest assign's, cleared by a close (store/migrations/003_alert_status.sql)
+        assignee = f'{rows}[data-alert-id="{alert_id}"] td:nth-child(10)'
+        expected_assignee = "dr-lindqvist" if action == "assign" else ""
+        acting.until(lambda d: d.find_element(By.CSS_SELECTOR, assignee).text == expected_assignee)  # noqa: B023
+    officer = stack["officer"][0]  # type: ignore[index]
+    actions = snapshot_rows(Path(str(stack["snapshot"])),
+                            f"SELECT action, actor, assignee, reason FROM alert_actions WHERE alert_id = '{alert_id}' "
+                            "ORDER BY acted_at, log_seq")
+    assert actions == [("acknowledge", officer, None, None), ("assign", officer, "dr-lindqvist", None),
+                       ("close", officer, None, CLOSE_REASON)]
 
     row = browser.find_element(By.CSS_SELECTOR, f'{rows}[data-alert-id="{alert_id}"]')
     row.find_element(By.CSS_SELECTOR, "td:nth-child(5) a").click()
@@ -193,14 +220,15 @@ def test_officer_sees_an_alert_arrive_acknowledges_it_and_analyst_queries(stack,
     audit = Path(str(stack["audit"])).read_text()
     assert '"action":"read-patient"' in audit and '"action":"alert-action"' in audit
 
-    sign_in(browser, base, ANALYST, "/sql")
+    sign_in(browser, base, stack["analyst"], "/sql")
     query = browser.find_element(By.ID, "sql")
     query.clear()
-    query.send_keys("SELECT status, count(*) AS alerts FROM alert_status GROUP BY status ORDER BY status")
+    query.send_keys("SELECT action, reason FROM alert_actions ORDER BY acted_at, log_seq")
     browser.find_element(By.ID, "run-sql").click()
     WebDriverWait(browser, 10).until(lambda d: d.find_elements(By.ID, "sql-result"))
     result = browser.find_element(By.ID, "sql-result").text
-    assert "acknowledged 1" in result
+    assert "acknowledge" in result and "assign" in result and f"close {REDACTED}" in result
+    assert CLOSE_REASON not in result, "the analyst reads the analyst snapshot: the officer's free text removed"
     browser.save_screenshot(str(ARTIFACTS / "dashboard-sql.png"))
     assert not browser.find_elements(By.CSS_SELECTOR, "button.act-acknowledge")
 
@@ -218,7 +246,7 @@ def test_officer_opens_a_timeline_with_every_lane_a_case_and_downloads_its_e2b_e
                                     f"SELECT count(*) FROM alerts WHERE case_id = '{case['case_id']}'") > 0,
              30, what="the story's alerts in the snapshot")
 
-    sign_in(browser, base, OFFICER, f"/patients/{patient}")
+    sign_in(browser, base, stack["officer"], f"/patients/{patient}")
     for lane in ("g.course", "g.infusion", "g.lab", "g.activity-chart", "g.adverse-event", "g.alert-flag",
                  "path.activity.clinician-documented"):
         assert browser.find_elements(By.CSS_SELECTOR, f"#timeline svg {lane}"), lane
@@ -246,7 +274,38 @@ def test_officer_opens_a_timeline_with_every_lane_a_case_and_downloads_its_e2b_e
     assert "Worker up yes" in health and "Dead-lettered 0" in health
     screenshot(browser, "dashboard-health.png")
 
-    sign_in(browser, base, ANALYST, f"/cases/{case['case_id']}")
+    # signals: the worker recomputes the table (every 15 s in the demo); the EBGM plot and sortable columns
+    def signals_shown(driver: webdriver.Chrome) -> bool:
+        driver.get(f"{base}/signals")
+        return bool(driver.find_elements(By.CSS_SELECTOR, "#signals tbody tr td[data-sort]"))
+
+    wait_for(lambda: signals_shown(browser), 60, interval_s=2, what="the demo's worker to compute the signals table")
+    assert browser.find_elements(By.CSS_SELECTOR, ".plot svg[aria-label='EBGM intervals'] circle")
+    headings = [th.text for th in browser.find_elements(By.CSS_SELECTOR, "#signals thead th")]
+
+    def column(name: str) -> list[str]:
+        index = headings.index(name) + 1
+        cells = browser.find_elements(By.CSS_SELECTOR, f"#signals tbody tr td:nth-child({index})")
+        return [td.text if (exact := td.get_attribute("data-sort")) is None else exact for td in cells]
+
+    in_order = "return arguments[0].every((v, i, a) => i === 0 || a[i - 1].localeCompare(v) <= 0)"
+    for name in ("PRR", "Event"):
+        heading = f"//table[@id='signals']//th[text()='{name}']"
+        browser.find_element(By.XPATH, heading).click()
+        ascending = column(name)
+        browser.find_element(By.XPATH, heading).click()
+        descending = column(name)
+        assert sorted(ascending) == sorted(descending) and len(set(ascending)) > 1, name
+        if name == "PRR":  # by the exact value in data-sort; pairs without one ("–") first when ascending
+            values = [float(v) if v else float("-inf") for v in ascending]
+            assert values == sorted(values)
+            values = [float(v) if v else float("-inf") for v in descending]
+            assert values == sorted(values, reverse=True)
+        else:  # by text, in the browser's collation
+            assert browser.execute_script(in_order, ascending) and browser.execute_script(in_order, descending[::-1])
+    screenshot(browser, "dashboard-signals.png")
+
+    sign_in(browser, base, stack["analyst"], f"/cases/{case['case_id']}")
     text = browser.find_element(By.TAG_NAME, "main").text
     assert case["term"] in text and case["narrative"] not in text
     assert not browser.find_elements(By.ID, "export-e2b")
