@@ -7,7 +7,8 @@ is a cut-off tail: record the head hash that `pvwatch audit verify` prints somew
 shipper) and pass it back with `--expect-head` to prove nothing was removed from the end.
 
 The log is owned by the dashboard process, not the worker: reads are not clinical events and must not need the
-broker to be recorded.
+broker to be recorded. It says which child's record who read and holds officers' free-text reasons, so it is
+owner-only (AUDIT_LOG_MODE, like the full snapshot) whatever the umask.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ from typing import Any
 from pvwatch.errors import PvwatchError
 
 GENESIS = "0" * 64
+#: owner-only: which patient each staff member read, and free text, are for the service account and auditors
+AUDIT_LOG_MODE = 0o600
 
 
 class AuditChainBroken(PvwatchError):
@@ -94,6 +97,8 @@ class AuditLog:
         self._seq = check.entries
         self._head = check.head
         self._lock = threading.Lock()
+        if path.exists():
+            path.chmod(AUDIT_LOG_MODE)  # a log created before the mode was enforced
 
     def append(self, actor: str, action: str, /, *, patient: str | None = None, **detail: Any) -> dict[str, Any]:
         with self._lock:
@@ -109,7 +114,8 @@ class AuditLog:
             }
             entry["hash"] = _entry_hash(entry)
             line = json.dumps(entry, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-            with self.path.open("a", encoding="utf-8") as handle:
+            descriptor = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, AUDIT_LOG_MODE)
+            with os.fdopen(descriptor, "a", encoding="utf-8") as handle:
                 handle.write(line + "\n")
                 handle.flush()
                 os.fsync(handle.fileno())

@@ -375,6 +375,26 @@ def test_audit_verify_detects_deletion_reordering_and_a_cut_tail(tmp_path):
         AuditLog(path)
 
 
+def test_the_audit_log_is_owner_only_whatever_the_umask(tmp_path):
+    """It names the child whose record each user read and keeps officers' free-text reasons: like the full snapshot
+    (store.snapshot.FULL_SNAPSHOT_MODE) only its owner, the dashboard's service account, may read it."""
+    import os
+
+    from pvwatch.dashboards.audit import AuditLog
+
+    path = tmp_path / "audit.jsonl"
+    permissive = os.umask(0)
+    try:
+        AuditLog(path).append("olivia", "alert-action", patient="pt-00000000000000000001", reason=CLOSE_REASON)
+    finally:
+        os.umask(permissive)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    path.chmod(0o644)  # a log written before the mode was enforced
+    AuditLog(path)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert verify_audit_log(path).intact
+
+
 def free_texts(records: list[dict[str, Any]]) -> list[str]:
     """Every free text of the cohort that may identify a child (store.snapshot.ANALYST_REDACTIONS)."""
     found = [r[name] for r in records for name in ("narrative", "reason_detail") if r.get(name)]
