@@ -956,3 +956,35 @@ def test_a_malformed_json_body_gets_a_400_that_says_what_to_send_never_a_500(con
             assert response.status == 400 and '{"sql": "SELECT ..."}' in await response.text(), body
 
     run(config, scenario)
+
+
+def test_the_admin_manages_users_and_sees_the_configuration_and_no_other_role_can(config):
+    async def scenario(client: TestClient) -> None:
+        token = await login(client, "ada")
+        html = await page(client, "/admin")
+        for setting in ("SQL row limit", "SQL time limit (s)", "audit head", "failed logins allowed per minute"):
+            assert f"<th>{setting}</th>" in html
+        assert "<td>olivia</td><td>officer</td>" in html and "argon2" not in html, "names and roles, never hashes"
+        short = await client.post("/admin", data={"username": "omar", "role": "officer", "password": "too-short",
+                                                  "csrf_token": token})
+        assert "Not saved: the password must have at least 12 characters" in await short.text()
+        saved = await client.post("/admin", data={"username": "omar", "role": "officer",
+                                                  "password": "omar-password-12", "csrf_token": token})
+        assert "User omar saved with role officer." in await saved.text()
+        await client.post("/logout", data={"csrf_token": token})
+
+        token = await login(client, "omar", "omar-password-12")
+        assert (await client.get("/api/alerts")).status == 200, "the new officer signs in at once"
+        await client.post("/logout", data={"csrf_token": token})
+        for user in ("olivia", "anders"):
+            token = await login(client, user)
+            refused = await client.post("/admin", data={"username": "eve", "role": "admin",
+                                                        "password": "eve-password-123", "csrf_token": token})
+            assert refused.status == 403, user
+            assert (await client.get("/admin")).status == 403, user
+            await client.post("/logout", data={"csrf_token": token})
+
+    run(config, scenario)
+    assert set(UserStore(config.users_file).users()) == {"olivia", "anders", "ada", "omar"}, "eve was never added"
+    added = [e for e in audit_entries(config) if e["action"] == "user-added"]
+    assert [(e["actor"], e["detail"]["user"], e["detail"]["role"]) for e in added] == [("ada", "omar", "officer")]
