@@ -988,3 +988,53 @@ def test_the_admin_manages_users_and_sees_the_configuration_and_no_other_role_ca
     assert set(UserStore(config.users_file).users()) == {"olivia", "anders", "ada", "omar"}, "eve was never added"
     added = [e for e in audit_entries(config) if e["action"] == "user-added"]
     assert [(e["actor"], e["detail"]["user"], e["detail"]["role"]) for e in added] == [("ada", "omar", "officer")]
+
+
+def test_pipeline_health_shows_lag_dead_letters_and_rates_summed_over_the_workers_labels(config):
+    """The health page over a /metrics exposition shaped like the worker's (pvwatch.metrics names and labels):
+    lag summed over partitions, dead letters over topics and reasons, and per-second rates between two looks."""
+    import time
+
+    from aiohttp import web
+    from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
+
+    registry = CollectorRegistry()
+    lag = Gauge("pv_consumer_lag_messages", "lag", ["topic", "partition"], registry=registry)
+    lag.labels("pv.clinical.adverse-event.v1", "0").set(30)
+    lag.labels("pv.clinical.lab-result.v1", "3").set(12)
+    rejected = Counter("pv_events_rejected", "rejected", ["topic", "reason"], registry=registry)
+    rejected.labels("pv.clinical.adverse-event.v1", "schema").inc(4)
+    rejected.labels("pv.clinical.lab-result.v1", "invalid_unit").inc(1)
+    Gauge("pv_dead_letter_messages", "waiting", registry=registry).set(3)
+    stored = Counter("pv_events_ingested", "stored", ["type"], registry=registry)
+    stored.labels("adverse-event").inc(1000)
+    Gauge("pv_worker_up", "up", registry=registry).set(1)
+    Gauge("pv_last_event_processed_timestamp_seconds", "last", registry=registry).set(time.time() - 30)
+
+    async def metrics(request: web.Request) -> web.Response:
+        return web.Response(body=generate_latest(registry), content_type="text/plain")
+
+    async def scenario(client: TestClient) -> None:
+        await login(client, "olivia")
+        html = await page(client, "/health")
+        assert "<th>Consumer lag (messages)</th><td>42</td>" in html
+        assert "<th>Dead-lettered</th><td>5</td>" in html
+        assert "<th>Dead letters awaiting a person</th><td>3</td>" in html and "<th>Worker up</th><td>yes</td>" in html
+        age = re.search(r"<th>Last batch processed</th><td>(\d+) s ago</td>", html)
+        assert age and 30 <= int(age.group(1)) <= 60
+        stored.labels("adverse-event").inc(500)
+        rejected.labels("pv.clinical.adverse-event.v1", "schema").inc(2)
+        html = await page(client, "/health")
+        rates = re.search(r'<td id="rates">([\d.]+) events/s stored,\s*([\d.]+)/s dead-lettered', html)
+        assert rates, html
+        assert abs(float(rates.group(1)) / float(rates.group(2)) / 250 - 1) < 0.03, "500 stored, 2 rejected meanwhile"
+
+    async def main() -> None:
+        worker = web.Application()
+        worker.router.add_get("/metrics", metrics)
+        async with TestServer(worker) as server:
+            watched = DashboardConfig(**{**config.__dict__, "metrics_url": str(server.make_url("/metrics"))})
+            async with TestClient(TestServer(build_dashboard(watched))) as client:
+                await scenario(client)
+
+    asyncio.run(main())
