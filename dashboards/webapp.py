@@ -586,7 +586,8 @@ def _ebgm_plot(table: Any) -> str | None:
     rows = [r for r in table.rows if all(isinstance(r[i], int | float) for i in idx.values())][:40]
     if not rows:
         return None
-    top = max(r[idx["eb95"]] for r in rows) * 1.05 or 1.0
+    # the axis runs from 0 past max(EB95, 1): the dashed line at 1 (no disproportionality) is always on the plot
+    top = max(1.0, *(r[idx["eb95"]] for r in rows)) * 1.05
     width, left, line = 900, 260, 18
 
     def x(value: float) -> float:
@@ -605,8 +606,10 @@ def _ebgm_plot(table: Any) -> str | None:
                      f'stroke="{colour}" stroke-width="2"/><circle cx="{x(row[idx["ebgm"]]):.1f}" cy="{y}" r="4" '
                      f'fill="{colour}"/>')
     height = len(rows) * line + 30
-    parts.append(f'<text x="{x(1):.1f}" y="{height - 4}" text-anchor="middle">1</text>'
-                 f'<text x="{x(top):.1f}" y="{height - 4}" text-anchor="end">{top:.1f}</text>')
+    parts.append(f'<text x="{x(0):.1f}" y="{height - 4}" text-anchor="start">0</text>'
+                 f'<text x="{x(1):.1f}" y="{height - 4}" text-anchor="middle">1</text>')
+    if x(top) - x(1) > 40:  # the end of the axis, when it does not crowd the 1
+        parts.append(f'<text x="{x(top):.1f}" y="{height - 4}" text-anchor="end">{top:.1f}</text>')
     return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-size="11" '
             f'font-family="sans-serif" role="img" aria-label="EBGM intervals">' + "".join(parts) + "</svg>")
 

@@ -4,6 +4,7 @@ against a snapshot built from the synthetic cohort (and the real embedded broker
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import re
 import stat
@@ -762,6 +763,14 @@ def test_signals_page_shows_every_pair_rounded_with_exact_sort_keys_strongest_fi
         labels = re.findall(r'text-anchor="end">([^<]+)</text><line x1="([\d.]+)" y1="\d+" x2="([\d.]+)"[^>]*'
                             r'stroke="(#[0-9a-f]+)"[^>]*/><circle cx="([\d.]+)"', svg)
         assert [label for label, *_ in labels] == [row[0][:40] for row in plotted]
+        # the dashed reference line at EBGM 1 (no disproportionality) lies on the plot, with axis labels that do not
+        # run into each other (also when every EB95 is below 1: the axis still reaches 1)
+        plot = html[html.rindex("<svg", 0, html.index('aria-label="EBGM intervals"')):html.index("</svg>")]
+        width, height = (float(v) for v in re.search(r'width="(\d+)" height="(\d+)"', plot).groups())
+        one = float(re.search(r'<line x1="([\d.]+)" y1="0" x2="[\d.]+" y2="\d+" stroke="#999"', plot)[1])
+        assert one < width
+        ticks = sorted(float(x) for x in re.findall(rf'<text x="([\d.]+)" y="{height - 4:g}"', plot))
+        assert one in ticks and all(b - a > 25 for a, b in itertools.pairwise(ticks)), ticks
         for (_, low, high, colour, point), (_, eb05, ebgm, eb95, flagged) in zip(labels, plotted, strict=True):
             assert float(low) <= float(point) <= float(high), "EBGM drawn inside its EB05-EB95 interval"
             assert (colour == "#c62828") == bool(flagged), "red: flagged by the worker's EBGM threshold"
@@ -1038,3 +1047,24 @@ def test_pipeline_health_shows_lag_dead_letters_and_rates_summed_over_the_worker
                 await scenario(client)
 
     asyncio.run(main())
+
+
+def test_the_ebgm_plot_reaches_ebgm_1_with_readable_axis_labels_when_every_interval_is_below_1():
+    """A small store (the demo's 20 children) has every EB95 below 1; the line at 1 (no disproportionality) must
+    still be on the plot and its label must not run into the axis end's (they were drawn 6 px apart)."""
+    from pvwatch.dashboards.readmodel import Table
+    from pvwatch.dashboards.webapp import _ebgm_plot
+
+    table = Table(["product", "event", "ebgm", "eb05", "eb95", "signal_ebgm"],
+                  [["rituximab", "Vomiting", 0.892, 0.844, 0.943, False], ["UC-MSC", "Pyrexia", 0.893, 0.845, 0.943,
+                                                                           False]])
+    plot = _ebgm_plot(table)
+    assert plot is not None
+    width = float(re.search(r'width="(\d+)"', plot)[1])
+    one = float(re.search(r'<line x1="([\d.]+)" y1="0"[^>]*stroke-dasharray', plot)[1])
+    intervals = [(float(a), float(b)) for a, b in re.findall(r'<line x1="([\d.]+)" y1="\d+" x2="([\d.]+)" y2="\d+" '
+                                                              r'stroke="#1565c0"', plot)]
+    assert len(intervals) == 2 and all(high < one < width for _, high in intervals)
+    ticks = sorted(float(x) for x in re.findall(r'<text x="([\d.]+)" y="\d+" text-anchor="(?:start|middle|end)">'
+                                                r'[\d.]+</text>', plot))
+    assert one in ticks and all(b - a > 25 for a, b in itertools.pairwise(ticks)), ticks
