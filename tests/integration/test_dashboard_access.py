@@ -1068,3 +1068,27 @@ def test_the_ebgm_plot_reaches_ebgm_1_with_readable_axis_labels_when_every_inter
     ticks = sorted(float(x) for x in re.findall(r'<text x="([\d.]+)" y="\d+" text-anchor="(?:start|middle|end)">'
                                                 r'[\d.]+</text>', plot))
     assert one in ticks and all(b - a > 25 for a, b in itertools.pairwise(ticks)), ticks
+
+
+def test_a_session_cookie_replayed_after_sign_out_or_past_its_lifetime_is_refused(config):
+    """Sign-out revokes the session on the server, not only in the browser (a copied cookie stays dead), and a
+    session ends after session_max_age_s (OWASP Session Management Cheat Sheet: idle and absolute timeouts)."""
+    import time
+
+    async def scenario(client: TestClient) -> None:
+        jar = client.session.cookie_jar
+        token = await login(client, "olivia")
+        copied = next(c.value for c in jar if c.key == "pvwatch_session")
+        assert (await client.post("/logout", data={"csrf_token": token}, allow_redirects=False)).status == 302
+        jar.update_cookies({"pvwatch_session": copied}, client.make_url("/"))
+        assert (await client.get("/api/alerts")).status == 401, "revoked on the server"
+
+        jar.clear()
+        await login(client, "olivia")
+        assert (await client.get("/api/alerts")).status == 200
+        time.sleep(5.1)  # the signature's timestamp has whole seconds: past 4 s for sure
+        assert (await client.get("/api/alerts")).status == 401, "expired"
+        response = await client.get("/alerts", allow_redirects=False)
+        assert response.status == 302 and response.headers["Location"].startswith("/login")
+
+    run(DashboardConfig(**{**config.__dict__, "session_max_age_s": 4}), scenario)
