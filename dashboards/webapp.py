@@ -552,7 +552,9 @@ def _exposure_page(scope: str) -> Handler:
             return render(request, "error.html", status=503, message=str(error))
         if not found["infusions"]:
             return render(request, "error.html", status=404, message=f"No MSC infusion from {scope} {value}.")
-        audit(request, f"read-{scope}", **{scope: value})
+        # the page shows these children's infusions and adverse events: name them, as a patient page read does
+        shown = sorted({row["patient"] for row in found["infusions"]} | {row["patient"] for row in found["cases"]})
+        audit(request, f"read-{scope}", **{scope: value}, patients=shown)
         return render(request, "exposure.html", window=ReadModel.EXPOSURE_WINDOW_DAYS, scope=scope, value=value,
                       **found)
 

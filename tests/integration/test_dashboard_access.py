@@ -886,9 +886,9 @@ def test_clinic_view_counts_every_infusion_of_the_clinic_and_adverse_events_per_
     clinic = "clinic-beta"  # the planted lot cluster's clinic (pvwatch.cohort)
     con = duckdb.connect(str(analyst_snapshot_path(snapshot[0])), read_only=True)
     try:
-        infusions, children, lots = con.execute(
-            "SELECT count(*), count(DISTINCT patient), list_sort(list_distinct(list(lot_id))) FROM infusions "
-            "WHERE clinic = ?", [clinic]).fetchone()
+        infusions, children, lots, shown_children = con.execute(
+            "SELECT count(*), count(DISTINCT patient), list_sort(list_distinct(list(lot_id))), "
+            "list_sort(list_distinct(list(patient))) FROM infusions WHERE clinic = ?", [clinic]).fetchone()
         cases = con.execute(
             "SELECT count(DISTINCT ae.case_id), count(DISTINCT ae.case_id) FILTER (WHERE ae.is_serious) "
             "FROM infusions i JOIN adverse_events ae ON ae.patient = i.patient AND ae.is_latest "
@@ -914,6 +914,7 @@ def test_clinic_view_counts_every_infusion_of_the_clinic_and_adverse_events_per_
     run(config, scenario)
     reads = [e for e in audit_entries(config) if e["action"] == "read-clinic"]
     assert [e["detail"]["clinic"] for e in reads] == [clinic]
+    assert reads[0]["detail"]["patients"] == shown_children, "whose infusions and adverse events the page showed"
 
 
 def test_an_officer_assigns_an_alert_and_the_assignment_is_an_event_with_who_and_when(config, snapshot, broker):
