@@ -57,15 +57,17 @@ def test_every_tracked_source_and_data_file_is_in_the_wheel_at_its_mapped_path(w
 def test_the_installed_package_runs_from_outside_the_source_tree(wheel, tmp_path):
     target = tmp_path / "site"
     zipfile.ZipFile(wheel).extractall(target)
-    # opens a store (migrations are package data), validates an event and lists the rules the worker loads
+    # opens a store (its migrations are package data) and loads the packaged rules.yaml and rsi.yaml
     script = """
 import sys
 from pathlib import Path
 import pvwatch.events, pvwatch.store.eventstore as eventstore
+from pvwatch.rulebook import load_rule_parameters
 from pvwatch.store.migrations import latest_version
 store = eventstore.EventStore(Path(sys.argv[1]))
 version = store.con.execute("SELECT max(version) FROM schema_migrations").fetchone()[0]
 assert version == latest_version() > 1, version
+load_rule_parameters()
 print(pvwatch.events.__file__)
 """
     ran = subprocess.run([sys.executable, "-c", script, str(tmp_path / "s.duckdb")], cwd=tmp_path,
