@@ -589,7 +589,7 @@ def _ebgm_plot(table: Any) -> str | None:
     if not rows:
         return None
     # the axis runs from 0 past max(EB95, 1): the dashed line at 1 (no disproportionality) is always on the plot
-    top = max(1.0, *(r[idx["eb95"]] for r in rows)) * 1.05
+    top = max(1.0, *(float(r[idx["eb95"]]) for r in rows)) * 1.05
     width, left, line = 900, 260, 18
 
     def x(value: float) -> float:
