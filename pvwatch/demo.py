@@ -267,10 +267,28 @@ def run_demo(options: DemoOptions) -> IngestReport:
                 dashboard.stop()
             if worker is not None:
                 worker.stop()
+    if summarised:
+        _publish_final_snapshot(options.db)
     click.echo(f"query the store:  pvwatch sql --db {options.db} \"SELECT rule_id, severity, summary FROM alerts\"")
     if not summarised or report is None:
         raise DemoInterrupted("interrupted before every event was processed; broker and worker stopped")
     return report
+
+
+def _publish_final_snapshot(db: Path) -> None:
+    """The worker publishes snapshots on a timer while it runs; a short run can end before the first one. Publish
+    the stored state once the worker has stopped, so the documented read-only copies (the analyst's
+    `<db>.snapshot.analyst.duckdb` for the `duckdb` CLI, docs/analysts.md) exist after every finished demo."""
+    from pvwatch.store.eventstore import EventStore
+    from pvwatch.store.snapshot import publish_snapshot
+
+    store = EventStore(db)
+    try:
+        info = publish_snapshot(store.con, db.with_name(db.name + ".snapshot.duckdb"))
+    finally:
+        store.close()
+    duckdb_cli = Path(sys.executable).parent / "duckdb"  # installed with pvwatch (duckdb-cli)
+    click.echo(f"analysts: {duckdb_cli} -readonly {info.analyst_path}  (read-only copy, free text removed)")
 
 
 def _print_summary(report: IngestReport, totals: dict[str, float]) -> None:

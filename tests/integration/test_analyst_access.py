@@ -101,3 +101,22 @@ def test_the_duckdb_cli_reads_the_analyst_snapshot_while_the_writer_holds_the_st
         assert len(expected) > 1 and rows[1:] == [["" if v is None else str(v) for v in row] for row in expected]
     finally:
         store.close()
+
+
+def test_after_a_demo_run_the_printed_duckdb_command_reads_the_analyst_snapshot(tmp_path: Path) -> None:
+    """`make demo` then the analyst's command it prints: a run shorter than the worker's snapshot timer left no
+    snapshot before, so the documented `duckdb -readonly <db>.snapshot.analyst.duckdb` found no database."""
+    import re
+
+    db = tmp_path / "demo.duckdb"
+    run = subprocess.run([sys.executable, "-m", "pvwatch", "demo", "--patients", "10", "--db", str(db), "--workdir",
+                          str(tmp_path / "run")], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    printed = re.search(r"^analysts: (\S+) -readonly (\S+)  \(", run.stdout, re.MULTILINE)
+    assert printed, run.stdout
+    cli, analyst = printed.groups()
+    assert Path(cli) == duckdb_cli() and Path(analyst) == db.with_name(db.name + ".snapshot.analyst.duckdb")
+    count = subprocess.run([cli, "-readonly", "-csv", analyst, "-c", "SELECT count(*) AS n FROM event_log"],
+                           capture_output=True, text=True, timeout=60)
+    assert count.returncode == 0, count.stderr
+    assert count.stdout.split() == ["n", str(len(list(generate_cohort(10, 7))))]
