@@ -130,6 +130,8 @@ def ingest(file: Path, bootstrap_servers: str | None, strict: bool) -> None:
     Invalid lines are listed with the field at fault and sent to the dead-letter topic with their reason
     (with --strict, nothing is sent). Exits 1 if any line was rejected.
     """
+    from tqdm import tqdm
+
     from pvwatch.pseudonym import Pseudonymiser
     from pvwatch.streams.ingest import Rejection, prepare, read_lines, send_prepared
     from pvwatch.streams.producer import publishing
@@ -144,7 +146,7 @@ def ingest(file: Path, bootstrap_servers: str | None, strict: bool) -> None:
     if strict and rejected:
         raise click.ClickException(f"{len(rejected)} of {len(items)} lines invalid; nothing sent (--strict)")
     with publishing(settings.kafka_bootstrap) as publisher:
-        report = send_prepared(items, publisher)
+        report = send_prepared(tqdm(items, desc="sent", unit="ev"), publisher)  # progress on stderr
     click.echo(f"accepted {report.accepted}  rejected {len(report.rejected)} (sent to the dead-letter topic)")
     if report.rejected:
         sys.exit(1)

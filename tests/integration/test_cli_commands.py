@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -75,6 +76,7 @@ def test_ingest_then_sql_read_the_same_events_back(workers: Workers, tmp_path):
     result = pvwatch("ingest", str(source), env={**env, "PVWATCH_DEMO_MODE": "1"})
     assert result.returncode == 1, "a rejected line makes the exit code non-zero"
     assert f"accepted {len(records)}  rejected 1" in result.stdout
+    assert re.search(rf"sent: 100%.*\b{len(records) + 1}/{len(records) + 1}\b", result.stderr), "a progress bar"
     wait_for(lambda: workers.metric(worker, "pv_events_ingested_total") >= len(records)
              and workers.metric(worker, "pv_events_rejected_total") >= 1, 30, what="ingested")
     worker.stop()
