@@ -158,7 +158,10 @@ def ingest(file: Path, bootstrap_servers: str | None, strict: bool) -> None:
 @click.argument("query")
 @click.option("--csv", "as_csv", is_flag=True, help="Write CSV instead of a table.")
 def sql(db: Path, query: str, as_csv: bool) -> None:
-    """Run a read-only SQL QUERY against the store, e.g. "SELECT rule_id, count(*) FROM alerts GROUP BY 1"."""
+    """Run a read-only SQL QUERY against the store; print a table, or CSV.
+
+    Example: pvwatch sql --db var/demo/pvwatch.duckdb "SELECT rule_id, count(*) FROM alerts GROUP BY 1"
+    """
     import duckdb
 
     from pvwatch.store.eventstore import connect_sealed

@@ -18,6 +18,8 @@ def test_help_lists_demo_broker_worker_ingest_and_sql():
     assert shown.exit_code == 0
     listed = set(re.findall(r"^  (\w+)  ", shown.output.split("Commands:")[1], re.MULTILINE))
     assert {"demo", "broker", "worker", "ingest", "sql"} <= listed
+    sql_line = next(line for line in shown.output.splitlines() if line.startswith("  sql "))
+    assert "read-only" in sql_line and not sql_line.endswith("e.g."), sql_line  # click cut it at "e.g."
 
 
 @pytest.fixture
