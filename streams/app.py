@@ -28,6 +28,8 @@ from pvwatch.streams.alertmanager import AlertmanagerNotifier, initialise_alert_
 from pvwatch.streams.dead_letters import stored_dead_letter_headers
 from pvwatch.streams.pipeline import initialise_metric_series, record_metrics
 from pvwatch.streams.writer import (
+    BatchReply,
+    ClockReply,
     PublishableAlert,
     RawMessage,
     WriterClient,
@@ -62,7 +64,10 @@ def _stop_worker(failure: WriterFailed) -> None:
 class Outbox:
     """Publishes derived facts that are durable in the store but not yet on their topics.
 
-    Flushes run one at a time, in the order they were asked for, so alerts reach their topic in batch order.
+    Flushes run one at a time, in the order they were asked for, so alerts reach their topic in batch order. They
+    run beside the batches, not between them: the next batch is stored while this one's alerts are sent. What was
+    sent is marked published in the store by the next batch's transaction (`take_marks`), or at the clock timer or
+    the stop if no batch comes; a crash before that republishes those alerts under the same alert_id.
     """
 
     def __init__(self, writer: WriterClient, alert_topic: faust.TopicT, dead_letter_topic: faust.TopicT,
@@ -72,7 +77,50 @@ class Outbox:
         self.dead_letter_topic = dead_letter_topic
         self.pending_alerts = pending_alerts
         self.has_pending_letters = True
+        #: sent, not yet marked published in the store
+        self.sent_alert_ids: dict[str, None] = {}
+        self.sent_dead_letter_ids: list[str] = []
         self._one_at_a_time = asyncio.Lock()
+        self._flushing: set[asyncio.Task[None]] = set()
+
+    def add(self, reply: BatchReply | ClockReply) -> None:
+        """A batch's (or clock tick's) new alerts, and revisions to send again."""
+        if isinstance(reply, ClockReply):
+            self.pending_alerts.extend(reply.alerts)
+            return
+        self.pending_alerts.extend(reply.new_alerts + reply.revised_alerts)
+        for alert in reply.revised_alerts:  # stored as unpublished again: an earlier send no longer counts
+            self.sent_alert_ids.pop(alert.alert_id, None)
+        self.has_pending_letters |= reply.new_dead_letters
+
+    def take_marks(self) -> tuple[list[str], list[str]]:
+        """The alert and dead-letter ids sent since the last call, for the store to mark published."""
+        alerts, self.sent_alert_ids = list(self.sent_alert_ids), {}
+        letters, self.sent_dead_letter_ids = self.sent_dead_letter_ids, []
+        return alerts, letters
+
+    async def mark_sent(self) -> None:
+        """Mark what was sent published now (no batch is coming to carry the marks)."""
+        alert_ids, dead_letter_ids = self.take_marks()
+        if alert_ids or dead_letter_ids:
+            await self.writer.mark_published(alert_ids, dead_letter_ids)
+
+    def flush_soon(self) -> None:
+        """Send what is pending in the background, after the flushes asked for before."""
+        task = asyncio.ensure_future(self._flush_logged())
+        self._flushing.add(task)
+        task.add_done_callback(self._flushing.discard)
+
+    async def _flush_logged(self) -> None:
+        try:
+            await self.flush()
+        except Exception as error:  # the alerts stay pending (durable in the store too): the next flush retries
+            log.warning("publishing alerts failed (kept, retried at the next flush): %s", error)
+
+    async def drain(self, timeout_s: float) -> None:
+        """Wait for the background flushes (at the stop)."""
+        if self._flushing:
+            await asyncio.wait(list(self._flushing), timeout=timeout_s)
 
     async def flush(self) -> None:
         async with self._one_at_a_time:
@@ -95,8 +143,9 @@ class Outbox:
         for alert in alerts:  # new alerts of a live batch carry their evidence's produce time
             if alert.evidence_produced_at:
                 metrics.ALERT_LATENCY.observe(max(0.0, published - alert.evidence_produced_at))
-        if alerts or letters:
-            await self.writer.mark_published([a.alert_id for a in alerts], [row[0] for row in letters])
+        waiting = {alert.alert_id for alert in self.pending_alerts}  # revised meanwhile: marked after their send
+        self.sent_alert_ids.update((alert.alert_id, None) for alert in alerts if alert.alert_id not in waiting)
+        self.sent_dead_letter_ids.extend(row[0] for row in letters)
 
 
 def build_app(settings: Settings) -> faust.App:
@@ -175,16 +224,16 @@ def build_app(settings: Settings) -> faust.App:
             _set_up()
             _page(outbox.pending_alerts)  # alerts a crashed worker stored but never published may never have paged
             await outbox.flush()
+            await outbox.mark_sent()
 
             async def complete(batch: Sequence[EventT[Any]]) -> None:
-                """Store a batch, publish its alerts, then acknowledge its events."""
-                reply = await writer.process([_incoming(event) for event in batch])
+                """Store a batch, hand its alerts to the outbox, then acknowledge its events."""
+                reply = await writer.process([_incoming(event) for event in batch], *outbox.take_marks())
                 record_metrics(reply.metrics)
                 _page(reply.new_alerts)  # the alerts are durable in DuckDB now; page before publishing them
-                outbox.pending_alerts.extend(reply.new_alerts + reply.revised_alerts)
-                outbox.has_pending_letters |= reply.new_dead_letters
-                await outbox.flush()
-                for event in batch:  # offsets move only now, after the batch is durable (and its alerts sent)
+                outbox.add(reply)
+                outbox.flush_soon()  # beside the next batch; the store republishes them if the worker dies first
+                for event in batch:  # offsets move only now, after the batch is durable
                     await stream.ack(event)
                 _update_lag(batch)
 
@@ -204,6 +253,8 @@ def build_app(settings: Settings) -> faust.App:
                 if in_flight.done() and not in_flight.cancelled() and in_flight.exception():
                     log.warning("a last batch was not completed (its events are delivered again): %s",
                                 in_flight.exception())
+            if "outbox" in running:
+                await _stop_outbox(running["outbox"])
             if notifier:
                 await notifier.close()
             running.pop("writer", None)
@@ -222,8 +273,9 @@ def build_app(settings: Settings) -> faust.App:
         record_metrics(reply.metrics)
         if reply.alerts:
             _page(reply.alerts)
-            outbox.pending_alerts.extend(reply.alerts)
+            outbox.add(reply)
             await outbox.flush()
+        await outbox.mark_sent()  # a quiet stream carries no marks in batches
 
     if settings.snapshot_interval_s > 0:
 
@@ -263,6 +315,16 @@ def build_app(settings: Settings) -> faust.App:
                 await refresh_and_publish(writer, signal_topic, signal_thresholds, msc_monitor)
 
     return app
+
+
+async def _stop_outbox(outbox: Outbox) -> None:
+    """Send what is pending and mark it published, so a clean stop leaves nothing to republish."""
+    try:
+        await outbox.drain(30)
+        await outbox.flush()
+        await outbox.mark_sent()
+    except Exception as error:  # what is left stays unpublished in the store: the next worker publishes it
+        log.warning("alerts left for the next worker to publish: %s", error)
 
 
 def _version() -> str:

@@ -133,7 +133,10 @@ class BatchProcessor:
         for stored in store.iter_events():  # the log is the truth: rebuild the rules' memory from it
             self.engine.remember(stored)
 
-    def process(self, messages: Sequence[IncomingMessage]) -> BatchOutcome:
+    def process(self, messages: Sequence[IncomingMessage],
+                published: tuple[Sequence[str], Sequence[str]] = ((), ())) -> BatchOutcome:
+        """One transaction: `published` (alert ids, dead-letter ids the outbox has sent) marked first, then the
+        batch stored, its rules run and its derived facts written (a revision in it is unpublished again)."""
         now = datetime.now(UTC)
         outcome = BatchOutcome()
         valid: dict[UUID, tuple[EventEnvelope, MessageOrigin]] = {}
@@ -167,6 +170,7 @@ class BatchProcessor:
 
         started = time.perf_counter()
         with self.store.transaction():
+            self.store.mark_published(*published)  # type: ignore[arg-type]  # str ids are cast by SQL
             new_ids = self.store.insert_events(list(valid.values()), now, list(payloads.values()))
             outcome.stored = [event for event, _ in valid.values() if event.event_id in new_ids]
             derived = self.engine.apply(outcome.stored, now)

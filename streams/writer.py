@@ -133,11 +133,13 @@ class StoreWriter:
         clocks.metrics.dead_letters_open = self.store.open_dead_letter_count()
         return WriterOpening(self.store.schema_version, pending + clocks.alerts, clocks.metrics)
 
-    def process(self, batch: Sequence[RawMessage]) -> BatchReply:
+    def process(self, batch: Sequence[RawMessage], published_alert_ids: Sequence[str] = (),
+                published_dead_letter_ids: Sequence[str] = ()) -> BatchReply:
+        """Store a batch; the outbox's sends since the last batch are marked published in its transaction."""
         outcome = self.processor.process([
             IncomingMessage(MessageOrigin(topic, partition, offset), value, timestamp, headers)
             for topic, partition, offset, value, timestamp, headers in batch
-        ])
+        ], published=(published_alert_ids, published_dead_letter_ids))
         produced = outcome.broker_timestamps
         return BatchReply(
             new_alerts=[publishable(a, produced.get(a.evidence_event_ids[-1])) for a in outcome.new_alerts],
@@ -189,8 +191,9 @@ class WriterClient:
         result: WriterOpening = await self.call("opening")
         return result
 
-    async def process(self, batch: list[RawMessage]) -> BatchReply:
-        result: BatchReply = await self.call("process", batch)
+    async def process(self, batch: list[RawMessage], published_alert_ids: Sequence[str] = (),
+                      published_dead_letter_ids: Sequence[str] = ()) -> BatchReply:
+        result: BatchReply = await self.call("process", batch, published_alert_ids, published_dead_letter_ids)
         return result
 
     async def evaluate_clocks(self) -> ClockReply:
