@@ -60,3 +60,15 @@ def test_no_query_writes_or_reads_another_file(store, tmp_path, query):
     assert refused.returncode != 0, refused.stdout
     assert not out.exists(), "the store's records were written to another file"
     assert refused.stderr.startswith("Error: "), refused.stderr  # a one-line error, not a traceback
+
+
+def test_sql_on_the_store_a_running_worker_holds_says_what_to_do(store):
+    db, _ = store
+    worker_holds_it = EventStore(db)  # DuckDB's one writer, as the worker is
+    try:
+        refused = sql(db, "SELECT count(*) FROM event_log")
+    finally:
+        worker_holds_it.close()
+    assert refused.returncode == 2
+    assert "held by another process" in refused.stderr and "snapshot" in refused.stderr
+    assert "Traceback" not in refused.stderr
