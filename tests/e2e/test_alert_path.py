@@ -23,13 +23,14 @@ import yaml
 
 from pvwatch.cohort import generate_cohort
 from pvwatch.demo import WorkerProcess
-from pvwatch.events import AdverseEventReported
+from pvwatch.events import AdverseEventReported, encode_event
 from pvwatch.events.alert import alert_id_for
 from pvwatch.metrics_client import scrape_labelled
 from pvwatch.pseudonym import Pseudonymiser
 from pvwatch.streams.alertmanager import ALERT_RULES
 from pvwatch.streams.broker import free_port
 from pvwatch.streams.producer import EventPublisher
+from pvwatch.streams.writer import StoreWriter
 from tests.alerting_stack import Alertmanager, Prometheus, WebhookReceiver
 from tests.conftest import Workers, wait_for
 
@@ -163,6 +164,29 @@ def test_prometheus_rule_pages_the_safety_officer_when_the_direct_post_fails(
     # the direct post failed, yet the alert is not only in Prometheus: pvwatch's own record holds it
     paged_id = alert_id_for("serious-ae", 1, event.case_id)
     assert stored_alert(workers, worker, paged_id) == ("serious-ae", "critical", True)
+
+
+def test_a_serious_alert_stored_but_never_published_by_a_crashed_worker_pages_when_the_next_one_starts(
+    workers: Workers, alertmanager: Alertmanager, webhook: WebhookReceiver, demo_pseudonymiser
+):
+    """A worker killed between its DuckDB commit and its post/publish leaves the alert unpublished in the store
+    (transactional outbox); nobody may have been paged. The next worker must page it, not only publish it."""
+    event = first_serious_event(demo_pseudonymiser)
+    crashed = StoreWriter(workers.db, None, None)  # what the killed worker had committed, and nothing more
+    try:
+        reply = crashed.process([(event.topic, 0, 0, encode_event(event), time.time(), {})])
+    finally:
+        crashed.close()
+    paged_id = alert_id_for("serious-ae", 1, event.case_id)
+    assert str(paged_id) in {str(alert.alert_id) for alert in reply.new_alerts}
+
+    workers.start(env={"PVWATCH_ALERTMANAGER_URL": alertmanager.url})
+
+    notification = webhook.wait_for("SeriousAdverseEvent", timeout_s=15)
+    assert notification.receiver == "safety-officer"
+    [paged] = notification.alerts("SeriousAdverseEvent")
+    assert paged["labels"] == SERIOUS_AE_LABELS
+    assert paged["annotations"]["pvwatch_alert_id"] == str(paged_id)
 
 
 def shipped_alert_labels() -> dict[str, dict[str, str]]:
