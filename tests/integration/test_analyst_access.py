@@ -98,7 +98,9 @@ def test_the_duckdb_cli_reads_the_analyst_snapshot_while_the_writer_holds_the_st
         con.close()
         rows = list(csv.reader(io.StringIO(shown.stdout)))
         assert rows[0] == ["lot_id", "infusions", "adverse_events", "ae_per_100_infusions"]
-        assert len(expected) > 1 and rows[1:] == [["" if v is None else str(v) for v in row] for row in expected]
+        # the same rows (the query orders by rate only: lots with equal rates may come in any order)
+        assert len(expected) > 1 and sorted(rows[1:]) == sorted([["" if v is None else str(v) for v in row]
+                                                                 for row in expected])
     finally:
         store.close()
 
