@@ -19,13 +19,12 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from multiprocessing.connection import Connection
 from pathlib import Path
-from uuid import UUID
 
 import duckdb
 from pydantic import ValidationError
 from tqdm import tqdm
 
-from pvwatch.domain.engine import LOT_CLUSTER, RULE_IDS, ClockRow, SafetyEngine
+from pvwatch.domain.engine import LOT_CLUSTER, RULE_IDS, RULE_INPUT_TYPES, ClockRow, SafetyEngine
 from pvwatch.domain.parameters import RuleParameters
 from pvwatch.errors import PvwatchError
 from pvwatch.events.alert import SafetyAlert
@@ -161,13 +160,13 @@ def derive(store: EventStore, *, progress: bool = False, parameters: RuleParamet
     now = datetime.now(UTC)
     engine = SafetyEngine(parameters)
     alerts: list[SafetyAlert] = []
-    events = 0
-    with paused_gc(), tqdm(total=store.event_count(), unit="ev", desc="replay", disable=not progress) as bar:
-        cursor = store.con.execute(_LOG)  # the connection's one open result: no other query until it is read
+    events = store.event_count()
+    with paused_gc(), tqdm(total=events, unit="ev", desc="replay", disable=not progress) as bar:
+        cursor = store.con.execute(_LOG, _RULE_INPUTS)  # the connection's one open result until it is read
         while rows := cursor.fetchmany(CHUNK):
             alerts.extend(engine.apply([_decode(*row) for row in rows], now).alerts)
-            events += len(rows)
             bar.update(len(rows))
+        bar.update(events - bar.n)  # the events no rule reads (never decoded)
         alerts.extend(engine.clock_alerts(now))
         return _derived(events, alert_columns(alerts), list(engine.clocks.values()))
 
@@ -196,11 +195,15 @@ _SHARE = """
     log AS (
         SELECT type, payload, occurred_at, event_id, (""" + HELPER_PATIENTS + """) = $helper AS own,
                type IN ('adverse-event', 'msc-infusion') AND patient IN (SELECT patient FROM infused) AS lot_evidence
-        FROM event_log)
-    SELECT own, lot_evidence, event_id, type, payload FROM log WHERE own OR ($with_lots AND lot_evidence)
+        FROM event_log WHERE list_contains($types, type))
+    SELECT own, lot_evidence, type, payload FROM log WHERE own OR ($with_lots AND lot_evidence)
     ORDER BY occurred_at, event_id"""
 #: The whole log in replay order (one process).
-_LOG = "SELECT event_id, type, payload FROM event_log ORDER BY occurred_at, event_id"
+_LOG = "SELECT type, payload FROM event_log WHERE list_contains($types, type) ORDER BY occurred_at, event_id"
+#: Only the events some rule reads are read and decoded (the others feed projections, not rules: the same
+#: alerts and clocks, tests/unit/test_rule_engine_inputs.py); 7% of the clinical mix (treatment starts, dose
+#: changes). Neither query fetches event_id: a Python UUID per row cost ~1 us (the payload carries the id).
+_RULE_INPUTS = {"types": sorted(RULE_INPUT_TYPES)}
 
 
 class StoredEventInvalid(PvwatchError):
@@ -217,13 +220,20 @@ def _without(parameters: RuleParameters, rule_ids: Iterable[str]) -> RuleParamet
 _VALIDATE_JSON = {name: model.__pydantic_validator__.validate_json for name, model in EVENT_TYPES.items()}
 
 
-def _decode(event_id: UUID, row_type: str, payload: str) -> EventEnvelope:
+def _stored_id(payload: str) -> str:
+    """The event id a stored payload carries (the log's event_id column is the same), for an error message."""
+    with suppress(ValueError, AttributeError):
+        return str(json.loads(payload).get("event_id", "(no event_id)"))
+    return "(unreadable payload)"
+
+
+def _decode(row_type: str, payload: str) -> EventEnvelope:
     """A stored payload, validated again exactly as EventStore.iter_events does (as stored: FROM_LOG)."""
     try:
         event: EventEnvelope = _VALIDATE_JSON[row_type](payload, context=FROM_LOG)
     except ValidationError as error:
         raise StoredEventInvalid(
-            f"stored event {event_id} ({row_type}) does not pass this pvwatch's validation: "
+            f"stored event {_stored_id(payload)} ({row_type}) does not pass this pvwatch's validation: "
             f"{describe_validation_error(error)}. Nothing was written; correct the record (a new event) or the "
             "validator, then replay again") from None
     return event
@@ -231,7 +241,6 @@ def _decode(event_id: UUID, row_type: str, payload: str) -> EventEnvelope:
 
 @dataclass(frozen=True)
 class _ShareDerived:
-    events: int
     alerts: dict[str, list[object]]  # columns: plain values cross the pipe far faster than pydantic models
     clocks: list[ClockRow]
 
@@ -246,16 +255,15 @@ def _derive_share(path: Path, helper: bool, with_lots: bool, parameters: RulePar
         retain += [patients, lots]
     with_lots = with_lots and parameters.enabled(LOT_CLUSTER)
     alerts: list[SafetyAlert] = []
-    events = 0
     con = connect(path, read_only=True, config={"threads": 1})  # two processes on two cores: one thread each
     try:
         con.execute("SET enable_progress_bar = false")
-        cursor = con.execute(_SHARE, {"helper": helper, "with_lots": with_lots})
+        cursor = con.execute(_SHARE, {"helper": helper, "with_lots": with_lots, **_RULE_INPUTS})
         while rows := cursor.fetchmany(CHUNK):
             own: list[EventEnvelope] = []
             lot_evidence: list[EventEnvelope] = []
-            for mine, for_lots, event_id, row_type, payload in rows:
-                event = _decode(event_id, row_type, payload)
+            for mine, for_lots, row_type, payload in rows:
+                event = _decode(row_type, payload)
                 if mine:
                     own.append(event)
                 if for_lots and with_lots:
@@ -263,12 +271,11 @@ def _derive_share(path: Path, helper: bool, with_lots: bool, parameters: RulePar
             alerts.extend(patients.apply(own, now).alerts)
             if lot_evidence:
                 alerts.extend(lots.apply(lot_evidence, now).alerts)
-            events += len(own)
             progress(len(own))
     finally:
         con.close()
     alerts.extend(patients.clock_alerts(now))
-    return _ShareDerived(events, alert_columns(alerts), list(patients.clocks.values()))
+    return _ShareDerived(alert_columns(alerts), list(patients.clocks.values()))
 
 
 def _helper_main(connection: Connection, path: Path, parameters: RuleParameters, now: datetime) -> None:
@@ -349,9 +356,10 @@ def derive_in_two(path: Path, helper: ReplayHelper, parameters: RuleParameters, 
         helper.start()
         mine = _derive_share(path, False, True, parameters, now, lambda n: bar.update(n + helper.progress()))
         theirs = helper.result(bar.update)
+        bar.update(total - bar.n)  # the events no rule reads (never decoded)
         clocks = {(row.clock.case_id, row.clock.category): row for row in theirs.clocks}
         clocks.update({(row.clock.case_id, row.clock.category): row for row in mine.clocks})  # as _merged: the first's
-        return _derived(mine.events + theirs.events, _merged(mine.alerts, theirs.alerts), list(clocks.values()))
+        return _derived(total, _merged(mine.alerts, theirs.alerts), list(clocks.values()))
 
 
 def replay(path: Path, *, progress: bool = False, parameters: RuleParameters | None = None,

@@ -60,6 +60,18 @@ RULE_IDS: tuple[str, ...] = (
 BASELINE_GRADED = frozenset({ctcae.Analyte.ALT, ctcae.Analyte.AST, ctcae.Analyte.BILIRUBIN, ctcae.Analyte.CREATININE})
 LIVER = frozenset({ctcae.Analyte.ALT, ctcae.Analyte.AST, ctcae.Analyte.BILIRUBIN, ctcae.Analyte.ALP})
 
+#: The event types some rule reads, as they arrive or from a patient's history. The others (treatment starts and
+#: dose changes, alert actions) feed projections and the audit trail only, so a bulk path (replay) leaves them out
+#: of the engine and derives the same alerts and clocks (tests/unit/test_rule_engine_inputs.py).
+RULE_INPUT_TYPES: frozenset[str] = frozenset({
+    "patient-enrolled", "patient-updated",  # flare-after-taper: the diagnoses
+    "treatment-tapered", "treatment-stopped", "disease-activity",  # flare-after-taper
+    "msc-infusion",  # infusion-temporal, lot-cluster, undocumented-benefit
+    "adverse-event", "report-submitted",  # serious-ae, duplicate-case, expedited-clock, infusion-temporal, lot-cluster
+    "lab-result",  # ctcae-lab, hys-law
+    "outcome-claim",  # undocumented-benefit
+})
+
 
 @dataclass(frozen=True)
 class ClockRow:
@@ -92,6 +104,8 @@ class SafetyEngine:
         self._stale: dict[tuple[str, str], set[str]] = defaultdict(set)
         #: patient -> diagnoses as last recorded (flare-after-taper reads them for every score near a taper)
         self._diagnoses: dict[str, list[str]] = {}
+        #: (patient, LOINC code, unit) -> the first result in occurred_at order: CTCAE's baseline for the later ones
+        self._first_labs: dict[tuple[str, str, str], LabResultReported] = {}
 
     # --- loading and applying ---------------------------------------------------------------------------------
 
@@ -129,6 +143,13 @@ class SafetyEngine:
         return fresh
 
     def _index(self, event: EventEnvelope) -> None:
+        if isinstance(event, LabResultReported):
+            kind = (event.patient, event.loinc_code, event.unit)
+            first = self._first_labs.get(kind)
+            # the history's order: occurred_at, then the event id (the same event again changes nothing)
+            if first is None or (event.occurred_at, event.event_id.int) < (first.occurred_at, first.event_id.int):
+                self._first_labs[kind] = event
+            return
         if isinstance(event, PatientEnrolled | PatientUpdated):
             self._diagnoses.pop(event.patient, None)
         if isinstance(event, MscInfusionGiven):
@@ -152,7 +173,8 @@ class SafetyEngine:
             return
         if analyte is not ctcae.Analyte.ALP and self._enabled(CTCAE_LAB, output):
             # CTCAE v5.0 grades only these against the patient's baseline (ctcae.grade ignores it for the others)
-            first = self._first_of_kind(event, patient) if analyte in BASELINE_GRADED else None
+            first = self._first_labs[(event.patient, event.loinc_code, event.unit)] if (
+                analyte in BASELINE_GRADED) else None
             for lab in self._to_grade(event, patient, first):
                 baseline = first.value if first is not None and first.occurred_at < lab.occurred_at else None
                 alert = self._graded(lab, analyte, now, baseline)
@@ -227,12 +249,6 @@ class SafetyEngine:
         )
 
     # --- ctcae-lab and hys-law ------------------------------------------------------------------------------------
-
-    @staticmethod
-    def _first_of_kind(event: LabResultReported, patient: PatientHistory) -> LabResultReported | None:
-        """The patient's first result of the same LOINC code and unit: CTCAE's baseline for every later one."""
-        return next((lab for lab in patient.of_type("lab-result", LabResultReported)
-                     if lab.loinc_code == event.loinc_code and lab.unit == event.unit), None)
 
     @staticmethod
     def _to_grade(event: LabResultReported, patient: PatientHistory,
