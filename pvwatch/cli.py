@@ -133,6 +133,7 @@ def ingest(file: Path, bootstrap_servers: str | None, strict: bool) -> None:
     from tqdm import tqdm
 
     from pvwatch.pseudonym import Pseudonymiser
+    from pvwatch.stop import StopRequests
     from pvwatch.streams.ingest import Rejection, prepare, read_lines, send_prepared
     from pvwatch.streams.producer import publishing
 
@@ -145,8 +146,18 @@ def ingest(file: Path, bootstrap_servers: str | None, strict: bool) -> None:
         click.echo(f"rejected {rejection.message()}", err=True)
     if strict and rejected:
         raise click.ClickException(f"{len(rejected)} of {len(items)} lines invalid; nothing sent (--strict)")
-    with publishing(settings.kafka_bootstrap) as publisher:
-        report = send_prepared(tqdm(items, desc="sent", unit="ev"), publisher)  # progress on stderr
+    stop = StopRequests()  # Ctrl-C is read between lines, never raised inside the Kafka client
+    stop.install()
+    progress = tqdm(stop.until_requested(items), desc="sent", unit="ev", total=len(items))  # on stderr
+    try:
+        with publishing(settings.kafka_bootstrap) as publisher:
+            report = send_prepared(progress, publisher)
+    except KeyboardInterrupt:
+        progress.close()
+        click.echo(f"interrupted after handing {progress.n} of {len(items)} lines to Kafka (the last ones perhaps "
+                   "undelivered): run the same command again; events keep their ids, so nothing is stored twice",
+                   err=True)
+        sys.exit(130)
     click.echo(f"accepted {report.accepted}  rejected {len(report.rejected)} (sent to the dead-letter topic)")
     if report.rejected:
         sys.exit(1)

@@ -7,13 +7,11 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 import urllib.request
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
 
 import click
 from tqdm import tqdm
@@ -22,12 +20,11 @@ from pvwatch.cohort import generate_cohort
 from pvwatch.errors import PvwatchError
 from pvwatch.metrics_client import processed, scrape, scrape_labelled
 from pvwatch.pseudonym import Pseudonymiser
+from pvwatch.stop import StopRequests
 from pvwatch.streams.broker import EmbeddedBroker, die_with_parent, free_port
 from pvwatch.streams.ingest import IngestReport, prepare, read_lines, send_prepared
 from pvwatch.streams.producer import EventPublisher
 from pvwatch.streams.topics import ensure_topics
-
-T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -147,41 +144,6 @@ def _input_lines(options: DemoOptions) -> Iterator[tuple[str, bytes]]:
     else:
         records = generate_cohort(options.patients, options.seed)
         yield from read_lines((json.dumps(record).encode() for record in records), "cohort")
-
-
-class StopRequests:
-    """Ctrl-C and SIGTERM set a flag that the demo reads between its own steps.
-
-    An exception raised straight from a signal handler can land inside kafka-python's network loop, which catches
-    BaseException in its tasks and then waits for ever (seen: Ctrl-C during the producer's bootstrap hung the
-    demo); a flag is only read in the demo's own code. A second Ctrl-C interrupts at once.
-    """
-
-    def __init__(self) -> None:
-        self._requested = threading.Event()
-
-    def install(self) -> None:
-        signal.signal(signal.SIGINT, self._request)
-        signal.signal(signal.SIGTERM, self._request)
-
-    def _request(self, signum: int, frame: object) -> None:
-        if self._requested.is_set():
-            raise KeyboardInterrupt
-        self._requested.set()
-
-    def check(self) -> None:
-        if self._requested.is_set():
-            raise KeyboardInterrupt
-
-    def wait(self, seconds: float) -> None:
-        """Sleep; a stop requested meanwhile ends the sleep at once with KeyboardInterrupt."""
-        if self._requested.wait(seconds):
-            raise KeyboardInterrupt
-
-    def until_requested(self, items: Iterable[T]) -> Iterator[T]:
-        for item in items:
-            self.check()
-            yield item
 
 
 def _wait_until_processed(worker: WorkerProcess, expected: int, timeout_s: float,

@@ -88,3 +88,23 @@ def test_ingest_then_sql_read_the_same_events_back(workers: Workers, tmp_path):
     assert list(csv.reader(io.StringIO(as_csv.stdout))) == [["reason"], ["schema"]]
     write = pvwatch("sql", "--db", str(workers.db), "DELETE FROM event_log")
     assert write.returncode != 0 and "read-only" in write.stderr.lower()
+
+
+def test_ctrl_c_during_ingest_stops_between_lines_and_says_how_to_resume(broker, tmp_path):
+    source = tmp_path / "events.jsonl"
+    source.write_text("".join(json.dumps(record) + "\n" for record in generate_cohort(300, seed=9)))
+    env = {**os.environ, "PVWATCH_KAFKA_BOOTSTRAP": broker.bootstrap, "PVWATCH_DEMO_MODE": "1"}
+    process = subprocess.Popen([sys.executable, "-m", "pvwatch", "ingest", str(source)], env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert process.stderr is not None
+    shown = b""
+    while b"sent:" not in shown:  # the progress bar appears as the producer connects: Ctrl-C lands there
+        chunk = os.read(process.stderr.fileno(), 4096)
+        assert chunk, f"ingest ended before sending: {shown.decode(errors='replace')}"
+        shown += chunk
+    process.send_signal(signal.SIGINT)
+    _, rest = process.communicate(timeout=60)
+    stderr = (shown + rest).decode(errors="replace")
+    assert process.returncode == 130, stderr[-2000:]
+    assert "interrupted after handing" in stderr and "run the same command again" in stderr
+    assert "Traceback" not in stderr
