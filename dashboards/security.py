@@ -3,7 +3,8 @@
 Sessions follow the OWASP Session Management Cheat Sheet: the cookie is HttpOnly (no script can read it),
 SameSite=Strict (never sent on a request started by another site), Secure when served over TLS, signed with a
 server secret (itsdangerous, HMAC-SHA1 over the payload and a timestamp) and expires after `max_age_s`; a new
-session id and CSRF token are issued at login (no session fixation) and logout revokes the id server-side.
+session id and CSRF token are issued at login (no session fixation) and logout revokes the id server-side (kept
+in a file next to the audit log, so also across restarts).
 CSRF follows the synchronizer-token pattern (OWASP CSRF Prevention Cheat Sheet): every POST carries the
 session's token in a form field or the X-CSRF-Token header, compared in constant time.
 """
@@ -11,10 +12,12 @@ session's token in a form field or the X-CSRF-Token header, compared in constant
 from __future__ import annotations
 
 import hmac
+import os
 import secrets
 import time
 from collections import defaultdict, deque
 from dataclasses import dataclass
+from pathlib import Path
 
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
@@ -34,10 +37,16 @@ class Session:
 
 
 class SessionCodec:
-    def __init__(self, secret: bytes, max_age_s: int) -> None:
+    """Signs and reads session cookies. Signed-out sessions are refused until they would have expired anyway; with
+    `revoked_file` they stay refused across a restart (a restart with the same --secret-file would otherwise
+    accept a copied cookie of a signed-out session again)."""
+
+    def __init__(self, secret: bytes, max_age_s: int, revoked_file: Path | None = None) -> None:
         self._serializer = URLSafeTimedSerializer(secret, salt="pvwatch-dashboard-session")
         self.max_age_s = max_age_s
-        self._revoked: dict[str, float] = {}
+        self.revoked_file = revoked_file
+        #: session id -> wall-clock time of the sign-out
+        self._revoked: dict[str, float] = self._load_revoked()
 
     def encode(self, session: Session) -> str:
         return self._serializer.dumps({"u": session.user, "s": session.session_id, "c": session.csrf_token})
@@ -54,9 +63,34 @@ class SessionCodec:
         return Session(data.get("u"), str(data.get("s")), str(data.get("c")))
 
     def revoke(self, session: Session) -> None:
-        now = time.monotonic()
+        now = time.time()
         self._revoked = {sid: at for sid, at in self._revoked.items() if now - at < self.max_age_s}
         self._revoked[session.session_id] = now
+        if self.revoked_file is not None:
+            self._save_revoked(self.revoked_file)
+
+    def _load_revoked(self) -> dict[str, float]:
+        if self.revoked_file is None or not self.revoked_file.exists():
+            return {}
+        now = time.time()
+        found: dict[str, float] = {}
+        for line in self.revoked_file.read_text(encoding="utf-8").splitlines():
+            session_id, _, at = line.partition(" ")
+            try:
+                signed_out = float(at)
+            except ValueError:
+                continue  # a torn last line from a crash: that sign-out was not confirmed either
+            if now - signed_out < self.max_age_s:
+                found[session_id] = signed_out
+        return found
+
+    def _save_revoked(self, path: Path) -> None:
+        """The sessions still worth refusing, written atomically, owner-only (like the audit log)."""
+        temporary = path.with_name(path.name + ".tmp")
+        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+            handle.writelines(f"{sid} {at}\n" for sid, at in self._revoked.items())
+        os.replace(temporary, path)
 
 
 def csrf_matches(expected: str, given: str | None) -> bool:

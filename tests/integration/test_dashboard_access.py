@@ -1093,3 +1093,29 @@ def test_a_session_cookie_replayed_after_sign_out_or_past_its_lifetime_is_refuse
         assert response.status == 302 and response.headers["Location"].startswith("/login")
 
     run(DashboardConfig(**{**config.__dict__, "session_max_age_s": 4}), scenario)
+
+
+def test_a_signed_out_session_stays_refused_after_the_dashboard_restarts(config):
+    """With a fixed --secret-file a restarted dashboard accepts the cookies it signed before; a signed-out one must
+    stay dead (the sign-out is kept next to the audit log, owner-only)."""
+    copied: dict[str, str] = {}
+
+    async def sign_out(client: TestClient) -> None:
+        token = await login(client, "olivia")
+        copied["cookie"] = next(c.value for c in client.session.cookie_jar if c.key == "pvwatch_session")
+        await login(client, "anders")  # another session of the same dashboard, still signed in at the restart
+        copied["kept"] = next(c.value for c in client.session.cookie_jar if c.key == "pvwatch_session")
+        client.session.cookie_jar.update_cookies({"pvwatch_session": copied["cookie"]}, client.make_url("/"))
+        await client.post("/logout", data={"csrf_token": token})
+
+    async def after_restart(client: TestClient) -> None:
+        jar = client.session.cookie_jar
+        jar.update_cookies({"pvwatch_session": copied["cookie"]}, client.make_url("/"))
+        assert (await client.get("/api/alerts")).status == 401, "signed out before the restart"
+        jar.update_cookies({"pvwatch_session": copied["kept"]}, client.make_url("/"))
+        assert (await client.get("/sql")).status == 200, "a session not signed out survives the restart"
+
+    run(config, sign_out)
+    run(config, after_restart)  # a new app: same secret, same files
+    revoked = config.audit_log.with_name(config.audit_log.name + ".revoked-sessions")
+    assert stat.S_IMODE(revoked.stat().st_mode) == 0o600
