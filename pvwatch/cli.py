@@ -43,8 +43,9 @@ def cli() -> None:
 @cli.command()
 @click.option("--events", "events_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Run over your own JSON Lines file instead of the synthetic cohort.")
-@click.option("--db", type=click.Path(dir_okay=False, path_type=Path), default=Path("var/demo/pvwatch.duckdb"),
-              show_default=True, help="DuckDB store to write (created if missing).")
+@click.option("--db", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="DuckDB store to write, created if missing and kept. Default: var/demo/pvwatch.duckdb, emptied "
+                   "at the start of each run.")
 @click.option("--patients", type=click.IntRange(1, 100_000), default=60, show_default=True,
               help="Size of the synthetic cohort.")
 @click.option("--seed", type=int, default=7, show_default=True, help="Seed of the synthetic cohort.")
@@ -56,7 +57,7 @@ def cli() -> None:
 @click.option("--metrics-port", type=int, default=0, help="Worker metrics port (default: a free port).")
 @click.option("--timeout", "timeout_s", type=float, default=300.0, show_default=True,
               help="Give up if the events are not all processed in this many seconds.")
-def demo(events_file: Path | None, db: Path, patients: int, seed: int, forever: bool, dashboard_port: int,
+def demo(events_file: Path | None, db: Path | None, patients: int, seed: int, forever: bool, dashboard_port: int,
          workdir: Path, metrics_port: int, timeout_s: float) -> None:
     """Run the whole pipeline locally: embedded broker, worker, a cohort (or --events FILE) -> DuckDB.
 
@@ -66,9 +67,9 @@ def demo(events_file: Path | None, db: Path, patients: int, seed: int, forever: 
     from pvwatch.demo import DemoInterrupted, DemoOptions, run_demo
 
     try:
-        run_demo(DemoOptions(db=db, workdir=workdir, events_file=events_file, patients=patients, seed=seed,
-                             forever=forever, dashboard_port=dashboard_port, metrics_port=metrics_port,
-                             timeout_s=timeout_s))
+        run_demo(DemoOptions(db=db or Path("var/demo/pvwatch.duckdb"), workdir=workdir, events_file=events_file,
+                             patients=patients, seed=seed, forever=forever, dashboard_port=dashboard_port,
+                             metrics_port=metrics_port, timeout_s=timeout_s, fresh_store=db is None))
     except DemoInterrupted as interrupted:
         click.echo(str(interrupted), err=True)
         sys.exit(130)  # the shell's code for a run ended by Ctrl-C

@@ -21,6 +21,7 @@ from pvwatch.errors import PvwatchError
 from pvwatch.metrics_client import processed, scrape, scrape_labelled
 from pvwatch.pseudonym import Pseudonymiser
 from pvwatch.stop import StopRequests
+from pvwatch.store.eventstore import connect
 from pvwatch.streams.broker import EmbeddedBroker, die_with_parent, free_port
 from pvwatch.streams.ingest import IngestReport, prepare, read_lines, send_prepared
 from pvwatch.streams.producer import EventPublisher
@@ -39,6 +40,8 @@ class DemoOptions:
     metrics_port: int = 0
     session_timeout_s: float = 4.0
     timeout_s: float = 300.0
+    #: the default store is the demo's scratch and starts empty each run; a store the user names is kept
+    fresh_store: bool = False
 
 
 class ChildProcess:
@@ -180,6 +183,16 @@ class DemoInterrupted(PvwatchError):
     """Ctrl-C (or SIGTERM) before every event was processed: everything was stopped, the run is incomplete."""
 
 
+def _start_afresh(db: Path) -> None:
+    """Remove the previous run's default store, so every `make demo` shows the cohort stored and its alerts
+    raised (into a kept store, a second run finds every event a duplicate and raises nothing). A store a running
+    worker holds is left alone: StoreLocked says so."""
+    if db.exists():
+        connect(db, read_only=True).close()
+    for path in (db, db.with_name(db.name + ".wal")):
+        path.unlink(missing_ok=True)
+
+
 def run_demo(options: DemoOptions) -> IngestReport:
     """Broker, worker, events in, summary out; with `forever`, keep serving until Ctrl-C.
 
@@ -189,6 +202,8 @@ def run_demo(options: DemoOptions) -> IngestReport:
     """
     stop = StopRequests()
     stop.install()
+    if options.fresh_store:
+        _start_afresh(options.db)
     options.workdir.mkdir(parents=True, exist_ok=True)
     broker_log = options.workdir / "broker.log"
     worker_log = options.workdir / "worker.log"

@@ -114,3 +114,30 @@ def test_forever_serves_until_ctrl_c_then_stops_everything_and_exits_zero(tmp_pa
                                                     if any(k in c for c in children)}, children
     assert ended.returncode == 0, ended.stderr[-2000:]
     assert "Traceback" not in ended.stderr
+
+
+def test_each_default_demo_run_starts_from_an_empty_store_and_shows_the_alerts_again(tmp_path):
+    records = list(generate_cohort(5, 7))
+    serious = len({r["case_id"] for r in records if r.get("seriousness")})
+    assert serious, "cohort seed 7 with 5 patients holds a serious adverse event"
+    for run in ("first", "second"):
+        result = subprocess.run([sys.executable, "-m", "pvwatch", "demo", "--patients", "5"], cwd=tmp_path,
+                                capture_output=True, text=True, timeout=180)
+        assert result.returncode == 0, result.stderr[-2000:]
+        assert f"sent {len(records)}  stored {len(records)}  duplicates 0" in result.stdout, (run, result.stdout)
+        assert re.search(rf"^  serious-ae +{serious} ", result.stdout, re.MULTILINE), (run, result.stdout)
+
+
+def test_the_default_store_is_not_emptied_while_a_worker_holds_it(tmp_path):
+    from pvwatch.store.eventstore import EventStore
+
+    db = tmp_path / "var" / "demo" / "pvwatch.duckdb"
+    db.parent.mkdir(parents=True)
+    held = EventStore(db)  # as a running worker (say a `pvwatch demo --forever`) holds it
+    try:
+        result = subprocess.run([sys.executable, "-m", "pvwatch", "demo", "--patients", "5"], cwd=tmp_path,
+                                capture_output=True, text=True, timeout=60)
+    finally:
+        held.close()
+    assert result.returncode == 2 and "held by another process" in result.stderr, result.stderr[-2000:]
+    assert db.exists()
