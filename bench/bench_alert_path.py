@@ -58,6 +58,7 @@ from tests.alerting_stack import (
     Alertmanager,
     Prometheus,
     WebhookReceiver,
+    first_serious_event,
     iso_to_unix,
     parse_duration_s,
 )
@@ -82,12 +83,7 @@ class Sample:
 def serious_events(count: int) -> list[AdverseEventReported]:
     """`count` serious adverse events, each its own case (so each raises its own alert): copies of the first
     serious report in the synthetic cohort with new event and case ids."""
-    pseudonymiser = Pseudonymiser.from_secret(None, demo_mode=True)
-    template = next(
-        event for record in generate_cohort(30, 5) if record["type"] == "adverse-event"
-        for event in [AdverseEventReported.model_validate(pseudonymiser.pseudonymise_record(record))]
-        if event.seriousness.is_serious
-    )
+    template = first_serious_event(Pseudonymiser.from_secret(None, demo_mode=True))
     return [template.model_copy(update={"event_id": uuid4(), "case_id": f"BENCH-{i:04d}"}) for i in range(count)]
 
 

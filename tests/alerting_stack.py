@@ -1,6 +1,6 @@
 """Real Prometheus and Alertmanager (the Debian binaries) on loopback, configured from the shipped files, and
-a webhook receiver standing in for the person who gets paged. Used by tests/e2e/test_alert_path.py and
-bench/bench_alert_path.py.
+a webhook receiver standing in for the person who gets paged, and the serious adverse event they send. Used by
+tests/e2e/test_alert_path.py, tests/integration/test_monitoring_config.py and bench/bench_alert_path.py.
 
 The configurations are the ones docker-compose mounts, changed only where a local run must differ: target
 addresses (loopback ports instead of service names), every receiver's webhook URL (the receiver below, with
@@ -23,6 +23,9 @@ from typing import Any
 
 import yaml
 
+from pvwatch.cohort import generate_cohort
+from pvwatch.events import AdverseEventReported
+from pvwatch.pseudonym import Pseudonymiser
 from pvwatch.streams.broker import die_with_parent, free_port
 
 MONITORING = Path(__file__).resolve().parents[1] / "dashboards" / "monitoring"
@@ -82,6 +85,17 @@ class WebhookReceiver:
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+def first_serious_event(pseudonymiser: Pseudonymiser) -> AdverseEventReported:
+    """The synthetic cohort's first adverse event meeting an ICH E2A seriousness criterion (30 patients, seed 5)."""
+    for record in generate_cohort(30, 5):
+        if record["type"] != "adverse-event":
+            continue
+        event = AdverseEventReported.model_validate(pseudonymiser.pseudonymise_record(record))
+        if event.seriousness.is_serious:
+            return event
+    raise AssertionError("the synthetic cohort (30 patients, seed 5) holds a serious adverse event")
 
 
 def http_json(url: str, timeout_s: float = 5.0) -> Any:

@@ -21,17 +21,15 @@ import duckdb
 import pytest
 import yaml
 
-from pvwatch.cohort import generate_cohort
 from pvwatch.demo import WorkerProcess
 from pvwatch.events import AdverseEventReported, encode_event
 from pvwatch.events.alert import alert_id_for
 from pvwatch.metrics_client import scrape_labelled
-from pvwatch.pseudonym import Pseudonymiser
 from pvwatch.streams.alertmanager import ALERT_RULES
 from pvwatch.streams.broker import free_port
 from pvwatch.streams.producer import EventPublisher
 from pvwatch.streams.writer import StoreWriter
-from tests.alerting_stack import Alertmanager, Prometheus, WebhookReceiver
+from tests.alerting_stack import Alertmanager, Prometheus, WebhookReceiver, first_serious_event
 from tests.conftest import Workers, wait_for
 
 pytestmark = pytest.mark.e2e
@@ -51,16 +49,6 @@ def alertmanager(tmp_path: Path, webhook: WebhookReceiver) -> Iterator[Alertmana
     server = Alertmanager(tmp_path / "alertmanager", webhook.url)
     yield server
     server.stop()
-
-
-def first_serious_event(pseudonymiser: Pseudonymiser) -> AdverseEventReported:
-    for record in generate_cohort(30, 5):
-        if record["type"] != "adverse-event":
-            continue
-        event = AdverseEventReported.model_validate(pseudonymiser.pseudonymise_record(record))
-        if event.seriousness.is_serious:
-            return event
-    raise AssertionError("the synthetic cohort (30 patients, seed 5) holds a serious adverse event")
 
 
 def start_prometheus(tmp_path: Path, worker_metrics_url: str, alertmanager: Alertmanager) -> Prometheus:

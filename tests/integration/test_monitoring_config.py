@@ -30,6 +30,7 @@ from pvwatch.events.alert import alert_id_for
 from pvwatch.metrics import REGISTRY
 from pvwatch.metrics_client import scrape_labelled
 from pvwatch.streams.producer import EventPublisher
+from tests.alerting_stack import first_serious_event
 from tests.conftest import REPO, Workers, wait_for
 
 pytestmark = pytest.mark.integration
@@ -437,9 +438,7 @@ def test_every_runbook_command_works_while_the_worker_runs(workers: Workers, dem
     assert {heading for heading, _ in commands} >= {"SeriousAdverseEvent", "CriticalSafetyAlert",
                                                     "DeadLetterQueueNotEmpty"}
     worker = workers.start()
-    serious = next(e for record in generate_cohort(10, 3) if record["type"] == "adverse-event"
-                   for e in [AdverseEventReported.model_validate(demo_pseudonymiser.pseudonymise_record(record))]
-                   if e.seriousness.is_serious)
+    serious = first_serious_event(demo_pseudonymiser)
     with EventPublisher(workers.broker.bootstrap) as publisher:
         publisher.publish(serious)
         publisher.publish_raw(AdverseEventReported.topic, b"{not json", key=b"pt-bad")
