@@ -23,8 +23,10 @@ import asyncio
 import gc
 import logging
 import multiprocessing
+import os
 import pickle
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -48,6 +50,8 @@ T = TypeVar("T")
 RawMessage = tuple[str, int, int, bytes | None, float | None, dict[str, bytes]]
 #: pipes besides "batch", each with its own thread in the child (long reads that must not hold up batches)
 BACKGROUND_CHANNELS = ("snapshot", "signals")
+#: Nice value of the background channels' threads in the child (the batch thread keeps the process's)
+BACKGROUND_NICE = 10
 #: How long a starting writer waits for the store's lock (held by a previous writer still exiting)
 STORE_LOCK_WAIT_S = 10.0
 
@@ -65,6 +69,26 @@ def tune_gc() -> None:
     default cyclic-GC thresholds rescan them constantly (measured: validation 38 us/event with GC, 8 without).
     pvwatch creates few reference cycles; collect young objects far less often."""
     gc.set_threshold(100_000, 50, 100)
+
+
+def _freeze_survivors(phase: str, info: dict[str, int]) -> None:
+    """After a full collection, move its survivors out of every later one (`gc.freeze`).
+
+    The histories the rules build after start-up (a worker started on an empty store holds none at its
+    `gc.freeze()`) were rescanned by every full collection: 0.2-0.4 s inside one batch, measured at 1k events/s
+    (/work/briefs/latency.md). What survives a full collection is the long-lived history; each later full
+    collection then scans only what is newer. A cycle frozen here is never collected; pvwatch creates few.
+    """
+    if phase == "stop" and info["generation"] == 2:
+        gc.freeze()
+
+
+def _lower_priority() -> None:
+    """Run this thread (snapshot copy, signal recomputation) at a lower CPU priority than the batch thread: on 2
+    cores shared with Faust and the broker, a snapshot competing at equal priority stalled batches for 0.2-1 s.
+    Linux only (a thread's nice value); elsewhere the thread keeps its priority."""
+    if sys.platform == "linux":
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), BACKGROUND_NICE)
 
 
 class PublishableAlert(NamedTuple):
@@ -346,6 +370,7 @@ def _reply(conn: Connection, answer: tuple[str, Any]) -> None:
 
 
 def _serve_functions(writer: StoreWriter, conn: Connection) -> None:
+    _lower_priority()
     while True:
         try:
             function, args = conn.recv()
@@ -361,8 +386,12 @@ def serve(db: Path, rules_file: Path | None, rsi_file: Path | None, channels: di
     die_with_parent()  # a killed worker must not leave its writer holding the store's lock
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the worker decides the stop
     tune_gc()
+    gc.callbacks.append(_freeze_survivors)
     batch = channels["batch"]
     writer = StoreWriter(db, rules_file, rsi_file)  # an error here ends the child: the parent reports its exit
+    # one DuckDB thread: a background query then runs only on its own (lower-priority) thread, and a batch's small
+    # statements gain nothing from a second one
+    writer.store.con.execute("SET threads = 1")
     for name in BACKGROUND_CHANNELS:
         threading.Thread(target=_serve_functions, args=(writer, channels[name]), name=f"writer-{name}",
                          daemon=True).start()
