@@ -5,6 +5,9 @@ and never a patient pseudonym, case id or event id as a label value: they are un
 patient data. Hot paths use pre-bound children (`labels()` costs ~3 us, a bound child ~0.7 us).
 """
 
+from functools import cache
+from typing import TypeVar
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
 REGISTRY = CollectorRegistry(auto_describe=True)
@@ -95,3 +98,14 @@ WORKER_UP = Gauge(
     "pv_worker_up", "1 while the worker's agents are running and partitions are assigned.", registry=REGISTRY
 )
 BUILD_INFO = Info("pv_build", "pvwatch version and the schema version of its event store.", registry=REGISTRY)
+
+_Labelled = TypeVar("_Labelled", Counter, Gauge, Histogram)
+
+
+@cache
+def bound(metric: _Labelled, *label_values: str) -> _Labelled:
+    """The child of `metric` for these label values, looked up once and then reused (pre-bound children).
+
+    For code that runs per batch or per event with label values known only at run time; label values are
+    bounded sets (event types, rule ids, topics, reasons, categories), never identifiers, so the cache is too."""
+    return metric.labels(*label_values)

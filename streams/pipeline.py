@@ -91,24 +91,25 @@ def initialise_metric_series() -> None:
 
 
 def record_metrics(facts: MetricFacts) -> None:
-    """Apply a batch's (or timer tick's) metric facts to the worker's Prometheus registry."""
+    """Apply a batch's (or timer tick's) metric facts to the worker's Prometheus registry (bound children: this
+    runs once per batch, i.e. per event at low traffic)."""
     for event_type, count in facts.ingested.items():
-        metrics.EVENTS_INGESTED.labels(event_type).inc(count)
+        metrics.bound(metrics.EVENTS_INGESTED, event_type).inc(count)
     for event_type, count in facts.duplicates.items():
-        metrics.EVENTS_DUPLICATE.labels(event_type).inc(count)
+        metrics.bound(metrics.EVENTS_DUPLICATE, event_type).inc(count)
     for rule, count in facts.evaluations.items():
-        metrics.RULE_EVALUATIONS.labels(rule).inc(count)
+        metrics.bound(metrics.RULE_EVALUATIONS, rule).inc(count)
     for (topic, reason), count in facts.rejected.items():
-        metrics.EVENTS_REJECTED.labels(topic, reason).inc(count)
+        metrics.bound(metrics.EVENTS_REJECTED, topic, reason).inc(count)
     for (rule, severity), count in facts.alerts_raised.items():
-        metrics.ALERTS_RAISED.labels(rule, severity).inc(count)
+        metrics.bound(metrics.ALERTS_RAISED, rule, severity).inc(count)
     if facts.dead_letters_open is not None:
         metrics.DEAD_LETTERS.set(facts.dead_letters_open)
     if facts.dead_letters_change:
         metrics.DEAD_LETTERS.inc(facts.dead_letters_change)
     if facts.clocks is not None:
         for category, count in facts.clocks.open_by_category.items():
-            metrics.EXPEDITED_CLOCKS_OPEN.labels(category).set(count)
+            metrics.bound(metrics.EXPEDITED_CLOCKS_OPEN, category).set(count)
         metrics.EXPEDITED_NEAREST_DEADLINE.set(facts.clocks.nearest_deadline_s)
         metrics.EXPEDITED_OVERDUE.set(facts.clocks.overdue)
     if facts.write_seconds is not None:
