@@ -82,17 +82,21 @@ def demo(events_file: Path | None, db: Path | None, patients: int, seed: int, fo
               help="Append the broker's log here.")
 def broker(port: int, partitions: int, log_path: Path | None) -> None:
     """Run the embedded Kafka-protocol broker (Tansu, in memory) alone, with pvwatch's topics, until Ctrl-C."""
+    from pvwatch.errors import BrokerError
     from pvwatch.streams.broker import EmbeddedBroker
     from pvwatch.streams.topics import ensure_topics
 
     with EmbeddedBroker(port=port, log_path=log_path) as running:
         ensure_topics(running.bootstrap, partitions)
         click.echo(f"broker listening on {running.bootstrap} (data in memory only); Ctrl-C to stop")
+        exit_code: int | None = None
         try:
-            while running.process is not None and running.process.poll() is None:
+            while running.process is not None and (exit_code := running.process.poll()) is None:
                 time.sleep(0.5)
         except KeyboardInterrupt:
-            pass
+            return
+    raise BrokerError(f"the broker stopped by itself with exit code {exit_code}"
+                      + (f"; its log: {log_path}" if log_path else "; run with --log FILE to keep its output"))
 
 
 @cli.command()

@@ -60,6 +60,16 @@ def wait_for_port(host: str, port: int, timeout_s: float, process: subprocess.Po
     raise BrokerError(f"nothing listening on {host}:{port} after {timeout_s:.0f} s")
 
 
+def _check_free(host: str, port: int) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the broker binds: TIME_WAIT is no conflict
+        try:
+            sock.bind((host, port))
+        except OSError as error:
+            raise BrokerError(f"{host}:{port} is already in use ({error.strerror}); choose another port or stop "
+                              "what listens there") from None
+
+
 class EmbeddedBroker:
     """Start with `with EmbeddedBroker(log_path=...) as broker: broker.bootstrap ...`; stopped on exit."""
 
@@ -74,6 +84,7 @@ class EmbeddedBroker:
         return f"{self.host}:{self.port}"
 
     def start(self, timeout_s: float = 15.0) -> EmbeddedBroker:
+        _check_free(self.host, self.port)  # else the wait below would take whatever listens there for this broker
         url = f"tcp://{self.host}:{self.port}"
         command = [
             str(tansu_binary()), "broker", "--listener-url", url, "--advertised-listener-url", url,

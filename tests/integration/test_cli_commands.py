@@ -8,6 +8,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -46,6 +47,18 @@ def test_broker_command_serves_the_kafka_protocol_with_the_topics_and_stops_on_c
     time.sleep(0.2)
     with pytest.raises(BrokerError, match="nothing listening"):
         wait_for_port("127.0.0.1", port, 1)
+
+
+def test_broker_command_refuses_a_port_something_else_listens_on():
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        refused = pvwatch("broker", "--port", str(port))
+    # before: another Kafka broker there was taken for this one ("listening", exit 0); anything else there gave
+    # "no Kafka broker" after 20 s
+    assert refused.returncode == 2, refused.stdout
+    assert "already in use" in refused.stderr and "listening" not in refused.stdout
 
 
 def _topics(port: int) -> set[str]:
