@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 from kafka.admin import KafkaAdminClient
@@ -59,6 +60,30 @@ def test_broker_command_refuses_a_port_something_else_listens_on():
     # "no Kafka broker" after 20 s
     assert refused.returncode == 2, refused.stdout
     assert "already in use" in refused.stderr and "listening" not in refused.stdout
+
+
+def test_broker_command_exits_non_zero_when_the_broker_dies_under_it(tmp_path):
+    port = free_port()
+    process = subprocess.Popen([sys.executable, "-m", "pvwatch", "broker", "--port", str(port)],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert process.stdout is not None and "broker listening" in process.stdout.readline()  # topics created
+        tansu = [int(c.parent.name) for c in Path("/proc").glob("[0-9]*/cmdline")
+                 if b"tansu" in _read(c) and f"127.0.0.1:{port}".encode() in _read(c)]
+        assert len(tansu) == 1, tansu
+        os.kill(tansu[0], signal.SIGKILL)
+        _, stderr = process.communicate(timeout=15)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 2 and "stopped by itself" in stderr, stderr
+
+
+def _read(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError:
+        return b""  # the process exited meanwhile
 
 
 def _topics(port: int) -> set[str]:
