@@ -115,7 +115,15 @@ def test_serious_adverse_event_reaches_the_safety_officer_in_under_a_second_and_
         assert [a["labels"] for a in held] == [SERIOUS_AE_LABELS]
         time.sleep(2)
         assert sum(1 for n in webhook.notifications if n.alerts("SeriousAdverseEvent")) == 1
-        # this case may raise other critical alerts too (e.g. a 7-day SUSAR clock): each posted, none failed
+        # The case is a life-threatening SUSAR (unexpected per the RSI), so its 7-day clocks are critical
+        # expedited-clock alerts (ICH E2A III.A): posted too, as the catch-all rule would fire them, just as fast.
+        # Its clocks are long overdue, but expedited-overdue is paged by ExpeditedReportOverdue, never posted.
+        clock = webhook.wait_for("CriticalSafetyAlert", timeout_s=5)
+        assert clock.received_at - sent_at < 1.0 and clock.receiver == "safety-officer"
+        assert [a["labels"] for a in clock.alerts("CriticalSafetyAlert")] == [
+            {"alertname": "CriticalSafetyAlert", "rule": "expedited-clock", "severity": "critical", "team": "safety"}]
+        posted_rules = {a["labels"]["rule"] for n in webhook.notifications for a in n.alerts("CriticalSafetyAlert")}
+        assert "expedited-overdue" not in posted_rules
         posts = scrape_labelled(worker.metrics_url, "pv_alert_notifications_total")
         assert posts[(("outcome", "sent"),)] >= 1 and posts[(("outcome", "failed"),)] == 0
     finally:
