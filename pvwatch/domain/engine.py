@@ -123,10 +123,11 @@ class SafetyEngine:
     def apply(self, events: Iterable[EventEnvelope], now: datetime) -> EngineOutput:
         output = EngineOutput()
         ordered = sorted(events, key=lambda e: (e.occurred_at, e.event_id.int))  # .int orders as the UUID does
+        add, index, evaluate = self.history.add, self._index, self._evaluate
         for event in ordered:
-            patient = self.history.add(event)
-            self._index(event)
-            self._evaluate(event, patient, now, output)
+            patient = add(event)
+            index(event)
+            evaluate(event, patient, now, output)
         output.alerts = self._changed(output.alerts)
         return output
 
@@ -161,7 +162,7 @@ class SafetyEngine:
                 self._stale[scope].add(event.patient)
 
     def _enabled(self, rule_id: str, output: EngineOutput) -> bool:
-        if not self.p.enabled(rule_id):
+        if rule_id in self.p.disabled:  # RuleParameters.enabled, without the call (asked for every event)
             return False
         output.evaluations[rule_id] += 1
         return True
