@@ -494,6 +494,8 @@ class SafetyEngine:
         infusions in the attribution window before it; an infusion's own (it may attribute earlier reports)."""
         if isinstance(event, MscInfusionGiven):
             infusions = [event]
+        elif event.patient not in self._infused_from:
+            return []  # most adverse events: the patient never had an infusion to attribute them to
         else:
             window = timedelta(days=self.p.lot_cluster.attribution_days)
             infusions = [i for i in patient.of_type("msc-infusion", MscInfusionGiven)
