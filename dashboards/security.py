@@ -79,7 +79,7 @@ class SessionCodec:
             try:
                 signed_out = float(at)
             except ValueError:
-                continue  # a torn last line from a crash: that sign-out was not confirmed either
+                continue  # not "<session id> <time>" (the file is rewritten whole, so never half a line)
             if now - signed_out < self.max_age_s:
                 found[session_id] = signed_out
         return found
