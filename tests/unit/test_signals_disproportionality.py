@@ -10,7 +10,7 @@ import math
 
 import numpy as np
 import pytest
-from scipy import special, stats
+from scipy import optimize, special, stats
 
 from pvwatch.domain.signals.disproportionality import (
     GammaMixturePrior,
@@ -19,6 +19,7 @@ from pvwatch.domain.signals.disproportionality import (
     frequentist,
     information_component,
     information_component_approx025,
+    mixture_quantile,
 )
 
 
@@ -123,3 +124,23 @@ def test_eb05_and_eb95_are_exact_quantiles_of_the_posterior_mixture() -> None:
                     + (1 - q) * (special.digamma(prior.alpha2 + a[i]) - math.log(prior.beta2 + expected[i])))
         assert scores.ebgm[i] == pytest.approx(math.exp(mean_log), rel=1e-12)
         assert scores.eb05[i] < scores.ebgm[i] < scores.eb95[i]
+
+
+def test_mixture_quantiles_are_roots_also_on_a_plateau_and_when_the_start_is_the_root() -> None:
+    # The quantile of q Gamma(s1, r1) + (1-q) Gamma(s2, r2) is the root of its CDF minus p (DuMouchel 1999
+    # eq. 7), found here by an independent bracketing root finder (Brent) on scipy's gamma CDF. Cases: q = 1
+    # (the first component's own quantile is the root), components so far apart that the mixture CDF is flat
+    # at q between them (the root lies under the first component), and a mixture of a wide and a narrow one.
+    q = np.array([1.0, 0.2093, 0.5, 0.0, 0.172])
+    shape1, rate1 = np.array([101.02, 1.1398, 0.0804, 2.0, 0.3867]), np.array([0.5997, 462.27, 665.12, 1.0, 16.92])
+    shape2, rate2 = np.array([122.2, 362.12, 3.186, 30.0, 35.52]), np.array([27.23, 0.03386, 721.76, 5.0, 251.28])
+    for probability in (0.05, 0.95):
+        roots = mixture_quantile(probability, q, shape1, rate1, shape2, rate2)
+        for i in range(q.size):
+            def excess(u: float, i: int = i, probability: float = probability) -> float:
+                x = math.exp(u)
+                return float(q[i] * special.gammainc(shape1[i], rate1[i] * x)
+                             + (1 - q[i]) * special.gammainc(shape2[i], rate2[i] * x) - probability)
+
+            exact = math.exp(optimize.brentq(excess, -60.0, 60.0, xtol=1e-14, rtol=1e-15))
+            assert roots[i] == pytest.approx(exact, rel=1e-10)
