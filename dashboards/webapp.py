@@ -145,6 +145,8 @@ PUBLISHER = web.AppKey("publisher", ActionPublisher)
 #: alert-action events this process published, by event id, until the snapshot holds them: {event_id: alert_id}
 PENDING = web.AppKey("pending", dict)
 RATES = web.AppKey("rates", CounterRates)
+#: the children the alert queue API last listed to each session (audited again only when that set changes)
+LISTED = web.AppKey("listed", dict)
 SESSION = web.RequestKey("session", Session)
 USER = web.RequestKey("user", User)
 
@@ -329,6 +331,7 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
 async def logout(request: web.Request) -> web.StreamResponse:
     session = request[SESSION]
     request.app[SESSIONS].revoke(session)
+    request.app[LISTED].pop(session.session_id, None)
     audit(request, "logout")
     response = web.HTTPFound("/login")
     response.del_cookie(SESSION_COOKIE, path="/")
@@ -353,13 +356,31 @@ def _snapshot_json(snapshot: Snapshot) -> dict[str, Any]:
             "age_s": snapshot.age_s, "event_count": snapshot.event_count}
 
 
+def _patients_of(rows: list[dict[str, Any]]) -> list[str]:
+    return sorted({row["patient"] for row in rows if row.get("patient")})
+
+
+def _audit_listing(request: web.Request, action: str, patients: list[str], **detail: Any) -> None:
+    """The queue lists children: audit each page load, and an API answer only when the set of children it lists
+    to this session differs from the last one audited for it (not every 2 s poll; docs/analysts.md)."""
+    listed = request.app[LISTED]
+    session_id = request[SESSION].session_id
+    if action != "view-alert-queue" and listed.get(session_id) == patients:
+        return
+    if len(listed) > 10_000:  # sessions that ended without a sign-out: forgetting them only audits more
+        listed.clear()
+    listed[session_id] = patients
+    audit(request, action, patients=patients, **detail)
+
+
 @requires(Permission.VIEW_ALERTS)
 async def alerts_page(request: web.Request) -> web.StreamResponse:
     try:
-        choices, snapshot = await in_snapshot(request, lambda con, read: (read.filter_choices(con),
-                                                                          read.snapshot(con)))
+        choices, snapshot, patients = await in_snapshot(request, lambda con, read: (
+            read.filter_choices(con), read.snapshot(con), _patients_of(read.alerts(con, _filters(request)))))
     except SnapshotUnavailable as error:
         return render(request, "error.html", status=503, message=str(error))
+    _audit_listing(request, "view-alert-queue", patients, filters=_filters(request).active())
     return render(request, "alerts.html", choices=choices, filters=_filters(request).active(), snapshot=snapshot,
                   poll_ms=int(request.app[CONFIG].poll_interval_s * 1000),
                   can_act=current_user(request).may(Permission.ACT_ON_ALERTS) and request.app[CONFIG].bootstrap)
@@ -380,6 +401,7 @@ async def alerts_api(request: web.Request) -> web.StreamResponse:
         body = await in_snapshot(request, work)
     except SnapshotUnavailable as error:
         return web.json_response({"error": str(error), "alerts": []}, status=503)
+    _audit_listing(request, "list-alerts", _patients_of(body["alerts"]), filters=filters.active())
     waiting = {alert_id: action for alert_id, action in pending.values()}
     for alert in body["alerts"]:
         alert["pending_action"] = waiting.get(alert["alert_id"])
@@ -522,6 +544,8 @@ async def expedited_page(request: web.Request) -> web.StreamResponse:
                                                               "snapshot": read.snapshot(con)})
     except SnapshotUnavailable as error:
         return render(request, "error.html", status=503, message=str(error))
+    audit(request, "view-expedited-board", patients=_patients_of(found["clocks"] or []),
+          clocks=len(found["clocks"] or []))
     return render(request, "expedited.html", **found)
 
 
@@ -768,6 +792,7 @@ def build_dashboard(config: DashboardConfig, publisher: ActionPublisher | None =
     app[TEMPLATES] = _templates()
     app[PENDING] = {}
     app[RATES] = CounterRates()
+    app[LISTED] = {}
     if publisher is None and config.bootstrap:
         publisher = ActionPublisher(config.bootstrap)
     if publisher is not None:

@@ -600,6 +600,43 @@ def test_expedited_board_lists_open_clocks_by_deadline_with_overdue_in_red(confi
     run(config, scenario)
 
 
+def test_viewing_the_alert_queue_or_the_expedited_board_is_audited_with_the_children_listed(config, snapshot):
+    """Both pages list children (pseudonyms and summaries): each page load is an audit entry naming them; the
+    queue's 2 s poll of /api/alerts adds one only when the set of children it lists to the session changes."""
+    import duckdb
+
+    from pvwatch.cohort import CLUSTER_LOT
+
+    con = duckdb.connect(str(snapshot[0]), read_only=True)
+    on_board = sorted(p for (p,) in con.execute("SELECT DISTINCT patient FROM expedited_reports "
+                                                "WHERE submitted_at IS NULL").fetchall())
+    con.close()
+    queued = sorted({str(a.patient) for a in snapshot[1]})  # every open alert's child
+    seen: dict[str, list[dict[str, Any]]] = {}
+
+    async def scenario(client: TestClient) -> None:
+        await login(client, "olivia")
+        assert (await client.get("/alerts")).status == 200
+        for _ in range(3):  # the page's live polls: the same children, no new entry
+            assert (await client.get("/api/alerts")).status == 200
+        cluster = [(await (await client.get("/api/alerts", params={"lot": CLUSTER_LOT})).json())["alerts"]
+                   for _ in range(2)]
+        assert cluster[0] == cluster[1] and cluster[0]
+        seen["cluster"] = cluster[0]
+        await page(client, "/expedited")
+
+    run(config, scenario)
+    listings = [e for e in audit_entries(config)
+                if e["action"] in ("view-alert-queue", "list-alerts", "view-expedited-board")]
+    assert [(e["action"], e["actor"]) for e in listings] == [
+        ("view-alert-queue", "olivia"), ("list-alerts", "olivia"), ("view-expedited-board", "olivia")]
+    whole, cluster_listing, board = listings
+    assert set(whole["detail"]["patients"]) >= set(queued) and whole["detail"]["filters"] == {}
+    assert cluster_listing["detail"]["filters"] == {"lot": CLUSTER_LOT}
+    assert cluster_listing["detail"]["patients"] == sorted({a["patient"] for a in seen["cluster"]})
+    assert board["detail"]["patients"] == on_board and on_board
+
+
 def test_queue_filters_by_rule_severity_status_site_product_and_lot(config, snapshot):
     from pvwatch.cohort import CLUSTER_LOT
 
