@@ -358,10 +358,13 @@ def test_a_real_workers_exposition_passes_promtool_and_serves_every_metric_the_i
     wait_for(lambda: workers.metric(worker, "pv_events_rejected_total") >= 1
              and workers.metric(worker, "pv_events_ingested_total") >= len(events), 30, what="events processed")
     # lag is sampled once a batch is acknowledged and alert latency once its alerts are published: after the counts
-    wait_for(lambda: any(dict(labels)["topic"] == AdverseEventReported.topic
-                         for labels in scrape_labelled(worker.metrics_url, "pv_consumer_lag_messages"))
-             and workers.metric(worker, "pv_alert_latency_seconds_count") >= len(serious_cases), 10,
-             what="lag sampled and alerts published")
+    def caught_up() -> bool:
+        lag = scrape_labelled(worker.metrics_url, "pv_consumer_lag_messages")
+        return (any(dict(labels)["topic"] == AdverseEventReported.topic for labels in lag)
+                and all(value == 0 for value in lag.values()))
+
+    wait_for(lambda: caught_up() and workers.metric(worker, "pv_alert_latency_seconds_count") >= len(serious_cases),
+             10, what="lag sampled at 0 and alerts published")
     with urllib.request.urlopen(worker.metrics_url, timeout=5) as response:
         exposition = response.read().decode()
     checked = run("promtool", "check", "metrics", stdin=exposition)
