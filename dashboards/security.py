@@ -30,10 +30,12 @@ class Session:
     user: str | None  #: None before login (the login form's own CSRF token)
     session_id: str
     csrf_token: str
+    #: when the user signed in (seconds since the epoch): a session older than the user's sessions_not_before is over
+    signed_in_at: float = 0.0
 
     @classmethod
     def new(cls, user: str | None) -> Session:
-        return cls(user, secrets.token_urlsafe(16), secrets.token_urlsafe(32))
+        return cls(user, secrets.token_urlsafe(16), secrets.token_urlsafe(32), time.time())
 
 
 class SessionCodec:
@@ -49,7 +51,8 @@ class SessionCodec:
         self._revoked: dict[str, float] = self._load_revoked()
 
     def encode(self, session: Session) -> str:
-        return self._serializer.dumps({"u": session.user, "s": session.session_id, "c": session.csrf_token})
+        return self._serializer.dumps({"u": session.user, "s": session.session_id, "c": session.csrf_token,
+                                       "t": session.signed_in_at})
 
     def decode(self, value: str | None) -> Session | None:
         if not value:
@@ -60,7 +63,9 @@ class SessionCodec:
             return None
         if not isinstance(data, dict) or data.get("s") in self._revoked:
             return None
-        return Session(data.get("u"), str(data.get("s")), str(data.get("c")))
+        signed_in_at = data.get("t", 0.0)
+        return Session(data.get("u"), str(data.get("s")), str(data.get("c")),
+                       float(signed_in_at) if isinstance(signed_in_at, int | float) else 0.0)
 
     def revoke(self, session: Session) -> None:
         now = time.time()

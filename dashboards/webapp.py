@@ -245,7 +245,7 @@ async def authentication(request: web.Request, handler: Handler) -> web.StreamRe
         raise web.HTTPNotFound()
     session = request.app[SESSIONS].decode(request.cookies.get(SESSION_COOKIE))
     user = request.app[USERS].get(session.user) if session and session.user else None
-    if session is None or user is None:
+    if session is None or user is None or not user.accepts_session(session.signed_in_at):  # disabled, or reset
         if request.path.startswith("/api/"):
             raise web.HTTPUnauthorized(text="sign in first", headers={"WWW-Authenticate": 'Cookie realm="pvwatch"'})
         target = request.path_qs if request.method == "GET" else "/"
@@ -731,21 +731,63 @@ async def _run_sql(request: web.Request, query: str) -> tuple[Any, str | None]:
 # --- admin -------------------------------------------------------------------------------------------------
 
 
+#: the admin page's user changes: the form's `op` -> the audit action
+USER_CHANGES = {"add": "user-added", "role": "user-role-changed", "disable": "user-disabled",
+                "enable": "user-enabled", "password": "user-password-reset"}
+
+
+def _change_user(request: web.Request, form: Any) -> str:
+    """Apply one user change from the admin page's forms, audit it and say what was done (ConfigError if not)."""
+    from pvwatch.dashboards.users import Role
+    from pvwatch.errors import ConfigError
+
+    users = request.app[USERS]
+    op = str(form.get("op", "add"))
+    name = str(form.get("username", "")).strip()
+    if op not in USER_CHANGES:
+        raise ConfigError(f"unknown change {op!r}")
+    before = users.get(name)
+    if op == "add":
+        if before is not None:
+            raise ConfigError(f"user {name} exists: change their role, password or access in the table")
+        try:
+            role = Role(str(form.get("role", "")))
+        except ValueError:
+            raise ConfigError(f"role must be one of {[r.value for r in Role]}") from None
+        users.add(name, role, str(form.get("password", "")))
+        audit(request, "user-added", user=name, role=role.value)
+        return f"User {name} saved with role {role.value}."
+    if before is None:
+        raise ConfigError(f"no user {name!r}")
+    if op == "role":
+        try:
+            role = Role(str(form.get("role", "")))
+        except ValueError:
+            raise ConfigError(f"role must be one of {[r.value for r in Role]}") from None
+        changed = users.set_role(name, role)
+        audit(request, "user-role-changed", user=name, role=role.value, previous_role=before.role.value)
+        return f"User {name} now has role {changed.role.value}."
+    if op in ("disable", "enable"):
+        users.set_disabled(name, op == "disable")
+        audit(request, USER_CHANGES[op], user=name)
+        return (f"User {name} is disabled: they cannot sign in and their sessions have ended." if op == "disable"
+                else f"User {name} is enabled: they can sign in again.")
+    users.reset_password(name, str(form.get("password", "")))
+    audit(request, "user-password-reset", user=name)
+    return f"Password of {name} reset; their sessions have ended."
+
+
 @requires(Permission.ADMINISTER)
 async def admin_page(request: web.Request) -> web.StreamResponse:
     config = request.app[CONFIG]
     message = None
     if request.method == "POST":
-        from pvwatch.dashboards.users import Role
         from pvwatch.errors import ConfigError
 
         form = await request.post()
         try:
-            added = request.app[USERS].add(str(form.get("username", "")), Role(str(form.get("role", ""))),
-                                           str(form.get("password", "")))
-            audit(request, "user-added", user=added.name, role=added.role.value)
-            message = f"User {added.name} saved with role {added.role.value}."
-        except (ConfigError, ValueError) as error:
+            message = await asyncio.to_thread(_change_user, request, form)
+        except ConfigError as error:
             message = f"Not saved: {error}"
     users = sorted(request.app[USERS].users().values(), key=lambda u: u.name)
     settings = {"snapshot": str(config.snapshot), "analyst snapshot": str(config.analyst_snapshot_path),
@@ -756,7 +798,10 @@ async def admin_page(request: web.Request) -> web.StreamResponse:
                 "session lifetime (s)": config.session_max_age_s, "SQL row limit": config.sql_max_rows,
                 "SQL time limit (s)": config.sql_timeout_s,
                 "failed logins allowed per minute": config.login_failures_per_minute}
-    return render(request, "admin.html", users=users, settings=settings, message=message)
+    from pvwatch.dashboards.users import MIN_PASSWORD_LENGTH, Role
+
+    return render(request, "admin.html", users=users, settings=settings, message=message, roles=[r.value for r in Role],
+                  min_password=MIN_PASSWORD_LENGTH)
 
 
 # --- the app -----------------------------------------------------------------------------------------------
