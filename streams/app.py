@@ -24,6 +24,7 @@ from pvwatch.config import Settings
 from pvwatch.events.registry import ALERT_TOPIC, DEAD_LETTER_TOPIC, SIGNAL_TOPIC, SOURCE_TOPICS
 from pvwatch.rulebook import load_rule_parameters
 from pvwatch.store.snapshot import SnapshotError, publish_snapshot
+from pvwatch.streams.alert_resend import already_on_topic
 from pvwatch.streams.alertmanager import AlertmanagerNotifier, initialise_alert_series, load_direct_routes
 from pvwatch.streams.dead_letters import stored_dead_letter_headers
 from pvwatch.streams.pipeline import initialise_metric_series, record_metrics
@@ -148,6 +149,17 @@ class Outbox:
         self.sent_dead_letter_ids.extend(row[0] for row in letters)
 
 
+async def _not_yet_on_topic(bootstrap: str, writer: WriterClient,
+                            pending: list[PublishableAlert]) -> list[PublishableAlert]:
+    """A crashed worker's unmarked alerts that never reached the alert topic; those that did are marked published
+    (streams/alert_resend.py), so a kill -9 does not put an alert on the topic twice."""
+    on_topic = await asyncio.get_running_loop().run_in_executor(None, already_on_topic, bootstrap, ALERT_TOPIC,
+                                                                pending)
+    if on_topic:
+        await writer.mark_published(sorted(on_topic), [])
+    return [alert for alert in pending if alert.alert_id not in on_topic]
+
+
 def build_app(settings: Settings) -> faust.App:
     app = faust.App(
         settings.group_id,
@@ -219,7 +231,8 @@ def build_app(settings: Settings) -> faust.App:
         try:
             metrics.BUILD_INFO.info({"version": _version(), "store_schema": str(opening.schema_version)})
             record_metrics(opening.metrics)
-            outbox = Outbox(writer, alert_topic, dead_letter_topic, opening.pending_alerts)
+            unsent = await _not_yet_on_topic(settings.kafka_bootstrap, writer, opening.pending_alerts)
+            outbox = Outbox(writer, alert_topic, dead_letter_topic, unsent)
             running["outbox"] = outbox
             _set_up()
             _page(outbox.pending_alerts)  # alerts a crashed worker stored but never published may never have paged

@@ -14,10 +14,9 @@ import pytest
 from kafka import KafkaConsumer
 
 from pvwatch.cohort import generate_cohort
-from pvwatch.events import ALERT_TOPIC, DEAD_LETTER_TOPIC, SOURCE_TOPICS, AdverseEventReported, encode_event
+from pvwatch.events import ALERT_TOPIC, DEAD_LETTER_TOPIC, AdverseEventReported, encode_event
 from pvwatch.metrics_client import scrape, scrape_labelled
 from pvwatch.pseudonym import Pseudonymiser
-from pvwatch.streams.offsets import group_lag
 from pvwatch.streams.producer import EventPublisher
 from tests.conftest import Workers, wait_for
 
@@ -135,8 +134,10 @@ def test_kill_9_mid_stream_loses_nothing_and_stores_nothing_twice(workers: Worke
 
     second = workers.start(env=small_batches)
     bootstrap = workers.broker.bootstrap
-    wait_for(lambda: sum(group_lag(bootstrap, "pvwatch-worker", SOURCE_TOPICS).values()) == 0, 90, 0.5,
-             "the restarted worker caught up and committed")
+    # Not the group's lag: the embedded broker reports end offsets below the true end (streams/alert_resend.py),
+    # so the lag reads 0 before the last events are processed.
+    wait_for(lambda: workers.metric(second, "pv_events_ingested_total") >= len(events) - stored_before_kill, 90, 0.2,
+             "the restarted worker stored the rest")
     redelivered = workers.metric(second, "pv_events_duplicate_total")
     second.stop()
 
@@ -153,9 +154,9 @@ def test_kill_9_mid_stream_loses_nothing_and_stores_nothing_twice(workers: Worke
     assert {a["alert_id"] for a in published} == stored_alert_ids
     assert {a["case_id"] for a in published if a["rule_id"] == "serious-ae"} == serious_cases
     # No alert raised twice: raising stamps raised_at, so the same alert raised again (same evidence) would be a
-    # second, different alert. What a kill -9 may cause is a re-send: an alert on the topic but not yet marked
-    # published when the worker died is sent again by the next one, the same alert field for field (consumers
-    # deduplicate by alert_id). A revision (new evidence) keeps its alert_id and is a different alert.
+    # second, different alert. Nor sent twice: an alert on the topic but not yet marked published when the worker
+    # died is found there by the next one (streams/alert_resend.py), not sent again (26-87 were, per kill, before).
+    # A revision (new evidence) keeps its alert_id and is a different alert.
     versions: dict[str, dict[tuple[str, ...], set[str]]] = {}
     for alert in published:
         versions.setdefault(alert["alert_id"], {}).setdefault(tuple(alert["evidence_event_ids"]), set()).add(
@@ -164,7 +165,7 @@ def test_kill_9_mid_stream_loses_nothing_and_stores_nothing_twice(workers: Worke
                     for evidence, copies in by_evidence.items() if len(copies) > 1}
     assert not raised_twice, f"alerts raised twice on the same evidence: {raised_twice}"
     distinct = sum(len(copies) for by_evidence in versions.values() for copies in by_evidence.values())
-    record_property("alerts_sent_again_after_restart", len(published) - distinct)
+    assert len(published) == distinct, f"{len(published) - distinct} alerts sent twice after the restart"
     # Offsets are committed every few seconds, so the restarted worker normally sees redelivered events:
     # they were recognised as duplicates above (stored once). Recorded for the report, not asserted.
     record_property("stored_before_kill", stored_before_kill)
