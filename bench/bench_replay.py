@@ -8,7 +8,7 @@ stores them (no broker: replay never touches it). Then, on that file, best of --
   2. `pvwatch replay` in one process and in two (the default: half of the patients in a forked helper): read,
      decode, every rule, alerts and expedited clocks written in one transaction.
 Wall time decides; the CPU time of each process is printed beside it (on a shared machine, a wall time far above
-the larger CPU time means other work had the cores).
+the larger CPU time means other work had the cores; the load average before and after is printed).
 bench/bench_live.py measures the live path through the broker and Faust, and replay against it in the same run.
 
     .venv/bin/python bench/bench_replay.py [--events 40000] [--workload clinical|adverse-events] [--repeat 3]
@@ -64,6 +64,7 @@ def main() -> None:
     parser.add_argument("--profile", type=Path, help="write a cProfile of one one-process replay to this file")
     parser.add_argument("--db", type=Path, help="keep the log in this file and reuse it when it exists (faster reruns)")
     args = parser.parse_args()
+    load_before = os.getloadavg()
 
     with tempfile.TemporaryDirectory() as tmp:
         db = args.db or Path(tmp) / "replay.duckdb"
@@ -95,6 +96,8 @@ def main() -> None:
                   f"({alerts} alerts; CPU s: this process {cpu:.2f}, helper {helper:.2f})")
         print(f"  ratio replay (2 processes) / plain scan: {best[2] / scan:.2f}   "
               f"2 processes / 1 process: {best[2] / best[1]:.2f}")
+        print("load average (1, 5, 15 min) before: {:.2f} {:.2f} {:.2f}, after: {:.2f} {:.2f} {:.2f}".format(
+            *load_before, *os.getloadavg()))
 
 
 if __name__ == "__main__":

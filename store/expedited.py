@@ -9,39 +9,42 @@ from collections.abc import Iterable
 import duckdb
 
 from pvwatch.domain.engine import ClockRow
-from pvwatch.domain.expedited import ClockStatus
+from pvwatch.domain.expedited import ClockStatus, ExpeditedClock
 
 
-def _row(row: ClockRow) -> dict[str, object]:
-    clock = row.clock
+def _status(clock: ExpeditedClock) -> ClockStatus:
     if clock.submitted_at is None:
-        status = ClockStatus.OPEN
-    else:
-        status = ClockStatus.SUBMITTED if clock.submitted_at < clock.due_at else ClockStatus.SUBMITTED_LATE
-    return {
-        "case_id": clock.case_id, "category": clock.category.value, "patient": row.patient,
-        "day0": clock.day0.isoformat(), "due_date": clock.due_date.isoformat(), "due_at": clock.due_at.isoformat(),
-        "rsi_version": clock.rsi_version, "evidence": [str(e) for e in clock.evidence_event_ids],
-        "submitted_at": clock.submitted_at.isoformat() if clock.submitted_at else None,
-        "submission": str(clock.submission_event_id) if clock.submission_event_id else None,
-        "status": status.value,
-    }
+        return ClockStatus.OPEN
+    return ClockStatus.SUBMITTED if clock.submitted_at < clock.due_at else ClockStatus.SUBMITTED_LATE
 
 
 def upsert_clocks(con: duckdb.DuckDBPyConnection, rows: Iterable[ClockRow]) -> int:
-    """Insert or update clocks (the caller holds the batch transaction); returns how many were written."""
-    records = [_row(row) for row in rows]
-    if not records:
+    """Insert or update clocks (the caller holds the batch transaction); returns how many were written. The rows
+    travel as one list per column, times and ids as text cast in SQL: a replay writes thousands at once, and a
+    list of structs cost ~45 us per row (measured on 6,458 clocks: 0.30 s)."""
+    rows = list(rows)
+    if not rows:
         return 0
+    clocks = [row.clock for row in rows]
     con.execute(
         """INSERT OR REPLACE INTO expedited_reports (case_id, category, patient, day0, due_date, due_at, rsi_version,
                evidence_event_ids, submitted_at, submission_event_id, status)
-           SELECT r.case_id, r.category, r.patient, r.day0::DATE, r.due_date::DATE, r.due_at::TIMESTAMPTZ,
-               r.rsi_version, r.evidence::UUID[], r.submitted_at::TIMESTAMPTZ, r.submission::UUID, r.status
-           FROM (SELECT unnest($rows) AS r)""",
-        {"rows": records},
+           SELECT unnest($case_ids::VARCHAR[]), unnest($categories::VARCHAR[]), unnest($patients::VARCHAR[]),
+               unnest($day0::DATE[]), unnest($due_dates::DATE[]), unnest($due_at::TIMESTAMPTZ[]),
+               unnest($rsi_versions::VARCHAR[]), unnest($evidence::UUID[][]), unnest($submitted_at::TIMESTAMPTZ[]),
+               unnest($submissions::UUID[]), unnest($statuses::VARCHAR[])""",
+        {
+            "case_ids": [c.case_id for c in clocks], "categories": [c.category.value for c in clocks],
+            "patients": [row.patient for row in rows], "day0": [c.day0.isoformat() for c in clocks],
+            "due_dates": [c.due_date.isoformat() for c in clocks], "due_at": [c.due_at.isoformat() for c in clocks],
+            "rsi_versions": [c.rsi_version for c in clocks],
+            "evidence": [[str(e) for e in c.evidence_event_ids] for c in clocks],
+            "submitted_at": [c.submitted_at.isoformat() if c.submitted_at else None for c in clocks],
+            "submissions": [str(c.submission_event_id) if c.submission_event_id else None for c in clocks],
+            "statuses": [_status(c).value for c in clocks],
+        },
     )
-    return len(records)
+    return len(rows)
 
 
 def replace_clocks(con: duckdb.DuckDBPyConnection, rows: Iterable[ClockRow]) -> int:
