@@ -81,6 +81,8 @@ class DashboardConfig:
     rsi_file: Path | None = None
     #: the analyst snapshot; default: published next to `snapshot` (pvwatch.store.snapshot.analyst_snapshot_path)
     analyst_snapshot: Path | None = None
+    #: the rules file the worker runs (PVWATCH_RULES_FILE), edited on /admin/rules; None: the packaged one (read-only)
+    rules_file: Path | None = None
 
     @property
     def analyst_snapshot_path(self) -> Path:
@@ -804,6 +806,39 @@ async def admin_page(request: web.Request) -> web.StreamResponse:
                   min_password=MIN_PASSWORD_LENGTH)
 
 
+@requires(Permission.ADMINISTER)
+async def rules_page(request: web.Request) -> web.StreamResponse:
+    """The rules file in force, and an edit validated by the worker's own loader before it replaces the file."""
+    from pvwatch.dashboards.rules_editor import RulesRejected, rules_in_force, save_rules
+    from pvwatch.errors import ConfigError
+
+    config = request.app[CONFIG]
+    message = error = None
+    submitted = None
+    if request.method == "POST":
+        form = await request.post()
+        submitted = str(form.get("rules", ""))
+        try:
+            saved = await asyncio.to_thread(save_rules, config.rules_file, submitted, str(form.get("sha256", "")),
+                                            config.rsi_file)
+        except RulesRejected as rejected:
+            error = str(rejected)
+            audit(request, "rules-file-rejected", path=str(config.rules_file), error=error[:2000])
+        else:
+            submitted = None
+            audit(request, "rules-file-saved", path=str(saved.path), sha256_before=saved.sha256_before,
+                  sha256_after=saved.sha256_after, backup=str(saved.backup) if saved.backup else None,
+                  versions_changed={rule: list(pair) for rule, pair in saved.versions_changed.items()})
+            message = (f"Saved {saved.path}" + (f"; the previous version is kept as {saved.backup}" if saved.backup
+                                               else "") + ". The worker applies it at its next start.")
+    try:
+        in_force = await asyncio.to_thread(rules_in_force, config.rules_file)
+    except ConfigError as unreadable:
+        return render(request, "error.html", status=500, message=str(unreadable))
+    return render(request, "rules.html", in_force=in_force, versions=in_force.versions, message=message,
+                  error=error, text=in_force.text if submitted is None else submitted)
+
+
 # --- the app -----------------------------------------------------------------------------------------------
 
 
@@ -869,5 +904,7 @@ def build_dashboard(config: DashboardConfig, publisher: ActionPublisher | None =
     app.router.add_post("/api/sql", sql_api)
     app.router.add_get("/admin", admin_page)
     app.router.add_post("/admin", admin_page)
+    app.router.add_get("/admin/rules", rules_page)
+    app.router.add_post("/admin/rules", rules_page)
     app.router.add_static("/static/", Path(str(static)), show_index=False)
     return app
