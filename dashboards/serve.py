@@ -33,10 +33,10 @@ def serve(config: DashboardConfig, host: str, port: int, tls_cert: Path | None =
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         context.load_cert_chain(tls_cert, tls_key)
     scheme = "https" if context else "http"
+    app = build_dashboard(config)  # a bad setting (e.g. --trusted-proxy) fails before the URL is printed
     print(f"dashboard {scheme}://{host}:{port}/ (snapshot {config.snapshot}; audit log {config.audit_log})",
           flush=True)
-    web.run_app(build_dashboard(config), host=host, port=port, ssl_context=context, print=None,
-                access_log=None)
+    web.run_app(app, host=host, port=port, ssl_context=context, print=None, access_log=None)
 
 
 def write_demo_users(path: Path) -> dict[Role, tuple[str, str]]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import ipaddress
 import logging
 import secrets
 import urllib.parse
@@ -83,6 +84,8 @@ class DashboardConfig:
     analyst_snapshot: Path | None = None
     #: the rules file the worker runs (PVWATCH_RULES_FILE), edited on /admin/rules; None: the packaged one (read-only)
     rules_file: Path | None = None
+    #: reverse proxies (addresses or networks) whose X-Forwarded-For names the client; from anyone else it is ignored
+    trusted_proxies: tuple[str, ...] = ()
 
     @property
     def analyst_snapshot_path(self) -> Path:
@@ -149,6 +152,7 @@ PENDING = web.AppKey("pending", dict)
 RATES = web.AppKey("rates", CounterRates)
 #: the children the alert queue API last listed to each session (audited again only when that set changes)
 LISTED = web.AppKey("listed", dict)
+TRUSTED_PROXIES = web.AppKey("trusted_proxies", tuple)
 SESSION = web.RequestKey("session", Session)
 USER = web.RequestKey("user", User)
 
@@ -192,10 +196,36 @@ def requires(permission: Permission) -> Callable[[Handler], Handler]:
     return decorate
 
 
+def client_address(request: web.Request) -> str:
+    """The client's address: the peer's, or, when the peer is a trusted proxy, the nearest address in its
+    X-Forwarded-For that is not a trusted proxy (read from the right: a client can write any address on the left,
+    each proxy appends the one it saw; OWASP Authentication Cheat Sheet on throttling behind proxies)."""
+    peer = request.remote or "unknown"
+    trusted = request.app[TRUSTED_PROXIES]
+    if not trusted or not _is_in(peer, trusted):
+        return peer
+    hops = [hop.strip() for header in request.headers.getall("X-Forwarded-For", []) for hop in header.split(",")]
+    for hop in reversed(hops):
+        if not _is_in(hop, trusted):
+            try:
+                return str(ipaddress.ip_address(hop))
+            except ValueError:
+                return peer  # the proxy wrote something that is not an address: count it as the proxy's
+    return peer
+
+
+def _is_in(address: str, networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in network for network in networks)
+
+
 def audit(request: web.Request, action: str, /, *, patient: str | None = None, **detail: Any) -> None:
     user = request.get(USER)
     actor = user.name if isinstance(user, User) else "anonymous"
-    request.app[AUDIT].append(actor, action, patient=patient, client=request.remote, **detail)
+    request.app[AUDIT].append(actor, action, patient=patient, client=client_address(request), **detail)
 
 
 def render(request: web.Request, template: str, *, status: int = 200, **context: Any) -> web.Response:
@@ -271,7 +301,7 @@ async def csrf_protection(request: web.Request, handler: Handler) -> web.StreamR
         given = str((await request.post()).get("csrf_token", "")) or None
     if not isinstance(session, Session) or not csrf_matches(session.csrf_token, given):
         request.app[AUDIT].append(session.user or "anonymous" if isinstance(session, Session) else "anonymous",
-                                  "csrf-rejected", path=request.path, client=request.remote)
+                                  "csrf-rejected", path=request.path, client=client_address(request))
         raise web.HTTPForbidden(text="missing or invalid CSRF token; reload the page and try again")
     return await handler(request)
 
@@ -307,7 +337,7 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
     name = str(form.get("username", "")).strip()
     password = str(form.get("password", ""))
     target = _safe_next(str(form.get("next", "/")))
-    address = request.remote or "unknown"
+    address = client_address(request)
     limiter = request.app[LIMITER]
     wait = limiter.retry_after_s(name, address)
     if wait is not None:
@@ -857,6 +887,20 @@ def _templates() -> jinja2.Environment:
     return environment
 
 
+def trusted_proxy_networks(proxies: tuple[str, ...]) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    """Parse --trusted-proxy values (an address, or a network such as 10.0.0.0/8); a bad one is a ConfigError."""
+    from pvwatch.errors import ConfigError
+
+    networks = []
+    for proxy in proxies:
+        try:
+            networks.append(ipaddress.ip_network(proxy.strip(), strict=False))
+        except ValueError:
+            raise ConfigError(f"--trusted-proxy {proxy!r} is not an IP address or network (e.g. 10.0.0.5, "
+                              "10.0.0.0/8)") from None
+    return tuple(networks)
+
+
 def build_dashboard(config: DashboardConfig, publisher: ActionPublisher | None = None) -> web.Application:
     app = web.Application(middlewares=[security_headers, authentication, csrf_protection],
                           client_max_size=256 * 1024)
@@ -873,6 +917,7 @@ def build_dashboard(config: DashboardConfig, publisher: ActionPublisher | None =
     app[PENDING] = {}
     app[RATES] = CounterRates()
     app[LISTED] = {}
+    app[TRUSTED_PROXIES] = trusted_proxy_networks(config.trusted_proxies)
     if publisher is None and config.bootstrap:
         publisher = ActionPublisher(config.bootstrap)
     if publisher is not None:

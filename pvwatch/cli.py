@@ -298,10 +298,13 @@ def generate(patients: int, seed: int, out: click.utils.LazyFile, stories: bool)
 @click.option("--rsi", "rsi_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               envvar="PVWATCH_RSI_FILE", show_envvar=True,
               help="Reference safety information (default: the packaged rsi.yaml), as the worker's.")
+@click.option("--trusted-proxy", "trusted_proxies", multiple=True, metavar="ADDRESS",
+              help="Reverse proxy (IP address or network, repeatable) whose X-Forwarded-For names the client, for "
+              "the login rate limit and the audit log; from any other peer the header is ignored.")
 def dashboard(snapshot: Path, users_file: Path, host: str, port: int, audit_log: Path | None,
               bootstrap_servers: str | None, read_only: bool, metrics_url: str | None, grafana_url: str | None,
               secret_file: Path | None, tls_cert: Path | None, tls_key: Path | None, secure_cookies: bool,
-              rules_file: Path | None, rsi_file: Path | None) -> None:
+              rules_file: Path | None, rsi_file: Path | None, trusted_proxies: tuple[str, ...]) -> None:
     """Serve the safety officer's web dashboard and the analyst's SQL page from the published snapshot."""
     from pvwatch.dashboards.serve import read_secret, serve
     from pvwatch.dashboards.webapp import DashboardConfig
@@ -310,7 +313,8 @@ def dashboard(snapshot: Path, users_file: Path, host: str, port: int, audit_log:
     config = DashboardConfig(
         snapshot=snapshot, users_file=users_file, audit_log=audit_log or users_file.with_name("audit.jsonl"),
         bootstrap=bootstrap, metrics_url=metrics_url, grafana_url=grafana_url, secret=read_secret(secret_file),
-        secure_cookies=secure_cookies or tls_cert is not None, rules_file=rules_file, rsi_file=rsi_file)
+        secure_cookies=secure_cookies or tls_cert is not None, rules_file=rules_file, rsi_file=rsi_file,
+        trusted_proxies=trusted_proxies)
     serve(config, host, port, tls_cert, tls_key)
 
 

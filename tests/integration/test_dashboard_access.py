@@ -276,6 +276,50 @@ def test_login_is_rate_limited_to_five_failures_per_minute_per_user_and_address(
     assert actions.count("login-failed") == 5 and actions.count("login-throttled") == 2
 
 
+def test_behind_a_trusted_proxy_the_login_rate_limit_counts_the_forwarded_client_address(config, tmp_path):
+    """The test client connects from 127.0.0.1, standing in for a TLS proxy. Trusted (--trusted-proxy), its
+    X-Forwarded-For names the client: one client is throttled, another behind the same proxy is not, and an address
+    a client writes on the left of the header changes nothing. Not trusted: the header is ignored."""
+
+    async def attempts(client: TestClient, forwarded: list[str]) -> list[int]:
+        token = CSRF.search(await (await client.get("/login")).text()).group(1)
+        statuses = []
+        for header in forwarded:
+            response = await client.post("/login", data={"username": "olivia", "password": "wrong-password",
+                                                         "csrf_token": token},
+                                         headers={"X-Forwarded-For": header}, allow_redirects=False)
+            statuses.append(response.status)
+        return statuses
+
+    async def behind_trusted_proxy(client: TestClient) -> None:
+        # five failures of 203.0.113.5, the last two with a forged address prepended by the client
+        assert await attempts(client, ["203.0.113.5"] * 3 + ["198.51.100.1, 203.0.113.5"] * 2) == [401] * 5
+        assert await attempts(client, ["192.0.2.99, 203.0.113.5"]) == [429]
+        assert await attempts(client, ["203.0.113.6"]) == [401], "another client behind the proxy is not locked out"
+
+    async def proxy_not_trusted(client: TestClient) -> None:
+        headers = [f"203.0.113.{n}" for n in range(10, 16)]  # a client varying the header to dodge the limit
+        assert await attempts(client, headers) == [401] * 5 + [429]
+
+    trusted = DashboardConfig(**{**config.__dict__, "trusted_proxies": ("127.0.0.0/8",)})
+    run(trusted, behind_trusted_proxy)
+    clients = [e["detail"]["client"] for e in audit_entries(trusted) if e["action"].startswith("login-")]
+    assert clients == ["203.0.113.5"] * 6 + ["203.0.113.6"], "the audit log names the client, not the proxy"
+    untrusted = DashboardConfig(**{**config.__dict__, "audit_log": tmp_path / "untrusted.jsonl"})
+    run(untrusted, proxy_not_trusted)
+    assert {e["detail"]["client"] for e in audit_entries(untrusted)} == {"127.0.0.1"}
+
+
+def test_pvwatch_dashboard_refuses_a_trusted_proxy_that_is_not_an_address(tmp_path):
+    UserStore(tmp_path / "users.yaml").add("ada", Role.ADMIN, PASSWORDS["ada"])
+    result = subprocess.run([sys.executable, "-m", "pvwatch", "dashboard", "--snapshot", str(tmp_path / "s.duckdb"),
+                             "--users", str(tmp_path / "users.yaml"), "--read-only", "--port", "0",
+                             "--trusted-proxy", "proxy.example"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert "--trusted-proxy 'proxy.example' is not an IP address or network" in result.stderr
+    assert "dashboard http" not in result.stdout, "no URL printed for a dashboard that never serves"
+
+
 def test_sql_page_is_read_only_row_limited_and_time_limited(config):
     async def scenario(client: TestClient) -> None:
         token = await login(client, "anders")
