@@ -21,6 +21,16 @@ def latest_version() -> int:
     return max(version for version, _, _ in _migration_files())
 
 
+def is_current(con: duckdb.DuckDBPyConnection) -> bool:
+    """Whether the store behind `con` (read-only will do) has had every migration: replay then skips the
+    read-write open that `migrate` needs."""
+    try:
+        applied = {int(row[0]) for row in con.execute("SELECT version FROM schema_migrations").fetchall()}
+    except duckdb.CatalogException:  # a store that never had a migration
+        return False
+    return {version for version, _, _ in _migration_files()} <= applied
+
+
 def migrate(con: duckdb.DuckDBPyConnection, files: list[tuple[int, str, str]] | None = None) -> int:
     """Apply every migration the store has not had yet; return the highest version applied."""
     con.execute(

@@ -121,3 +121,20 @@ def test_a_stored_event_this_version_rejects_stops_replay_naming_it(demo_pseudon
     con = duckdb.connect(str(path), read_only=True)
     assert con.execute("SELECT count(*) FROM alerts").fetchone() == left, "nothing written"
     con.close()
+
+
+@pytest.mark.parametrize("processes", [1, 2])
+def test_replay_migrates_a_store_that_never_had_the_schema(tmp_path, processes):
+    """A DuckDB file without pvwatch's tables (two processes read it only once it is migrated)."""
+    path = tmp_path / "store.duckdb"
+    duckdb.connect(str(path)).close()
+
+    report = replay(path, processes=processes)
+
+    assert (report.events, report.alerts) == (0, 0)
+    store = EventStore(path)
+    try:
+        assert store.event_count() == 0
+        assert store.con.execute("SELECT count(*) FROM alerts").fetchone() == (0,)
+    finally:
+        store.close()
