@@ -5,9 +5,17 @@ Prometheus's pull path adds a scrape interval and an evaluation interval (up to 
 critical alert straight to Alertmanager (`POST /api/v2/alerts`), off the hot path, with retries. The labels
 are read from the shipped alerting rules (dashboards/monitoring/prometheus/rules/pvwatch-alerts.yml): an
 alerting rule with a static `rule` label pages for that pvwatch rule (SeriousAdverseEvent), the catch-all
-CriticalSafetyAlert for every other critical rule it does not exclude, and the post carries exactly the labels
-the rule's alert has. Alertmanager identifies an alert by its label set, so both paths make one alert and one
-notification; the Prometheus rule remains the safety net if every attempt here fails.
+CriticalSafetyAlert for every other critical rule it does not exclude.
+
+One page per alert: the post carries the rule's labels (so it routes like the rule's alert) PLUS `alert_id`,
+pvwatch's alert id (`alert_id_for`: a uuid5 of rule, rule version and what the alert is about, e.g. the case;
+neither a patient pseudonym nor an event id). Alertmanager identifies an alert by its label set, so each
+serious adverse event is its own Alertmanager alert and its own notification; without `alert_id` a second
+serious AE within the rule's 10-minute window would merge into the first alert and page nobody. Alertmanager
+labels are not Prometheus series (this alert is never scraped or stored in a TSDB), so a label per alert costs
+no cardinality. alertmanager.yml groups the safety officer's route by `alert_id` and lets a direct alert
+inhibit the rule's alert of the same alertname and rule (which has no `alert_id`): the officer gets one page
+per alert while the direct post works, and the rule's alert still pages (the safety net) when it failed.
 Annotations carry the alert id and summary (event term and seriousness criteria), never a narrative.
 """
 
@@ -18,7 +26,7 @@ import logging
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
@@ -35,9 +43,15 @@ log = logging.getLogger("pvwatch.alertmanager")
 
 #: The alerting rules docker-compose mounts into Prometheus; the single source of the alerts' labels.
 ALERT_RULES = files("pvwatch.dashboards") / "monitoring" / "prometheus" / "rules" / "pvwatch-alerts.yml"
-#: Matches the rule's `increase(...[10m])` window: the rule path keeps the alert firing that long, so the
-#: direct post asks Alertmanager to keep it just as long (Prometheus, when it sees it, keeps it refreshed).
-FIRING_WINDOW = timedelta(minutes=10)
+#: The rule's `increase(...[10m])` window: its alert fires until the window no longer holds the sample before
+#: the increase, i.e. at most 10 min + one scrape (5 s) + one evaluation (5 s) after the alert was counted.
+RULE_WINDOW = timedelta(minutes=10)
+#: How long a direct alert stays firing (its `endsAt`, from the post). It must outlive the rule's alert for the
+#: same event, else the rule's alert is no longer inhibited and pages the officer again, late. The rule's alert
+#: ends in Alertmanager when Prometheus sends it resolved (<= 10 min 10 s after the count, above) or, if that
+#: message is lost, at the `endsAt` of its last firing send: Prometheus sets it 4 x max(evaluation interval,
+#: --rules.alert.resend-delay 1 m) = 4 min ahead, so <= 14 min 10 s. 15 min covers both.
+DIRECT_ALERT_FIRING = RULE_WINDOW + timedelta(minutes=5)
 #: Waits before the 2nd, 3rd and 4th attempt: about 3 s in all, well inside the rule path's ~10 s.
 RETRY_DELAYS_S = (0.1, 0.5, 2.0)
 
@@ -55,6 +69,7 @@ class DirectRoute:
     runbook_url: str
 
     def alert_labels(self, rule_id: str) -> dict[str, str]:
+        """The labels of the rule's alert as Prometheus sends it (after its `sum by (rule)`)."""
         return {"alertname": self.alertname, "rule": rule_id, **self.labels}
 
     def rendered_summary(self, rule_id: str) -> str:
@@ -123,10 +138,13 @@ def initialise_alert_series(routes: DirectRoutes, rule_ids: Iterable[str] = RULE
             metrics.ALERTS_RAISED.labels(rule_id, Severity.CRITICAL.value)
 
 
-def alertmanager_alert(alert: SafetyAlert, route: DirectRoute) -> dict[str, Any]:
-    """One element of the v2 `postableAlerts` body (Alertmanager OpenAPI spec, `postableAlert`)."""
+def alertmanager_alert(alert: SafetyAlert, route: DirectRoute, posted_at: datetime | None = None) -> dict[str, Any]:
+    """One element of the v2 `postableAlerts` body (Alertmanager OpenAPI spec, `postableAlert`): the rule's
+    labels plus `alert_id`. It fires for DIRECT_ALERT_FIRING from when it is posted (not from when it was
+    raised: a worker re-paging a crashed worker's alert later must still outlive the rule's alert it causes)."""
+    posted_at = posted_at or datetime.now(UTC)
     return {
-        "labels": route.alert_labels(alert.rule_id),
+        "labels": {**route.alert_labels(alert.rule_id), "alert_id": str(alert.alert_id)},
         "annotations": {
             "summary": route.rendered_summary(alert.rule_id),
             "description": f"pvwatch alert {alert.alert_id}: {alert.summary}",
@@ -134,7 +152,7 @@ def alertmanager_alert(alert: SafetyAlert, route: DirectRoute) -> dict[str, Any]
             "pvwatch_alert_id": str(alert.alert_id),
         },
         "startsAt": alert.raised_at.isoformat(),
-        "endsAt": (alert.raised_at + FIRING_WINDOW).isoformat(),
+        "endsAt": (max(alert.raised_at, posted_at) + DIRECT_ALERT_FIRING).isoformat(),
     }
 
 

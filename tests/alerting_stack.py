@@ -87,15 +87,16 @@ class WebhookReceiver:
         self.server.server_close()
 
 
-def first_serious_event(pseudonymiser: Pseudonymiser) -> AdverseEventReported:
-    """The synthetic cohort's first adverse event meeting an ICH E2A seriousness criterion (30 patients, seed 5)."""
-    for record in generate_cohort(30, 5):
+def first_serious_event(pseudonymiser: Pseudonymiser, seed: int = 5) -> AdverseEventReported:
+    """The synthetic cohort's first adverse event meeting an ICH E2A seriousness criterion (30 patients, `seed`).
+    Each seed's cohort plants its serious event in a case of its own (seed 5: CASE-5-..., seed 6: CASE-6-...)."""
+    for record in generate_cohort(30, seed):
         if record["type"] != "adverse-event":
             continue
         event = AdverseEventReported.model_validate(pseudonymiser.pseudonymise_record(record))
         if event.seriousness.is_serious:
             return event
-    raise AssertionError("the synthetic cohort (30 patients, seed 5) holds a serious adverse event")
+    raise AssertionError(f"the synthetic cohort (30 patients, seed {seed}) holds a serious adverse event")
 
 
 def http_json(url: str, timeout_s: float = 5.0) -> Any:
@@ -164,6 +165,14 @@ class Alertmanager(_Server):
     def alerts(self) -> list[dict[str, Any]]:
         result: list[dict[str, Any]] = http_json(f"{self.url}/api/v2/alerts")
         return result
+
+    def post(self, alerts: list[dict[str, Any]]) -> None:
+        """POST /api/v2/alerts, as the worker or Prometheus would (`postableAlerts`)."""
+        request = urllib.request.Request(f"{self.url}/api/v2/alerts", data=json.dumps(alerts).encode(),
+                                         headers={"Content-Type": "application/json"}, method="POST")
+        with urllib.request.urlopen(request, timeout=5) as response:
+            if response.status != 200:
+                raise RuntimeError(f"Alertmanager answered {response.status} to {alerts}")
 
 
 class Prometheus(_Server):

@@ -1,9 +1,11 @@
 """A serious adverse event reaches a person: embedded broker, a real worker, real Prometheus and Alertmanager
 (Debian binaries, loopback, temp storage) and a webhook receiver standing in for the safety officer's pager.
 
-Direct path: the worker posts the alert to Alertmanager itself (under a second, the issue's target).
+Direct path: the worker posts the alert to Alertmanager itself (under a second, the issue's target), with the
+rule's labels plus `alert_id`, so every serious adverse event is its own Alertmanager alert and its own page.
 Rule path: Prometheus scrapes the worker, its SeriousAdverseEvent rule fires and Alertmanager notifies: the
-safety net when the direct post fails. Both give the same labels, so Alertmanager pages once, not twice.
+safety net when the direct post fails. While a direct alert fires it inhibits the rule's alert (alertmanager.yml),
+so the officer is paged once per alert, not twice.
 Prometheus runs with 1 s scrape and evaluation intervals here; bench/bench_alert_path.py measures the shipped ones.
 """
 
@@ -11,7 +13,6 @@ from __future__ import annotations
 
 import json
 import time
-import urllib.request
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -35,6 +36,27 @@ from tests.conftest import Workers, wait_for
 pytestmark = pytest.mark.e2e
 #: The labels of the SeriousAdverseEvent rule (dashboards/monitoring/prometheus/rules/pvwatch-alerts.yml).
 SERIOUS_AE_LABELS = {"alertname": "SeriousAdverseEvent", "rule": "serious-ae", "severity": "critical", "team": "safety"}
+
+
+def direct_labels(alert_id: UUID, rule_labels: dict[str, str] = SERIOUS_AE_LABELS) -> dict[str, str]:
+    """The labels of the worker's direct post: the rule's, plus pvwatch's alert id (streams/alertmanager.py)."""
+    return {**rule_labels, "alert_id": str(alert_id)}
+
+
+def states(alertmanager: Alertmanager, alertname: str) -> dict[str | None, str]:
+    """alert_id (None: the rule's alert) -> "active" / "suppressed", as Alertmanager's v2 API reports it."""
+    return {a["labels"].get("alert_id"): a["status"]["state"] for a in alertmanager.alerts()
+            if a["labels"]["alertname"] == alertname}
+
+
+def sorted_items(labels: dict[str, str]) -> list[tuple[str, str]]:
+    return sorted(labels.items())
+
+
+def serious_pages(webhook: WebhookReceiver) -> list[dict[str, str]]:
+    """The labels of every firing SeriousAdverseEvent the webhook received, in order."""
+    return [a["labels"] for n in webhook.notifications for a in n.alerts("SeriousAdverseEvent")
+            if a["status"] == "firing"]
 
 
 @pytest.fixture
@@ -101,27 +123,29 @@ def test_serious_adverse_event_reaches_the_safety_officer_in_under_a_second_and_
         print(f"\nevent to webhook, direct path: {elapsed * 1000:.0f} ms")
         assert elapsed < 1.0, f"the safety officer was paged {elapsed:.2f} s after the event (target < 1 s)"
         assert notification.receiver == "safety-officer"
+        paged_id = alert_id_for("serious-ae", 1, event.case_id)
         [paged] = notification.alerts("SeriousAdverseEvent")
-        assert paged["labels"] == SERIOUS_AE_LABELS
-        assert paged["annotations"]["pvwatch_alert_id"] == str(alert_id_for("serious-ae", 1, event.case_id))
+        assert paged["labels"] == direct_labels(paged_id)
+        assert paged["annotations"]["pvwatch_alert_id"] == str(paged_id)
         assert paged["annotations"]["runbook_url"] == "docs/runbooks.md#seriousadverseevent"
         assert event.patient not in json.dumps(notification.body), "no patient pseudonym leaves for the pager"
 
-        # the rule path fires too, on the same alert: Alertmanager holds one alert and pages no second time
+        # the rule path fires too: its alert (no alert_id) is muted by the direct one and pages no second time
         wait_for(lambda: prometheus.firing("SeriousAdverseEvent"), 15, 0.2, "the Prometheus rule firing")
-        wait_for(lambda: any(a["annotations"].get("description", "").startswith("pvwatch raised")
-                             for a in alertmanager.alerts()), 15, 0.2, "Prometheus's alert in Alertmanager")
-        held = [a for a in alertmanager.alerts() if a["labels"]["alertname"] == "SeriousAdverseEvent"]
-        assert [a["labels"] for a in held] == [SERIOUS_AE_LABELS]
+        wait_for(lambda: None in states(alertmanager, "SeriousAdverseEvent"), 15, 0.2,
+                 "Prometheus's alert in Alertmanager")
+        assert states(alertmanager, "SeriousAdverseEvent") == {str(paged_id): "active", None: "suppressed"}
         time.sleep(2)
-        assert sum(1 for n in webhook.notifications if n.alerts("SeriousAdverseEvent")) == 1
+        assert serious_pages(webhook) == [direct_labels(paged_id)]
         # The case is a life-threatening SUSAR (unexpected per the RSI), so its 7-day clocks are critical
         # expedited-clock alerts (ICH E2A III.A): posted too, as the catch-all rule would fire them, just as fast.
         # Its clocks are long overdue, but expedited-overdue is paged by ExpeditedReportOverdue, never posted.
         clock = webhook.wait_for("CriticalSafetyAlert", timeout_s=5)
         assert clock.received_at - sent_at < 1.0 and clock.receiver == "safety-officer"
-        assert [a["labels"] for a in clock.alerts("CriticalSafetyAlert")] == [
-            {"alertname": "CriticalSafetyAlert", "rule": "expedited-clock", "severity": "critical", "team": "safety"}]
+        [clock_alert] = clock.alerts("CriticalSafetyAlert")
+        assert clock_alert["labels"] == direct_labels(
+            clock_alert["annotations"]["pvwatch_alert_id"],
+            {"alertname": "CriticalSafetyAlert", "rule": "expedited-clock", "severity": "critical", "team": "safety"})
         posted_rules = {a["labels"]["rule"] for n in webhook.notifications for a in n.alerts("CriticalSafetyAlert")}
         assert "expedited-overdue" not in posted_rules
         posts = scrape_labelled(worker.metrics_url, "pv_alert_notifications_total")
@@ -129,8 +153,46 @@ def test_serious_adverse_event_reaches_the_safety_officer_in_under_a_second_and_
     finally:
         prometheus.stop()
     # never only in Alertmanager: the paged alert is in pvwatch's own record, and was published on its topic
-    paged_id = alert_id_for("serious-ae", 1, event.case_id)
     assert stored_alert(workers, worker, paged_id) == ("serious-ae", "critical", True)
+
+
+def test_every_serious_adverse_event_pages_the_safety_officer_even_within_the_rules_10_minutes(
+    tmp_path, workers: Workers, alertmanager: Alertmanager, webhook: WebhookReceiver, demo_pseudonymiser
+):
+    """Two children's serious AEs 3 s apart: two pages, each within a second of its event. The rule's
+    `increase(...[10m])` alert covers both but has no alert_id: it stays muted by the direct alerts."""
+    worker = workers.start(env={"PVWATCH_ALERTMANAGER_URL": alertmanager.url})
+    prometheus = start_prometheus(tmp_path, worker.metrics_url, alertmanager)
+    try:
+        events = [first_serious_event(demo_pseudonymiser, seed) for seed in (5, 6)]
+        assert events[0].case_id != events[1].case_id and events[0].patient != events[1].patient
+        ids = [str(alert_id_for("serious-ae", 1, event.case_id)) for event in events]
+        delays = []
+        for event, alert_id in zip(events, ids, strict=True):
+            seen = len(webhook.notifications)
+            sent_at = publish(workers.broker.bootstrap, event)
+            notification = webhook.wait_for("SeriousAdverseEvent", timeout_s=10, after=seen)
+            delays.append(notification.received_at - sent_at)
+            assert notification.receiver == "safety-officer"
+            assert [a["labels"]["alert_id"] for a in notification.alerts("SeriousAdverseEvent")] == [alert_id]
+            if alert_id == ids[0]:
+                wait_for(lambda: prometheus.firing("SeriousAdverseEvent"), 15, 0.2, "the rule firing on the 1st")
+                time.sleep(3 - min(3, time.time() - sent_at))
+        print(f"\nevent to webhook, direct path, 1st and 2nd serious AE: {delays[0] * 1000:.0f}, "
+              f"{delays[1] * 1000:.0f} ms")
+        assert max(delays) < 1.0, f"paged {delays} s after the events (target < 1 s each)"
+
+        # the rule's alert is in Alertmanager, muted by the direct ones, and pages nobody
+        wait_for(lambda: None in states(alertmanager, "SeriousAdverseEvent"), 15, 0.2, "the rule's alert")
+        assert states(alertmanager, "SeriousAdverseEvent") == {ids[0]: "active", ids[1]: "active",
+                                                                None: "suppressed"}
+        [rule_alert] = [a for a in alertmanager.alerts() if a["labels"] == SERIOUS_AE_LABELS]
+        direct = {a["fingerprint"] for a in alertmanager.alerts() if a["labels"].get("alert_id") in ids}
+        assert set(rule_alert["status"]["inhibitedBy"]) <= direct and rule_alert["status"]["inhibitedBy"]
+        time.sleep(3)  # > 2 rule evaluations and Prometheus's resends of the firing alert
+        assert serious_pages(webhook) == [direct_labels(UUID(i)) for i in ids], "one page per event, no more"
+    finally:
+        prometheus.stop()
 
 
 def test_prometheus_rule_pages_the_safety_officer_when_the_direct_post_fails(
@@ -181,7 +243,7 @@ def test_a_serious_alert_stored_but_never_published_by_a_crashed_worker_pages_wh
     notification = webhook.wait_for("SeriousAdverseEvent", timeout_s=15)
     assert notification.receiver == "safety-officer"
     [paged] = notification.alerts("SeriousAdverseEvent")
-    assert paged["labels"] == SERIOUS_AE_LABELS
+    assert paged["labels"] == direct_labels(paged_id)
     assert paged["annotations"]["pvwatch_alert_id"] == str(paged_id)
 
 
@@ -211,11 +273,7 @@ def test_a_critical_alert_mutes_exactly_the_warnings_of_its_team_and_component(
     names = set(shipped) - ({"ExpeditedReportOverdue", "WorkerDown"} if firing != "all" else set())
     now = datetime.now(UTC)
     window = {"startsAt": now.isoformat(), "endsAt": (now + timedelta(minutes=5)).isoformat()}
-    body = json.dumps([{"labels": shipped[name], **window} for name in names]).encode()
-    request = urllib.request.Request(f"{alertmanager.url}/api/v2/alerts", data=body,
-                                     headers={"Content-Type": "application/json"}, method="POST")
-    with urllib.request.urlopen(request, timeout=5) as response:
-        assert response.status == 200
+    alertmanager.post([{"labels": shipped[name], **window} for name in names])
 
     notification = webhook.wait_for("SeriousAdverseEvent", timeout_s=5)
     assert notification.receiver == "safety-officer", "critical safety alerts go out at once (group_wait 0s)"
@@ -229,3 +287,46 @@ def test_a_critical_alert_mutes_exactly_the_warnings_of_its_team_and_component(
     except AssertionError:
         assert states() == expected  # shows which alert is muted or not
         raise
+
+
+def test_a_direct_alert_mutes_the_rule_alert_of_its_rule_only_while_it_fires(
+    alertmanager: Alertmanager, webhook: WebhookReceiver
+):
+    """The inhibit rule in the real Alertmanager: a firing direct post (alert_id) mutes the rule's alert of the
+    same alertname and rule, not another rule's; a direct alert that has ended mutes nothing, so the rule's
+    alert pages (which is why the direct alert must outlive it: streams/alertmanager.py, DIRECT_ALERT_FIRING)."""
+    now = datetime.now(UTC)
+    firing = {"startsAt": now.isoformat(), "endsAt": (now + timedelta(minutes=15)).isoformat()}
+    ended = {"startsAt": (now - timedelta(minutes=20)).isoformat(), "endsAt": (now - timedelta(minutes=5)).isoformat()}
+    catch_all = {"alertname": "CriticalSafetyAlert", "severity": "critical", "team": "safety"}
+    serious_id, hys_law_id, flare_id = UUID(int=1), UUID(int=2), UUID(int=3)
+    alertmanager.post([
+        {"labels": direct_labels(serious_id), **firing},
+        {"labels": direct_labels(hys_law_id, {**catch_all, "rule": "hys-law"}), **firing},
+        {"labels": direct_labels(flare_id, {**catch_all, "rule": "flare-after-taper"}), **ended},
+    ])
+    wait_for(lambda: len(alertmanager.alerts()) == 2, 5, 0.1, "the two firing direct alerts")
+    rule_alerts = [SERIOUS_AE_LABELS, *({**catch_all, "rule": rule} for rule in ("hys-law", "ctcae-lab",
+                                                                                 "flare-after-taper"))]
+    alertmanager.post([{"labels": labels, **firing} for labels in rule_alerts])
+
+    def by_labels() -> dict[tuple[str, str, str | None], str]:
+        return {(a["labels"]["alertname"], a["labels"]["rule"], a["labels"].get("alert_id")): a["status"]["state"]
+                for a in alertmanager.alerts()}
+
+    expected = {("SeriousAdverseEvent", "serious-ae", str(serious_id)): "active",
+                ("CriticalSafetyAlert", "hys-law", str(hys_law_id)): "active",
+                ("SeriousAdverseEvent", "serious-ae", None): "suppressed",
+                ("CriticalSafetyAlert", "hys-law", None): "suppressed",
+                ("CriticalSafetyAlert", "ctcae-lab", None): "active",
+                ("CriticalSafetyAlert", "flare-after-taper", None): "active"}
+    wait_for(lambda: by_labels() == expected, 5, 0.1, f"inhibition to settle: {expected}")
+
+    def paged() -> list[dict[str, str]]:
+        return [a["labels"] for n in webhook.notifications for a in n.body["alerts"] if a["status"] == "firing"]
+
+    unmuted = [rule_alerts[2], rule_alerts[3]]
+    wait_for(lambda: all(labels in paged() for labels in unmuted), 5, 0.1, "the unmuted rule alerts paged")
+    time.sleep(1)
+    expected_pages = [direct_labels(serious_id), direct_labels(hys_law_id, rule_alerts[1]), *unmuted]
+    assert sorted(map(sorted_items, paged())) == sorted(map(sorted_items, expected_pages)), "no muted one paged"

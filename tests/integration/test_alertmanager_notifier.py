@@ -5,7 +5,7 @@ The whole path with the real Alertmanager binary is tests/e2e/test_alert_path.py
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from uuid import uuid4
 
 import pytest
@@ -26,10 +26,12 @@ pytestmark = pytest.mark.integration
 RAISED = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 
 
-def safety_alert(rule_id: str = "serious-ae", severity: Severity = Severity.CRITICAL) -> SafetyAlert:
+def safety_alert(
+    rule_id: str = "serious-ae", severity: Severity = Severity.CRITICAL, raised_at: datetime = RAISED
+) -> SafetyAlert:
     return SafetyAlert(
         alert_id=uuid4(), rule_id=rule_id, rule_version=1, severity=severity, patient="pt-" + "a" * 20,
-        case_id="CASE-1", evidence_event_ids=(uuid4(),), occurred_at=RAISED, raised_at=RAISED,
+        case_id="CASE-1", evidence_event_ids=(uuid4(),), occurred_at=RAISED, raised_at=raised_at,
         summary="Serious adverse event (hospitalisation): Lupus nephritis",
     )
 
@@ -63,23 +65,44 @@ def run_against(statuses: list[int], alerts: list[SafetyAlert]) -> list[list[dic
     return received
 
 
-def test_the_post_carries_exactly_the_labels_of_the_serious_adverse_event_rule():
+def test_the_post_carries_the_labels_of_the_serious_adverse_event_rule_and_its_own_alert_id():
     rules = yaml.safe_load(ALERT_RULES.read_text())["groups"]
     rule = next(r for g in rules for r in g["rules"] if r.get("alert") == "SeriousAdverseEvent")
-    alert = safety_alert()
+    alert = safety_alert(raised_at=datetime.now(UTC))
     sent_before = notifications("sent")
 
     received = run_against([], [alert, safety_alert("duplicate-case", Severity.WARNING)])
 
     assert len(received) == 1 and len(received[0]) == 1, "one post, and only the critical alert"
     posted = received[0][0]
-    assert posted["labels"] == {"alertname": "SeriousAdverseEvent", **rule["labels"]}
+    # routed like the rule's alert, yet one Alertmanager alert (one page) per pvwatch alert
+    assert posted["labels"] == {"alertname": "SeriousAdverseEvent", **rule["labels"], "alert_id": str(alert.alert_id)}
     assert posted["annotations"]["runbook_url"] == rule["annotations"]["runbook_url"]
     assert posted["annotations"]["pvwatch_alert_id"] == str(alert.alert_id)
     assert "pt-" not in str(posted), "no patient pseudonym leaves for the pager"
-    assert posted["startsAt"] == "2026-03-02T12:00:00+00:00"
-    assert posted["endsAt"] == "2026-03-02T12:10:00+00:00", "kept firing as long as the rule's 10-minute window"
+    assert datetime.fromisoformat(posted["startsAt"]) == alert.raised_at
+    # The rule's alert for this event lasts <= 10 min (its increase window) + scrape + evaluation, or 4 min past
+    # its last resend if Prometheus's resolve is lost: the direct alert must outlive it to keep it inhibited.
+    fires_for = datetime.fromisoformat(posted["endsAt"]) - alert.raised_at
+    assert timedelta(minutes=15) <= fires_for < timedelta(minutes=15, seconds=5), "15 min from the post"
     assert notifications("sent") == sent_before + 1
+
+
+def test_two_serious_adverse_events_are_two_alertmanager_alerts():
+    first, second = safety_alert(), safety_alert()
+    [body] = run_against([], [first, second])
+    assert [a["labels"]["alert_id"] for a in body] == [str(first.alert_id), str(second.alert_id)]
+    assert body[0]["labels"] != body[1]["labels"], "Alertmanager would merge them into one alert and one page"
+
+
+def test_an_alert_raised_long_ago_and_posted_now_outlives_the_rule_alert_its_count_starts_now():
+    """A worker re-paging a crashed worker's alert (raised an hour ago) counts it now: the rule's alert fires
+    for the next 10 minutes, so the direct alert must not have ended already (it would mute nothing)."""
+    alert = safety_alert(raised_at=datetime.now(UTC) - timedelta(hours=1))
+    before = datetime.now(UTC)
+    [[posted]] = run_against([], [alert])
+    assert datetime.fromisoformat(posted["startsAt"]) == alert.raised_at
+    assert datetime.fromisoformat(posted["endsAt"]) >= before + timedelta(minutes=15)
 
 
 def test_other_critical_rules_post_as_the_catch_all_rule_would_fire_them():
@@ -91,8 +114,9 @@ def test_other_critical_rules_post_as_the_catch_all_rule_would_fire_them():
     posted = {a["labels"]["alertname"]: a for a in received[0]}
     assert set(posted) == {"SeriousAdverseEvent", "CriticalSafetyAlert"}, (
         "expedited-overdue is paged by ExpeditedReportOverdue (the gauge), not posted")
-    assert posted["CriticalSafetyAlert"]["labels"] == {"alertname": "CriticalSafetyAlert", "rule": "hys-law",
-                                                       **catch_all["labels"]}
+    hys_law = posted["CriticalSafetyAlert"]
+    assert hys_law["labels"] == {"alertname": "CriticalSafetyAlert", "rule": "hys-law", **catch_all["labels"],
+                                 "alert_id": hys_law["annotations"]["pvwatch_alert_id"]}
     assert posted["CriticalSafetyAlert"]["annotations"]["summary"] == "Critical safety alert from pvwatch rule hys-law"
 
 

@@ -230,6 +230,11 @@ def test_amtool_check_config():
 @pytest.mark.parametrize(("labels", "receiver"), [
     ({"alertname": "SeriousAdverseEvent", "team": "safety", "severity": "critical", "rule": "serious-ae"},
      "safety-officer"),
+    # the worker's direct posts: the rule's labels plus pvwatch's alert id (streams/alertmanager.py)
+    ({"alertname": "SeriousAdverseEvent", "team": "safety", "severity": "critical", "rule": "serious-ae",
+      "alert_id": "0b9c3e4e-5d7f-5e0a-9a51-1f2d3c4b5a69"}, "safety-officer"),
+    ({"alertname": "CriticalSafetyAlert", "team": "safety", "severity": "critical", "rule": "hys-law",
+      "alert_id": "6f1e2d3c-4b5a-5968-8776-a5b4c3d2e1f0"}, "safety-officer"),
     ({"alertname": "ExpeditedReportOverdue", "team": "safety", "severity": "critical"}, "safety-officer"),
     ({"alertname": "ExpeditedReportDueSoon", "team": "safety", "severity": "warning"}, "safety-team"),
     ({"alertname": "WorkerDown", "team": "platform", "severity": "critical"}, "platform-oncall"),
@@ -241,6 +246,19 @@ def test_amtool_routes_each_severity_to_its_receiver(labels, receiver):
                  *(f"{k}={v}" for k, v in labels.items()))
     assert routed.returncode == 0, routed.stderr
     assert routed.stdout.split() == [receiver]
+
+
+def test_each_direct_alert_is_its_own_group_so_every_serious_adverse_event_pages_at_once():
+    """A group is notified at once (group_wait) only on its first alert, later alerts wait group_interval: the
+    route that amtool picks for a direct post must group by alert_id (each post its own group). How the real
+    Alertmanager then pages each one, and mutes the rule's alert: tests/e2e/test_alert_path.py."""
+    labels = {"alertname": "SeriousAdverseEvent", "team": "safety", "severity": "critical", "rule": "serious-ae",
+              "alert_id": "0b9c3e4e-5d7f-5e0a-9a51-1f2d3c4b5a69"}
+    routed = run("amtool", "config", "routes", "test", f"--config.file={ALERTMANAGER}",
+                 *(f"{k}={v}" for k, v in labels.items()))
+    [receiver] = routed.stdout.split()
+    route = next(r for r in yaml.safe_load(ALERTMANAGER.read_text())["route"]["routes"] if r["receiver"] == receiver)
+    assert "alert_id" in route["group_by"] and route["group_wait"] == "0s"
 
 
 def test_critical_safety_alerts_go_out_at_once_and_warnings_are_grouped():
