@@ -12,6 +12,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import time
 import tomllib
 import urllib.request
@@ -118,13 +119,31 @@ def test_the_compose_dashboard_reads_the_snapshot_the_worker_publishes_with_opti
     worker_settings = Settings(db=Path(worker["environment"]["PVWATCH_DB"]))
     assert context.params["snapshot"] == worker_settings.snapshot_target
     assert context.params["metrics_url"] == f"http://worker:{worker['environment']['PVWATCH_METRICS_PORT']}/metrics"
-    shared = {volume.split(":")[0] for volume in worker["volumes"]}
-    data_mounts = [v for v in dashboard["volumes"] if v.split(":")[0] in shared]
+    store_volume = next(v.split(":")[0] for v in worker["volumes"] if v.split(":")[1] == str(worker_settings.db.parent))
+    data_mounts = [v for v in dashboard["volumes"] if v.split(":")[0] == store_volume]
     assert data_mounts and all(v.endswith(":ro") for v in data_mounts), "the dashboard never writes the store"
     users_dir = context.params["users_file"].parent
     assert any(v.split(":")[1] == str(users_dir) for v in dashboard["volumes"]), "users and audit log persist"
     assert f"install -d -o pvwatch -g pvwatch -m 0750 {users_dir}" in (REPO / "Dockerfile").read_text(), \
         "the image creates the users folder owned by the service user, so a fresh named volume is writable"
+
+
+def test_admins_edit_the_rules_file_the_compose_worker_reads_at_its_next_start():
+    """The dashboard's /admin/rules writes PVWATCH_RULES_FILE; the worker must read that same file, from a volume
+    that starts with the packaged rules (a worker given a missing rules file refuses to start)."""
+    services = compose()["services"]
+    worker, dashboard = services["worker"], services["dashboard"]
+    rules_file = Path(worker["environment"]["PVWATCH_RULES_FILE"])
+    assert dashboard["environment"]["PVWATCH_RULES_FILE"] == str(rules_file)
+    mount = {service: next(v for v in services[service]["volumes"] if v.split(":")[1] == str(rules_file.parent))
+             for service in ("worker", "dashboard")}
+    assert mount["worker"].split(":")[0] == mount["dashboard"].split(":")[0], "one shared volume"
+    assert mount["worker"].endswith(":ro") and not mount["dashboard"].endswith(":ro"), "only admins edit it"
+    dockerfile = (REPO / "Dockerfile").read_text()
+    seed = re.search(r'python -c "([^"]+)"\s*\\\n\s*\| xargs -I\{\} install .* \{\} (\S+)', dockerfile)
+    assert seed and seed.group(2) == str(rules_file), "the image seeds the volume with the packaged rules file"
+    packaged = subprocess.run([sys.executable, "-c", seed.group(1)], capture_output=True, text=True, check=True)
+    assert Path(packaged.stdout.strip()).read_text() == (REPO / "pvwatch" / "rules.yaml").read_text()
 
 
 def test_the_worker_image_copies_every_source_folder_the_distribution_maps():
