@@ -217,6 +217,11 @@ def test_prometheus_rule_pages_the_safety_officer_when_the_direct_post_fails(
         wait_for(lambda: scrape_labelled(worker.metrics_url, "pv_alert_notifications_total").get(
             (("outcome", "failed"),), 0) >= 1, 10, 0.2, "the failed direct post counted")
         assert scrape_labelled(worker.metrics_url, "pv_alert_notifications_total")[(("outcome", "sent"),)] == 0
+        # and the failure itself pages, with no rule label: no direct alert of another event can mute it
+        failed = webhook.wait_for("SafetyPageFailed", timeout_s=15)
+        assert failed.receiver == "safety-officer"
+        assert [a["labels"] for a in failed.alerts("SafetyPageFailed")] == [
+            {"alertname": "SafetyPageFailed", "severity": "critical", "team": "safety"}]
     finally:
         prometheus.stop()
     # the direct post failed, yet the alert is not only in Prometheus: pvwatch's own record holds it
@@ -293,8 +298,9 @@ def test_a_direct_alert_mutes_the_rule_alert_of_its_rule_only_while_it_fires(
     alertmanager: Alertmanager, webhook: WebhookReceiver
 ):
     """The inhibit rule in the real Alertmanager: a firing direct post (alert_id) mutes the rule's alert of the
-    same alertname and rule, not another rule's; a direct alert that has ended mutes nothing, so the rule's
-    alert pages (which is why the direct alert must outlive it: streams/alertmanager.py, DIRECT_ALERT_FIRING)."""
+    same alertname and rule, not another rule's nor SafetyPageFailed; a direct alert that has ended mutes
+    nothing, so the rule's alert pages (which is why the direct alert must outlive it: streams/alertmanager.py,
+    DIRECT_ALERT_FIRING)."""
     now = datetime.now(UTC)
     firing = {"startsAt": now.isoformat(), "endsAt": (now + timedelta(minutes=15)).isoformat()}
     ended = {"startsAt": (now - timedelta(minutes=20)).isoformat(), "endsAt": (now - timedelta(minutes=5)).isoformat()}
@@ -308,24 +314,26 @@ def test_a_direct_alert_mutes_the_rule_alert_of_its_rule_only_while_it_fires(
     wait_for(lambda: len(alertmanager.alerts()) == 2, 5, 0.1, "the two firing direct alerts")
     rule_alerts = [SERIOUS_AE_LABELS, *({**catch_all, "rule": rule} for rule in ("hys-law", "ctcae-lab",
                                                                                  "flare-after-taper"))]
-    alertmanager.post([{"labels": labels, **firing} for labels in rule_alerts])
+    page_failed = {"alertname": "SafetyPageFailed", "severity": "critical", "team": "safety"}
+    alertmanager.post([{"labels": labels, **firing} for labels in [*rule_alerts, page_failed]])
 
-    def by_labels() -> dict[tuple[str, str, str | None], str]:
-        return {(a["labels"]["alertname"], a["labels"]["rule"], a["labels"].get("alert_id")): a["status"]["state"]
-                for a in alertmanager.alerts()}
+    def by_labels() -> dict[tuple[str, str | None, str | None], str]:
+        return {(a["labels"]["alertname"], a["labels"].get("rule"), a["labels"].get("alert_id")):
+                a["status"]["state"] for a in alertmanager.alerts()}
 
     expected = {("SeriousAdverseEvent", "serious-ae", str(serious_id)): "active",
                 ("CriticalSafetyAlert", "hys-law", str(hys_law_id)): "active",
                 ("SeriousAdverseEvent", "serious-ae", None): "suppressed",
                 ("CriticalSafetyAlert", "hys-law", None): "suppressed",
                 ("CriticalSafetyAlert", "ctcae-lab", None): "active",
-                ("CriticalSafetyAlert", "flare-after-taper", None): "active"}
+                ("CriticalSafetyAlert", "flare-after-taper", None): "active",
+                ("SafetyPageFailed", None, None): "active"}
     wait_for(lambda: by_labels() == expected, 5, 0.1, f"inhibition to settle: {expected}")
 
     def paged() -> list[dict[str, str]]:
         return [a["labels"] for n in webhook.notifications for a in n.body["alerts"] if a["status"] == "firing"]
 
-    unmuted = [rule_alerts[2], rule_alerts[3]]
+    unmuted = [rule_alerts[2], rule_alerts[3], page_failed]
     wait_for(lambda: all(labels in paged() for labels in unmuted), 5, 0.1, "the unmuted rule alerts paged")
     time.sleep(1)
     expected_pages = [direct_labels(serious_id), direct_labels(hys_law_id, rule_alerts[1]), *unmuted]
