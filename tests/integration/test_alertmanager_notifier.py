@@ -5,6 +5,7 @@ The whole path with the real Alertmanager binary is tests/e2e/test_alert_path.py
 from __future__ import annotations
 
 import asyncio
+import re
 from datetime import UTC, datetime, timedelta
 from uuid import uuid4
 
@@ -16,11 +17,13 @@ from pvwatch.events.alert import SafetyAlert, Severity
 from pvwatch.metrics import REGISTRY
 from pvwatch.streams.alertmanager import (
     ALERT_RULES,
+    DIRECT_ALERT_FIRING,
     AlertmanagerNotifier,
     initialise_alert_series,
     load_direct_routes,
 )
 from pvwatch.streams.broker import free_port
+from tests.alerting_stack import parse_duration_s
 
 pytestmark = pytest.mark.integration
 RAISED = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
@@ -86,6 +89,26 @@ def test_the_post_carries_the_labels_of_the_serious_adverse_event_rule_and_its_o
     fires_for = datetime.fromisoformat(posted["endsAt"]) - alert.raised_at
     assert timedelta(minutes=15) <= fires_for < timedelta(minutes=15, seconds=5), "15 min from the post"
     assert notifications("sent") == sent_before + 1
+
+
+def test_a_direct_alert_outlives_the_rule_alert_of_the_same_event_with_the_shipped_settings():
+    """Else the rule's alert stops being muted and pages the officer again, late (alertmanager.yml). The rule's
+    alert ends <= window + scrape + evaluation after the count when Prometheus's resolve arrives, or, if it is
+    lost, at the endsAt of its last firing send: 4 x max(evaluation interval, resend delay) later (Prometheus
+    rules/alerting.go sends `ValidUntil = ts + 4 * resendDelay`; `--rules.alert.resend-delay` defaults to 1m)."""
+    prometheus = yaml.safe_load((ALERT_RULES.parents[1] / "prometheus.yml").read_text())
+    scrape = parse_duration_s(next(j for j in prometheus["scrape_configs"] if j["job_name"] == "pvwatch")
+                              .get("scrape_interval", prometheus["global"]["scrape_interval"]))
+    routes = load_direct_routes()
+    paged = {routes.by_rule["serious-ae"].alertname, routes.other_critical.alertname if routes.other_critical else ""}
+    for group in yaml.safe_load(ALERT_RULES.read_text())["groups"]:
+        evaluation = parse_duration_s(group.get("interval", prometheus["global"]["evaluation_interval"]))
+        for rule in (r for r in group["rules"] if r.get("alert") in paged):
+            [window] = re.findall(r"increase\([^\[]*\[(\w+)\]\)", rule["expr"])
+            longest = parse_duration_s(window) + scrape + evaluation + 4 * max(evaluation, 60)
+            assert DIRECT_ALERT_FIRING.total_seconds() > longest, (rule["alert"], longest)
+            paged.discard(rule["alert"])
+    assert paged == set(), f"not found in the rules: {paged}"
 
 
 def test_two_serious_adverse_events_are_two_alertmanager_alerts():
