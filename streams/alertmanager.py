@@ -15,7 +15,9 @@ serious AE within the rule's 10-minute window would merge into the first alert a
 labels are not Prometheus series (this alert is never scraped or stored in a TSDB), so a label per alert costs
 no cardinality. alertmanager.yml groups the safety officer's route by `alert_id` and lets a direct alert
 inhibit the rule's alert of the same alertname and rule (which has no `alert_id`): the officer gets one page
-per alert while the direct post works, and the rule's alert still pages (the safety net) when it failed.
+per alert while the direct post works, and the rule's alert still pages (the safety net) when it failed. That
+mute is per rule, so a failed post while another direct alert of its rule fires would page nobody through the
+rule: the failure counter pages on its own (SafetyPageFailed, which nothing mutes).
 Annotations carry the alert id and summary (event term and seriousness criteria), never a narrative.
 """
 
@@ -50,7 +52,8 @@ RULE_WINDOW = timedelta(minutes=10)
 #: same event, else the rule's alert is no longer inhibited and pages the officer again, late. The rule's alert
 #: ends in Alertmanager when Prometheus sends it resolved (<= 10 min 10 s after the count, above) or, if that
 #: message is lost, at the `endsAt` of its last firing send: Prometheus sets it 4 x max(evaluation interval,
-#: --rules.alert.resend-delay 1 m) = 4 min ahead, so <= 14 min 10 s. 15 min covers both.
+#: --rules.alert.resend-delay 1 m) = 4 min ahead, so <= 14 min 10 s. 15 min covers both (recomputed from the
+#: shipped files by tests/integration/test_alertmanager_notifier.py; the 4 min seen in tests/e2e/test_alert_path.py).
 DIRECT_ALERT_FIRING = RULE_WINDOW + timedelta(minutes=5)
 #: Waits before the 2nd, 3rd and 4th attempt: about 3 s in all, well inside the rule path's ~10 s.
 RETRY_DELAYS_S = (0.1, 0.5, 2.0)
@@ -140,8 +143,8 @@ def initialise_alert_series(routes: DirectRoutes, rule_ids: Iterable[str] = RULE
 
 def alertmanager_alert(alert: SafetyAlert, route: DirectRoute, posted_at: datetime | None = None) -> dict[str, Any]:
     """One element of the v2 `postableAlerts` body (Alertmanager OpenAPI spec, `postableAlert`): the rule's
-    labels plus `alert_id`. It fires for DIRECT_ALERT_FIRING from when it is posted (not from when it was
-    raised: a worker re-paging a crashed worker's alert later must still outlive the rule's alert it causes)."""
+    labels plus `alert_id`. It fires for DIRECT_ALERT_FIRING from when it is posted, not from when it was
+    raised: a crashed worker's alert re-paged by the next worker an hour later must not arrive already ended."""
     posted_at = posted_at or datetime.now(UTC)
     return {
         "labels": {**route.alert_labels(alert.rule_id), "alert_id": str(alert.alert_id)},
