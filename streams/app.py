@@ -81,6 +81,8 @@ class Outbox:
         #: sent, not yet marked published in the store
         self.sent_alert_ids: dict[str, None] = {}
         self.sent_dead_letter_ids: list[str] = []
+        #: every dead letter this worker has sent (few: bad input is rare)
+        self.dead_letters_sent: set[str] = set()
         self._one_at_a_time = asyncio.Lock()
         self._flushing: set[asyncio.Task[None]] = set()
 
@@ -129,7 +131,11 @@ class Outbox:
 
     async def _flush(self) -> None:
         alerts, self.pending_alerts = self.pending_alerts, []
-        letters = await self.writer.unpublished_dead_letters() if self.has_pending_letters else []
+        # taken now: a batch that dead-letters more while this flush awaits sets it again for the next flush
+        want_letters, self.has_pending_letters = self.has_pending_letters, False
+        letters = await self.writer.unpublished_dead_letters() if want_letters else []
+        # a letter this worker sent stays unpublished in the store until a later batch carries its mark: never twice
+        letters = [row for row in letters if row[0] not in self.dead_letters_sent]
         futures = [await self.alert_topic.send(key=alert.key, value=alert.value) for alert in alerts]
         for dead_letter_id, topic, reason, detail, payload in letters:
             headers = stored_dead_letter_headers(dead_letter_id, topic, reason, detail)
@@ -138,8 +144,8 @@ class Outbox:
             await asyncio.gather(*futures)
         except Exception:
             self.pending_alerts = alerts + self.pending_alerts
+            self.has_pending_letters |= want_letters
             raise
-        self.has_pending_letters = False
         published = time.time()
         for alert in alerts:  # new alerts of a live batch carry their evidence's produce time
             if alert.evidence_produced_at:
@@ -147,6 +153,7 @@ class Outbox:
         waiting = {alert.alert_id for alert in self.pending_alerts}  # revised meanwhile: marked after their send
         self.sent_alert_ids.update((alert.alert_id, None) for alert in alerts if alert.alert_id not in waiting)
         self.sent_dead_letter_ids.extend(row[0] for row in letters)
+        self.dead_letters_sent.update(row[0] for row in letters)
 
 
 async def _not_yet_on_topic(bootstrap: str, writer: WriterClient,
