@@ -86,7 +86,8 @@ def _freeze_survivors(phase: str, info: dict[str, int]) -> None:
 def _lower_priority() -> None:
     """Run this thread (snapshot copy, signal recomputation) at a lower CPU priority than the batch thread: on 2
     cores shared with Faust and the broker, a snapshot competing at equal priority stalled batches for 0.2-1 s.
-    Linux only (a thread's nice value); elsewhere the thread keeps its priority."""
+    DuckDB's own worker thread keeps its priority: with one DuckDB thread (so that background queries would run
+    only here) every batch write took twice as long (/work/briefs/latency.md). Linux only (a thread's nice value)."""
     if sys.platform == "linux":
         os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), BACKGROUND_NICE)
 
@@ -389,9 +390,6 @@ def serve(db: Path, rules_file: Path | None, rsi_file: Path | None, channels: di
     gc.callbacks.append(_freeze_survivors)
     batch = channels["batch"]
     writer = StoreWriter(db, rules_file, rsi_file)  # an error here ends the child: the parent reports its exit
-    # one DuckDB thread: a background query then runs only on its own (lower-priority) thread, and a batch's small
-    # statements gain nothing from a second one
-    writer.store.con.execute("SET threads = 1")
     for name in BACKGROUND_CHANNELS:
         threading.Thread(target=_serve_functions, args=(writer, channels[name]), name=f"writer-{name}",
                          daemon=True).start()
