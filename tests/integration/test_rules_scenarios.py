@@ -84,14 +84,14 @@ def test_a_restarted_worker_continues_every_rule_where_the_last_one_stopped(work
         for event in events[:half]:
             publisher.publish(event)
     wait_for(lambda: workers.metric(first, "pv_events_ingested_total") >= half, 60, what="first half stored")
-    first.stop()
+    assert first.stop() == 0, "a clean stop (SIGTERM) closes and checkpoints the store"
     second = workers.start(env={"PVWATCH_CLOCK_INTERVAL_S": "1"})
     with EventPublisher(workers.broker.bootstrap) as publisher:
         for event in events[half:]:
             publisher.publish(event)
     wait_for(lambda: workers.metric(second, "pv_events_ingested_total") >= len(events) - half, 60, what="rest")
     wait_for(lambda: workers.metric(second, "pv_expedited_reports_overdue") == 1, 20, what="clock timer ran")
-    second.stop()
+    assert second.stop() == 0, "a clean stop (SIGTERM) closes and checkpoints the store"
 
     live = stored_alerts(workers.db)
     assert len({a.alert_id for a in live}) == len(live)
