@@ -1,6 +1,7 @@
-"""`pvwatch worker` as an operator configures it: the direct page to Alertmanager is discoverable in --help,
-reaches the worker's settings, and a mistyped URL stops the worker at start instead of silently leaving people
-paged only by the slower Prometheus rule path (docs/operations.md, "How an alert reaches a person")."""
+"""`pvwatch worker` as an operator configures it: Kafka from `--bootstrap-servers` or PVWATCH_KAFKA_BOOTSTRAP
+(issue 3), and the direct page to Alertmanager discoverable in --help, reaching the worker's settings, a mistyped
+URL stopping the worker at start instead of silently leaving people paged only by the slower Prometheus rule path
+(docs/operations.md, "How an alert reaches a person")."""
 
 from __future__ import annotations
 
@@ -20,7 +21,21 @@ def started(monkeypatch: pytest.MonkeyPatch) -> list[Settings]:
     monkeypatch.setattr("pvwatch.streams.worker.run_worker", lambda settings, loglevel: runs.append(settings))
     monkeypatch.setattr(cli_module, "_owner_only_files", lambda: None)  # leaves the test process's umask alone
     monkeypatch.delenv("PVWATCH_ALERTMANAGER_URL", raising=False)
+    monkeypatch.delenv("PVWATCH_KAFKA_BOOTSTRAP", raising=False)
     return runs
+
+
+def test_worker_takes_its_bootstrap_servers_from_the_environment(started: list[Settings]):
+    ran = CliRunner().invoke(cli, ["worker"], env={"PVWATCH_KAFKA_BOOTSTRAP": "kafka-1:9092,kafka-2:9092"})
+    assert ran.exit_code == 0, ran.output
+    assert [s.kafka_bootstrap for s in started] == ["kafka-1:9092,kafka-2:9092"]
+
+
+def test_worker_bootstrap_servers_option_overrides_the_environment(started: list[Settings]):
+    ran = CliRunner().invoke(cli, ["worker", "--bootstrap-servers", "broker.internal:19092"],
+                             env={"PVWATCH_KAFKA_BOOTSTRAP": "kafka-1:9092"})
+    assert ran.exit_code == 0, ran.output
+    assert [s.kafka_bootstrap for s in started] == ["broker.internal:19092"]
 
 
 def test_worker_help_says_how_to_page_through_alertmanager_at_once():
