@@ -13,7 +13,7 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import faust
@@ -167,6 +167,61 @@ async def _not_yet_on_topic(bootstrap: str, writer: WriterClient,
     return [alert for alert in pending if alert.alert_id not in on_topic]
 
 
+class TakenEvents:
+    """Events the agent has taken and the writer has not stored yet, handed to the writer in take order.
+
+    Faust's `noack_take` fills its buffer only while the agent waits in the take: it holds the buffer while the
+    agent's body runs (faust/streams.py, `add_to_buffer` awaits `buffer_consuming`). So the body never waits for
+    the writer: it queues what it took and goes back to the take, and one task stores the queue in order, one
+    batch of at most `batch_max` events at a time: the writer's next batch is what arrived while it stored the last.
+    """
+
+    def __init__(self, store: Callable[[list[EventT[Any]]], Awaitable[None]], batch_max: int) -> None:
+        self._store = store
+        self._batch_max = batch_max
+        self._waiting: list[EventT[Any]] = []
+        self._arrived = asyncio.Event()
+        self._room = asyncio.Event()
+        self._stopping = False
+        self._task = asyncio.ensure_future(self._store_in_order())
+
+    async def put(self, batch: Sequence[EventT[Any]]) -> None:
+        """Queue a taken batch; waits only while a whole batch already waits (the writer is behind)."""
+        self._raise_if_failed()
+        self._waiting.extend(batch)
+        self._arrived.set()
+        while len(self._waiting) >= self._batch_max and not self._task.done():
+            self._room.clear()
+            room = asyncio.ensure_future(self._room.wait())
+            await asyncio.wait([room, self._task], return_when=asyncio.FIRST_COMPLETED)
+            room.cancel()
+        self._raise_if_failed()
+
+    def _raise_if_failed(self) -> None:
+        if self._task.done():
+            self._task.result()  # a failed batch stops the agent here (Faust restarts it)
+
+    async def _store_in_order(self) -> None:
+        while not self._stopping:
+            await self._arrived.wait()
+            self._arrived.clear()
+            while self._waiting and not self._stopping:
+                batch = self._waiting[:self._batch_max]
+                del self._waiting[:len(batch)]
+                self._room.set()
+                await self._store(batch)
+
+    async def stop(self, timeout_s: float) -> None:
+        """Finish the batch being stored; events still queued are not acknowledged (delivered again)."""
+        self._stopping = True
+        self._arrived.set()
+        await asyncio.wait([self._task], timeout=timeout_s)
+        if not self._task.done():
+            self._task.cancel()
+        elif not self._task.cancelled() and self._task.exception():
+            log.warning("a last batch was not completed (its events are delivered again): %s", self._task.exception())
+
+
 def build_app(settings: Settings) -> faust.App:
     app = faust.App(
         settings.group_id,
@@ -232,9 +287,7 @@ def build_app(settings: Settings) -> faust.App:
         writer, opening = await start_writer(settings.db, settings.rules_file, settings.rsi_file,
                                              in_process=not settings.writer_process, on_failure=_stop_worker)
         running["writer"] = writer
-        #: the one batch handed to the writer and not yet completed; Faust fills the next batch meanwhile (a second
-        #: batch queued behind the writer showed no gain distinguishable from this machine's noise)
-        in_flight: asyncio.Future[None] | None = None
+        taken: TakenEvents | None = None
         try:
             metrics.BUILD_INFO.info({"version": _version(), "store_schema": str(opening.schema_version)})
             record_metrics(opening.metrics)
@@ -257,22 +310,17 @@ def build_app(settings: Settings) -> faust.App:
                     await stream.ack(event)
                 _update_lag(batch)
 
-            # Faust fills the next batch while the writer stores this one. Events are acknowledged by `complete`,
-            # in batch order (the next batch starts after the previous one completed), never by the take itself.
+            # Events are acknowledged by `complete`, in take order (one batch with the writer at a time), never by
+            # the take itself.
             batches = stream.noack_take(  # type: ignore[attr-defined]  # missing from Faust's StreamT stub
                 settings.batch_max_events, within=settings.batch_within_s
             )
+            taken = TakenEvents(complete, settings.batch_max_events)
             async for batch in batches:
-                if in_flight is not None:
-                    previous, in_flight = in_flight, None
-                    await previous  # a failed batch stops the agent here (Faust restarts it)
-                in_flight = asyncio.ensure_future(complete(batch))
+                await taken.put(batch)  # returns at once unless a whole batch already waits for the writer
         finally:
-            if in_flight is not None:
-                await asyncio.wait([in_flight], timeout=30)
-                if in_flight.done() and not in_flight.cancelled() and in_flight.exception():
-                    log.warning("a last batch was not completed (its events are delivered again): %s",
-                                in_flight.exception())
+            if taken is not None:
+                await taken.stop(30)
             if "outbox" in running:
                 await _stop_outbox(running["outbox"])
             if notifier:
