@@ -6,9 +6,10 @@ and for the rule path the Debian `prometheus` with the shipped prometheus.yml an
 (worker scraped every 5 s, safety rules evaluated every 5 s).
 
 Each sample publishes one serious adverse event (a new case, so a new alert) and waits for the webhook.
-Alertmanager pages once per alert label set, so each sample gets a fresh Alertmanager (new data dir), and each
-rule-path sample a fresh Prometheus too, started and scraped once before the event is sent at a random phase
-of the scrape cycle. Hops, from timestamps the components record themselves:
+Each sample gets a fresh Alertmanager (new data dir: no earlier sample's alerts, groups or inhibitions), and each
+rule-path sample a fresh Prometheus too (the rule's alert is muted while a direct alert of its rule fires),
+started and scraped once before the event is sent at a random phase of the scrape cycle.
+Hops, from timestamps the components record themselves:
   direct path: send -> alert raised (worker; raised_at on pv.safety.alert.v1) -> received by Alertmanager
                (its updatedAt) -> webhook;
   rule path:   send -> scraped (timestamp of the first sample showing the increase) -> rule fired (activeAt)
@@ -17,7 +18,7 @@ The baseline is the direct path measured in the same run: the rule path is repor
 
 With --background-rate N the direct path is measured a second time, in the same run, while another process
 sends the synthetic cohort's clinical events at N events/s to the same worker (every type but adverse events and
-labs: those raise serious-AE alerts of their own, which Alertmanager would merge with the measured one). Reported
+labs: those raise alerts of their own, paged beside the measured one and adding pages to the load). Reported
 as a ratio to the idle direct path.
 
     .venv/bin/python bench/bench_alert_path.py [--direct-samples 30] [--rule-samples 10] [--background-rate 1000]
