@@ -219,7 +219,9 @@ def test_prometheus_rule_pages_the_safety_officer_when_the_direct_post_fails(
         assert paged["labels"] == SERIOUS_AE_LABELS
         assert "pvwatch_alert_id" not in paged["annotations"], "this one came from the rule, not the worker"
         assert paged["annotations"]["description"].startswith("pvwatch raised at least one serious")
-        assert elapsed < 6.0, "1 s scrape + 1 s evaluation + Alertmanager should page within a few seconds"
+        # 1 s scrape + 1 s evaluation + Alertmanager: about 1-2 s on a quiet machine (bench_alert_path measures
+        # it); the bound only tells a slow safety net from one that waits for a whole `for:` or group interval.
+        assert elapsed < 15.0, "the rule path pages within seconds, not after a for: delay or a group interval"
         wait_for(lambda: scrape_labelled(worker.metrics_url, "pv_alert_notifications_total").get(
             (("outcome", "failed"),), 0) >= 1, 10, 0.2, "the failed direct post counted")
         assert scrape_labelled(worker.metrics_url, "pv_alert_notifications_total")[(("outcome", "sent"),)] == 0
