@@ -104,6 +104,9 @@ class SafetyEngine:
         self._stale: dict[tuple[str, str], set[str]] = defaultdict(set)
         #: patient -> diagnoses as last recorded (flare-after-taper reads them for every score near a taper)
         self._diagnoses: dict[str, list[str]] = {}
+        #: patient -> their tapers and scores for flare-after-taper, and event id -> (the rule's fact, the event)
+        self._flare_indexes: dict[str, flare.FlareIndex] = {}
+        self._flare_inputs: dict[UUID, tuple[flare.Taper | flare.ActivityScore, EventEnvelope]] = {}
         #: (patient, LOINC code, unit) -> the first result in occurred_at order: CTCAE's baseline for the later ones
         self._first_labs: dict[tuple[str, str, str], LabResultReported] = {}
 
@@ -150,6 +153,9 @@ class SafetyEngine:
             # the history's order: occurred_at, then the event id (the same event again changes nothing)
             if first is None or (event.occurred_at, event.event_id.int) < (first.occurred_at, first.event_id.int):
                 self._first_labs[kind] = event
+            return
+        if isinstance(event, DiseaseActivityAssessed | TreatmentTapered | TreatmentStopped):
+            self._index_flare_input(event)
             return
         if isinstance(event, PatientEnrolled | PatientUpdated):
             self._diagnoses.pop(event.patient, None)
@@ -539,46 +545,61 @@ class SafetyEngine:
         self._diagnoses[patient.patient] = latest
         return latest
 
-    def _flares(self, event: EventEnvelope, patient: PatientHistory, now: datetime) -> list[SafetyAlert]:
-        changes = [*patient.of_type("treatment-tapered", TreatmentTapered),
-                   *patient.of_type("treatment-stopped", TreatmentStopped)]
-        classes = self.p.tapered_classes
-        tapers_raw = [t for t in changes if t.drug_class in classes]
+    def _flare_index(self, pseudonym: str) -> flare.FlareIndex:
+        index = self._flare_indexes.get(pseudonym)
+        if index is None:
+            index = self._flare_indexes[pseudonym] = flare.FlareIndex(timedelta(days=self.p.flare.window_days))
+        return index
+
+    def _index_flare_input(self, event: DiseaseActivityAssessed | TreatmentTapered | TreatmentStopped) -> None:
+        """Add a score of a flare index's instrument, or a taper or stop of a tapered class, to the patient's
+        FlareIndex (the others never take part in a flare)."""
+        fact: flare.Taper | flare.ActivityScore
         if isinstance(event, DiseaseActivityAssessed):
-            # a score matters to tapers it follows within the window, or to later tapers as their baseline
-            window = timedelta(days=self.p.flare.window_days)
-            tapers_raw = [t for t in tapers_raw if t.occurred_at >= event.occurred_at
-                          or event.occurred_at <= t.occurred_at + window]
+            if event.instrument.value not in flare.INSTRUMENTS:
+                return
+            fact = flare.ActivityScore(event.event_id, event.instrument.value, event.score, event.occurred_at,
+                                       event.assessed_by.value)
+            self._flare_index(event.patient).add_score(fact)
         else:
-            tapers_raw = [t for t in tapers_raw if t.event_id == event.event_id]
-        if not tapers_raw:
-            return []  # most scores: the patient's scores are not even read
-        scores_raw = patient.of_type("disease-activity", DiseaseActivityAssessed)
-        if isinstance(event, DiseaseActivityAssessed):
-            # and is only ever compared with scores of its own instrument and assessor
-            scores_raw = [s for s in scores_raw if s.instrument == event.instrument
-                          and s.assessed_by == event.assessed_by]
+            if event.drug_class not in self.p.tapered_classes:
+                return
+            fact = flare.Taper(event.event_id, event.drug, event.occurred_at, isinstance(event, TreatmentStopped))
+            self._flare_index(event.patient).add_taper(fact)
+        self._flare_inputs[event.event_id] = (fact, event)
+
+    def _flares(self, event: EventEnvelope, patient: PatientHistory, now: datetime) -> list[SafetyAlert]:
+        """The flares `event` takes part in (as the taper, the baseline or the later score), from the patient's
+        FlareIndex: bisection, not a scan of the history per event."""
+        known = self._flare_inputs.get(event.event_id)
+        if known is None:
+            return []  # a score of another instrument
+        fact = known[0]
+        index = self._flare_indexes[event.patient]
+        if isinstance(fact, flare.Taper):
+            triples = index.after_taper(fact)
+        else:
+            triples = index.around_score(fact)
+            # reductions before stops, as the alerts were always listed
+            triples.sort(key=lambda triple: triple[0].stopped)
+        if not triples:
+            return []  # most scores: the patient has no taper near them
         conditions = self._conditions(patient)
-        by_id: dict[UUID, EventEnvelope] = {e.event_id: e for e in (*tapers_raw, *scores_raw)}
-        tapers = [flare.Taper(t.event_id, t.drug, t.occurred_at, isinstance(t, TreatmentStopped)) for t in tapers_raw]
-        scores = [flare.ActivityScore(s.event_id, s.instrument.value, s.score, s.occurred_at, s.assessed_by.value)
-                  for s in scores_raw]
         jia = next((c for c in conditions if c.startswith("JIA")), None)
         diseases = [(flare.Disease.JIA, self.p.jia_categories.category_of(jia or ""))]
         diseases.append((flare.Disease.MCTD if "MCTD" in conditions and "SLE" not in conditions else flare.Disease.SLE,
                          self.p.jia_categories.default))
+        inputs = self._flare_inputs
         alerts = []
         for disease, category in diseases:
-            for found in flare.flares(tapers, scores, disease, category, self.p.flare):
-                if event.event_id not in (found.taper.event_id, found.after.event_id, found.baseline.event_id):
-                    continue
+            for found in flare.judged(triples, disease, category, self.p.flare):
                 label = "parent-reported" if found.after.assessed_by != "clinician" else "clinician-documented"
                 proxy = " (proxy index: no validated MCTD flare index)" if found.proxy else ""
                 alerts.append(self._alert(
                     FLARE_AFTER_TAPER, f"{found.taper.event_id}|{found.after.event_id}",
                     Severity.CRITICAL if found.severity in ("severe", "high") else Severity.WARNING,
-                    patient.patient, (by_id[found.taper.event_id], by_id[found.baseline.event_id],
-                                      by_id[found.after.event_id]), now,
+                    patient.patient, (inputs[found.taper.event_id][1], inputs[found.baseline.event_id][1],
+                                      inputs[found.after.event_id][1]), now,
                     f"{found.severity} flare ({label} {found.after.instrument} {found.baseline.score:g} -> "
                     f"{found.after.score:g}) after {found.taper.drug} "
                     f"{'stopped' if found.taper.stopped else 'tapered'}{proxy}",

@@ -17,11 +17,15 @@ from the same kind of assessor, and each alert is labelled with it.
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import TypeVar
 from uuid import UUID
+
+_Item = TypeVar("_Item")
 
 
 class Disease(StrEnum):
@@ -108,15 +112,98 @@ def sledai_level(score: float) -> str:
     return "high"
 
 
-def _instruments(disease: Disease) -> tuple[str, ...]:
-    return ("JADAS10", "cJADAS10") if disease is Disease.JIA else ("SLEDAI-2K",)
+#: The instruments each flare index reads (SLE and MCTD: SLEDAI-2K; JIA: JADAS10 and cJADAS10).
+JIA_INSTRUMENTS = ("JADAS10", "cJADAS10")
+SLEDAI_INSTRUMENTS = ("SLEDAI-2K",)
+INSTRUMENTS = frozenset(JIA_INSTRUMENTS + SLEDAI_INSTRUMENTS)
 
 
-def _baseline(scores: list[ActivityScore], like: ActivityScore, taper: Taper) -> ActivityScore | None:
-    """The latest score of the same instrument and assessor at or before the taper."""
-    before = [s for s in scores if s.instrument == like.instrument and s.assessed_by == like.assessed_by
-              and s.at <= taper.at]
-    return max(before, key=lambda s: (s.at, str(s.event_id)), default=None)
+def instruments(disease: Disease) -> tuple[str, ...]:
+    return JIA_INSTRUMENTS if disease is Disease.JIA else SLEDAI_INSTRUMENTS
+
+
+#: Above any UUID's integer: (at, _AFTER_ALL) sorts after every event at the instant `at`.
+_AFTER_ALL = 1 << 128
+#: A taper, its baseline (the latest score of the same instrument and assessor at or before it) and a score of the
+#: same kind within the window after it: the pairing every flare index judges.
+Triple = tuple[Taper, ActivityScore, ActivityScore]
+
+
+class FlareIndex:
+    """One patient's tapers and scores in occurred_at order (ties by event id), each kind of score (instrument,
+    assessor: clinician and parent scores are never compared) apart. The triples an arriving taper or score takes
+    part in are found by bisection, so the cost of an event does not grow with the patient's history (the engine
+    keeps one per patient; `flares` builds one for a set of events). Adding the same event again changes nothing."""
+
+    def __init__(self, window: timedelta) -> None:
+        self.window = window
+        self._taper_keys: list[tuple[datetime, int]] = []
+        self._tapers: list[Taper] = []
+        self._score_keys: dict[tuple[str, str], list[tuple[datetime, int]]] = {}
+        self._scores: dict[tuple[str, str], list[ActivityScore]] = {}
+
+    def add_taper(self, taper: Taper) -> None:
+        _insert(self._taper_keys, self._tapers, (taper.at, taper.event_id.int), taper)
+
+    def add_score(self, score: ActivityScore) -> None:
+        kind = (score.instrument, score.assessed_by)
+        if kind not in self._score_keys:
+            self._score_keys[kind], self._scores[kind] = [], []
+        _insert(self._score_keys[kind], self._scores[kind], (score.at, score.event_id.int), score)
+
+    def after_taper(self, taper: Taper) -> list[Triple]:
+        """Every score in the window after `taper` that has a baseline, with it, in occurred_at order."""
+        found: list[Triple] = []
+        for kind in self._score_keys:
+            baseline = self._baseline(kind, taper.at)
+            if baseline is not None:
+                found.extend((taper, baseline, after) for after in self._after(kind, taper))
+        if len(self._score_keys) > 1:
+            found.sort(key=lambda triple: (triple[2].at, triple[2].event_id.int))
+        return found
+
+    def around_score(self, score: ActivityScore) -> list[Triple]:
+        """The triples with `score` (added before) as the later score (tapers in the window before it) or as the
+        baseline (tapers at or after it and before the next score of its kind), in the tapers' order."""
+        taper_keys = self._taper_keys
+        if not taper_keys:
+            return []  # most patients: no taper, nothing to pair
+        kind = (score.instrument, score.assessed_by)
+        found: list[Triple] = []
+        earliest = bisect.bisect_left(taper_keys, (score.at - self.window,))
+        before = bisect.bisect_left(taper_keys, (score.at,))
+        for taper in self._tapers[earliest:before]:  # taper.at < score.at <= taper.at + window
+            baseline = self._baseline(kind, taper.at)
+            if baseline is not None:
+                found.append((taper, baseline, score))
+        keys = self._score_keys[kind]
+        following = bisect.bisect_right(keys, (score.at, score.event_id.int))
+        until = bisect.bisect_left(taper_keys, (keys[following][0],)) if following < len(keys) else len(taper_keys)
+        for taper in self._tapers[before:until]:  # score.at <= taper.at < the next score's at: the baseline
+            found.extend((taper, score, after) for after in self._after(kind, taper))
+        return found
+
+    def _baseline(self, kind: tuple[str, str], at: datetime) -> ActivityScore | None:
+        """The latest score of `kind` at or before `at`."""
+        position = bisect.bisect_right(self._score_keys[kind], (at, _AFTER_ALL))
+        return self._scores[kind][position - 1] if position else None
+
+    def _after(self, kind: tuple[str, str], taper: Taper) -> list[ActivityScore]:
+        """The scores of `kind` with taper.at < at <= taper.at + window."""
+        keys = self._score_keys[kind]
+        first = bisect.bisect_right(keys, (taper.at, _AFTER_ALL))
+        return self._scores[kind][first:bisect.bisect_right(keys, (taper.at + self.window, _AFTER_ALL), first)]
+
+
+def _insert(keys: list[tuple[datetime, int]], items: list[_Item], key: tuple[datetime, int], item: _Item) -> None:
+    if not keys or keys[-1] < key:  # the usual case (every case in a replay): the latest so far
+        keys.append(key)
+        items.append(item)
+        return
+    position = bisect.bisect_left(keys, key)
+    if position == len(keys) or keys[position] != key:  # else the same event again
+        keys.insert(position, key)
+        items.insert(position, item)
 
 
 def flares(
@@ -128,20 +215,20 @@ def flares(
 ) -> list[Flare]:
     """Every (taper, later score) pair that is a flare by the disease's index; the caller keys alerts on the pair,
     so the result depends on the set of events, not the order they arrived in."""
-    window = timedelta(days=p.window_days)
-    relevant = [s for s in scores if s.instrument in _instruments(disease)]
-    found: list[Flare] = []
+    index = FlareIndex(timedelta(days=p.window_days))
+    for score in scores:
+        index.add_score(score)
+    tapers = list(tapers)
     for taper in tapers:
-        for after in relevant:
-            if not taper.at < after.at <= taper.at + window:
-                continue
-            baseline = _baseline(relevant, after, taper)
-            if baseline is None:
-                continue
-            flare = _judge(taper, baseline, after, disease, jia_category, p)
-            if flare is not None:
-                found.append(flare)
-    return found
+        index.add_taper(taper)
+    return judged([triple for taper in tapers for triple in index.after_taper(taper)], disease, jia_category, p)
+
+
+def judged(triples: Iterable[Triple], disease: Disease, jia_category: JiaCategory, p: FlareParameters) -> list[Flare]:
+    """The triples of the disease's instruments that are flares by its index."""
+    read = instruments(disease)
+    return [found for taper, baseline, after in triples if after.instrument in read
+            if (found := _judge(taper, baseline, after, disease, jia_category, p)) is not None]
 
 
 def _judge(

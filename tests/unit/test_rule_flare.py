@@ -11,11 +11,14 @@ from datetime import UTC, datetime, timedelta
 from uuid import uuid4
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pvwatch.domain.flare import (
     ActivityLevel,
     ActivityScore,
     Disease,
+    FlareIndex,
     FlareParameters,
     JiaCategory,
     Taper,
@@ -87,3 +90,50 @@ def test_jia_minimal_to_moderate_after_taper_is_a_flare_by_category():
     assert (flare.from_level, flare.to_level) == ("minimal", "moderate")
     # 5.0 is still minimal activity in polyarticular JIA (MiDA <= 6)
     assert flares([TAPER], [before, after], Disease.JIA, JiaCategory.POLYARTICULAR, P) == []
+
+
+# --- the incremental index the engine keeps per patient ------------------------------------------------------------
+
+moment = st.integers(min_value=-200, max_value=200).map(lambda hours: T0 + timedelta(days=hours / 2))
+taper_strategy = st.builds(lambda at, stopped: Taper(uuid4(), "mycophenolate", at, stopped), moment, st.booleans())
+score_strategy = st.builds(lambda value, at, instrument, by: ActivityScore(uuid4(), instrument, value, at, by),
+                           st.integers(0, 20).map(float), moment, st.sampled_from(["SLEDAI-2K", "JADAS10"]),
+                           st.sampled_from(["clinician", "parent"]))
+
+
+def defined_triples(tapers, scores, window):
+    """The definition, scanned: each score of a kind within (taper, taper + window], with the latest score of its
+    kind (instrument and assessor) at or before the taper as its baseline."""
+    found = set()
+    for taper in tapers:
+        for after in scores:
+            if not taper.at < after.at <= taper.at + window:
+                continue
+            same = [s for s in scores if (s.instrument, s.assessed_by) == (after.instrument, after.assessed_by)
+                    and s.at <= taper.at]
+            if same:
+                found.add((taper, max(same, key=lambda s: (s.at, s.event_id.int)), after))
+    return found
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(taper_strategy, max_size=4), st.lists(score_strategy, max_size=12), st.randoms())
+def test_index_finds_what_the_definition_pairs_whatever_the_arrival_order(tapers, scores, random):
+    """The engine asks the index, per arriving event, for the triples the event is in: as the taper, or a score as
+    the later one or the baseline. Whatever order the events arrived in, the answers are the definition's."""
+    window = timedelta(days=P.window_days)
+    index = FlareIndex(window)
+    arrivals = [*tapers, *scores]
+    random.shuffle(arrivals)
+    for fact in arrivals + arrivals:  # each again: a set, no change
+        if isinstance(fact, Taper):
+            index.add_taper(fact)
+        else:
+            index.add_score(fact)
+    defined = defined_triples(tapers, scores, window)
+    for taper in tapers:
+        found = index.after_taper(taper)
+        assert len(found) == len(set(found)) and set(found) == {t for t in defined if t[0] == taper}
+    for score in scores:
+        found = index.around_score(score)
+        assert len(found) == len(set(found)) and set(found) == {t for t in defined if score in (t[1], t[2])}
