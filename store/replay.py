@@ -165,7 +165,7 @@ def derive(store: EventStore, *, progress: bool = False, parameters: RuleParamet
     with paused_gc(), tqdm(total=events, unit="ev", desc="replay", disable=not progress) as bar:
         cursor = store.con.execute(_LOG, _RULE_INPUTS)  # the connection's one open result until it is read
         while rows := cursor.fetchmany(CHUNK):
-            alerts.extend(engine.apply([_decode(*row) for row in rows], now).alerts)
+            alerts.extend(engine.apply([_decode(*row) for row in rows], now, in_order=True).alerts)
             bar.update(len(rows))
         bar.update(events - bar.n)  # the events no rule reads (never decoded)
         alerts.extend(engine.clock_alerts(now))
@@ -288,9 +288,9 @@ def _derive_share(con: duckdb.DuckDBPyConnection, helper: bool, with_lots: bool,
                     own.append(event)
                 if for_lots and with_lots:
                     lot_evidence.append(event)
-            alerts.extend(patients.apply(own, now).alerts)
+            alerts.extend(patients.apply(own, now, in_order=True).alerts)
             if lot_evidence:
-                alerts.extend(lots.apply(lot_evidence, now).alerts)
+                alerts.extend(lots.apply(lot_evidence, now, in_order=True).alerts)
             progress(len(own))
     finally:
         con.close()

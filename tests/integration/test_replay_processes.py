@@ -4,15 +4,17 @@ split between two engines, lot clusters counted across both)."""
 from __future__ import annotations
 
 import shutil
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
+from uuid import UUID
 
 import duckdb
 import pytest
 
 from pvwatch.cohort import generate_cohort
+from pvwatch.domain.engine import RULE_INPUT_TYPES
 from pvwatch.events.codec import parse_event
 from pvwatch.store.eventstore import EventStore
-from pvwatch.store.replay import HELPER_PATIENTS, StoredEventInvalid, replay
+from pvwatch.store.replay import _LOG, _RULE_INPUTS, HELPER_PATIENTS, StoredEventInvalid, _decode, replay
 from tests.integration.test_replay import DERIVED_ALERT_COLUMNS, expedited_reports_of
 from tests.scenarios.stories import all_stories
 
@@ -138,3 +140,24 @@ def test_replay_migrates_a_store_that_never_had_the_schema(tmp_path, processes):
         assert store.con.execute("SELECT count(*) FROM alerts").fetchone() == (0,)
     finally:
         store.close()
+
+
+def test_the_log_is_read_in_the_engines_order(demo_pseudonymiser, tmp_path):
+    """Replay hands each chunk to the engine as read (SafetyEngine.apply(in_order=True): no sort), so the log's
+    ORDER BY occurred_at, event_id must be the engine's order: instants across time zones, ties by the UUID as an
+    integer (ids either side of the sign bit DuckDB flips in its UUID storage)."""
+    path = tmp_path / "order.duckdb"
+    events = [parse_event(demo_pseudonymiser.pseudonymise_record(r)) for r in generate_cohort(5, seed=3)]
+    same_instant = events[0].occurred_at.astimezone(timezone(timedelta(hours=5)))
+    ids = (0, 1, (1 << 63) - 1, 1 << 63, (1 << 127) - 1, 1 << 127, (1 << 128) - 1)
+    inputs = [event for event in events if event.type in RULE_INPUT_TYPES]
+    tied = [inputs[i % len(inputs)].model_copy(update={
+        "event_id": UUID(int=n), "occurred_at": same_instant if i % 2 else events[0].occurred_at})
+        for i, n in enumerate(ids)]
+    store = EventStore(path)
+    with store.transaction():
+        store.insert_events([(event, None) for event in [*events, *tied]], datetime.now(UTC))
+        rows = store.con.execute(_LOG, _RULE_INPUTS).fetchall()
+    store.close()
+    read = [(event.occurred_at, event.event_id.int) for event in (_decode(*row) for row in rows)]
+    assert {n for _, n in read} >= set(ids) and read == sorted(read)
