@@ -56,4 +56,4 @@ def test_the_embedded_broker_reports_end_offsets_below_the_true_end(broker):
         end = consumer.end_offsets([TopicPartition(ALERT_TOPIC, 0)])[TopicPartition(ALERT_TOPIC, 0)]
     finally:
         consumer.close()
-    assert end < 26, "if Tansu now reports the true end, group_lag and alert_resend may trust end_offsets again"
+    assert end < 26, "if Tansu now reports the true end, alert_resend may trust end_offsets again"
