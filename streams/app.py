@@ -319,16 +319,18 @@ def build_app(settings: Settings) -> faust.App:
             async for batch in batches:
                 await taken.put(batch)  # returns at once unless a whole batch already waits for the writer
         finally:
-            if taken is not None:
-                await taken.stop(30)
-            if "outbox" in running:
-                await _stop_outbox(running["outbox"])
-            if notifier:
-                await notifier.close()
-            running.pop("writer", None)
-            running.pop("outbox", None)
-            metrics.WORKER_UP.set(0)
-            await writer.close()
+            try:
+                if taken is not None:
+                    await taken.stop(30)
+                if "outbox" in running:
+                    await _stop_outbox(running["outbox"])
+                if notifier:
+                    await notifier.close()
+            finally:  # whatever happened above, the store is closed (checkpointed), not left to the child's death
+                running.pop("writer", None)
+                running.pop("outbox", None)
+                metrics.WORKER_UP.set(0)
+                await writer.close()
 
     @app.timer(settings.clock_interval_s)  # type: ignore[untyped-decorator]
     async def evaluate_expedited_clocks() -> None:

@@ -380,12 +380,19 @@ def _serve_functions(writer: StoreWriter, conn: Connection) -> None:
         _reply(conn, _answer(function, (writer.store.con, *args)))
 
 
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    raise SystemExit(0)
+
+
 def serve(db: Path, rules_file: Path | None, rsi_file: Path | None, channels: dict[str, Connection]) -> None:
     """The child's main loop: open the store, then answer the parent until it says close or goes away."""
     from pvwatch.streams.broker import die_with_parent
 
     die_with_parent()  # a killed worker must not leave its writer holding the store's lock
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the worker decides the stop
+    # SIGTERM (the worker died, or a stop sent to the whole group) ends the loop through `finally`, so the store is
+    # closed and checkpointed: by default it killed the child with the committed batches only in the .wal file.
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     tune_gc()
     gc.callbacks.append(_freeze_survivors)
     batch = channels["batch"]

@@ -91,3 +91,30 @@ def test_the_writer_process_stores_a_batch_and_reports_its_own_death(tmp_path: P
     con = duckdb.connect(str(tmp_path / "store.duckdb"), read_only=True)  # the lock went with the child
     assert con.execute("SELECT count(*) FROM event_log").fetchone()[0] == len(events)
     con.close()
+
+
+def test_a_writer_told_to_stop_by_sigterm_leaves_every_stored_batch_in_the_store_file_itself(
+    tmp_path: Path, demo_pseudonymiser
+):
+    """The writer gets SIGTERM when its worker dies (PR_SET_PDEATHSIG) or when a stop reaches the process group.
+    It closes the store then, so the committed batches are checkpointed into the .duckdb file: a copy of that
+    file alone (what an operator backs up, what replay tests copy) holds them, not only the .wal beside it."""
+    events = cohort_events(30, seed=13, pseudonymiser=demo_pseudonymiser)
+    store = tmp_path / "store.duckdb"
+
+    async def scenario() -> None:
+        writer, _ = await start_writer(store, None, None, in_process=False, on_failure=lambda failure: None)
+        await writer.process(raw_batch(events))
+        child = writer.child  # type: ignore[attr-defined]
+        os.kill(child.pid, signal.SIGTERM)
+        child.join(30)
+        assert child.exitcode == 0, "SIGTERM ends the writer's loop, it does not kill it"
+        await writer.close()
+
+    asyncio.run(scenario())
+    assert not Path(f"{store}.wal").exists(), "the store was closed and checkpointed"
+    copy = tmp_path / "copy.duckdb"
+    copy.write_bytes(store.read_bytes())
+    con = duckdb.connect(str(copy), read_only=True)
+    assert con.execute("SELECT count(*) FROM event_log").fetchone()[0] == len(events)
+    con.close()
