@@ -91,11 +91,16 @@ class SessionCodec:
 
     def _save_revoked(self, path: Path) -> None:
         """The sessions still worth refusing, written atomically, owner-only (like the audit log)."""
-        temporary = path.with_name(path.name + ".tmp")
-        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-            handle.writelines(f"{sid} {at}\n" for sid, at in self._revoked.items())
-        os.replace(temporary, path)
+        write_owner_only(path, "".join(f"{sid} {at}\n" for sid, at in self._revoked.items()))
+
+
+def write_owner_only(path: Path, text: str) -> None:
+    """Replace `path` atomically with `text`, readable by its owner only (0600 whatever the umask)."""
+    temporary = path.with_name(path.name + ".tmp")
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+        handle.write(text)
+    os.replace(temporary, path)
 
 
 def csrf_matches(expected: str, given: str | None) -> bool:

@@ -9,7 +9,6 @@ are refused. At least one enabled admin always remains, so someone can still man
 
 from __future__ import annotations
 
-import os
 import re
 import time
 import tomllib
@@ -21,6 +20,7 @@ import yaml
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
+from pvwatch.dashboards.security import write_owner_only
 from pvwatch.errors import ConfigError
 
 USER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
@@ -200,9 +200,5 @@ def _save(path: Path, users: dict[str, User]) -> None:
                                    **({"sessions_not_before": u.sessions_not_before}
                                       if u.sessions_not_before is not None else {})}
                           for u in sorted(users.values(), key=lambda u: u.name)}}
-    temporary = path.with_name(path.name + ".tmp")
-    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(descriptor, "w") as handle:
-        handle.write("# pvwatch dashboard users: Argon2id hashes only. Edit with `pvwatch user add`.\n")
-        yaml.safe_dump(document, handle, sort_keys=True)
-    os.replace(temporary, path)
+    write_owner_only(path, "# pvwatch dashboard users: Argon2id hashes only. Edit with `pvwatch user add`.\n"
+                     + yaml.safe_dump(document, sort_keys=True))
