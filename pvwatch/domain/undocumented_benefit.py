@@ -7,27 +7,11 @@ Two findings, each an `info`/`warning` alert an officer can follow up with the c
   gap pvwatch exists to expose;
 - an MSC infusion recorded without its lot or its cell dose, which makes lot tracing (rule `lot-cluster`) and
   dose-response assessment impossible (ISCT minimal criteria for MSC, Dominici M et al. Cytotherapy
-  2006;8:315-317, presuppose a characterised, traceable product).
+  2006;8:315-317, presuppose a characterised, traceable product). What is missing is decided once, by the event
+  model (`MscInfusionGiven.missing_documentation`, the same rule as the `infusions` view's column).
 """
 
 from __future__ import annotations
-
-from dataclasses import dataclass
-
-
-@dataclass(frozen=True)
-class InfusionDocumentation:
-    lot: str | None
-    cells_per_kg: float | None
-    total_cells: float | None
-
-    def missing(self) -> list[str]:
-        gaps = []
-        if not self.lot:
-            gaps.append("lot")
-        if self.cells_per_kg is None and self.total_cells is None:
-            gaps.append("dose")
-        return gaps
 
 
 def benefit_is_undocumented(documented_measure: str | None, measure_event_id: object | None) -> bool:
