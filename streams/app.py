@@ -371,11 +371,12 @@ def build_app(settings: Settings) -> faust.App:
 
     if settings.signal_interval_s > 0:
         from pvwatch.store.signals import MaxSprtMonitor, thresholds_from_settings
-        from pvwatch.streams.signal_timer import refresh_and_publish
+        from pvwatch.streams.signal_timer import initialise_signal_series, refresh_and_publish
 
         signal_topic = app.topic(SIGNAL_TOPIC, key_serializer="raw", value_serializer="raw")
         signal_thresholds = thresholds_from_settings(settings)
         msc_monitor = MaxSprtMonitor.from_settings(settings)
+        initialise_signal_series(signal_thresholds, msc_monitor)  # at 0: the alerting rules see the first
 
         @app.timer(settings.signal_interval_s)  # type: ignore[untyped-decorator]
         async def recompute_signals() -> None:

@@ -33,6 +33,15 @@ if TYPE_CHECKING:
 log = logging.getLogger("pvwatch.signals")
 
 
+def initialise_signal_series(thresholds: SignalThresholds, msc_monitor: MaxSprtMonitor | None = None) -> None:
+    """Create the signal counter of every method at 0 when the timer starts, so the alerting rules' increase()
+    sees the first signal (a counter child created by its first inc() is first scraped at 1: no increase)."""
+    for method in SignalMethod:
+        metrics.SIGNALS_RAISED.labels(method.value, thresholds.criterion(method))
+    if msc_monitor is not None:
+        metrics.SIGNALS_RAISED.labels("maxsprt", _threshold(thresholds, "maxsprt"))
+
+
 async def refresh_and_publish(writer: WriterClient, topic: faust.TopicT, thresholds: SignalThresholds,
                               msc_monitor: MaxSprtMonitor | None = None) -> None:
     """One timer tick; a failure is logged and retried at the next tick, never raised into the worker."""

@@ -60,3 +60,16 @@ def test_worker_recomputes_signals_and_publishes_a_new_one_once(workers: Workers
     finally:
         con.close()
     assert row == (6, 0, 0, 54, True)
+
+
+def test_every_signal_counter_is_at_0_from_the_start_so_the_alerting_rules_see_the_first(workers: Workers) -> None:
+    """SafetySignalRaised and MaxSprtBoundaryCrossed fire on increase(pv_signals_raised_total): a counter child
+    created by its first inc() is first scraped at 1, which increase() does not count, so the first signal of a
+    worker would page nobody. The timer creates every method's series at 0 when the worker starts."""
+    worker = workers.start(env={"PVWATCH_SIGNAL_INTERVAL_S": "3600", "PVWATCH_MAXSPRT_TERM": "Pyrexia"})
+    raised = scrape_labelled(worker.metrics_url, "pv_signals_raised_total")
+    worker.stop()
+    assert {dict(labels)["method"]: value for labels, value in raised.items()} == \
+        {"prr": 0, "ebgm": 0, "ic": 0, "maxsprt": 0}
+    thresholds = {dict(labels)["method"]: dict(labels)["threshold"] for labels in raised}
+    assert thresholds["ic"] == "ic025>0" and thresholds["maxsprt"] == "llr>=critical_value"  # as the timer labels
