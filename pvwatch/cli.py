@@ -232,8 +232,10 @@ def _owner_only_files() -> None:
               envvar="PVWATCH_RSI_FILE", help="Reference safety information (default: the packaged rsi.yaml).")
 @click.option("--processes", type=click.IntRange(1, 2), default=2, show_default=True,
               help="2: a second process derives 3 patients in 5 (the same tables; use 1 on a busy single core).")
-def replay(db: Path, rules_file: Path | None, rsi_file: Path | None, processes: int) -> None:
-    """Rebuild every derived table (alerts, expedited_reports, ...) from the stored event log, without the broker.
+@click.option("--signals/--no-signals", "with_signals", default=True, show_default=True,
+              help="Also recompute the signals table (PVWATCH_SIGNAL_* thresholds), as the worker's signal timer does.")
+def replay(db: Path, rules_file: Path | None, rsi_file: Path | None, processes: int, with_signals: bool) -> None:
+    """Rebuild every derived table (alerts, expedited_reports, signals) from the stored event log, without the broker.
 
     Deterministic: the same log always gives the same derived tables, equal to what the live worker derived
     (due-soon and overdue alerts as of now). Use the same rules file as the worker.
@@ -246,6 +248,10 @@ def replay(db: Path, rules_file: Path | None, rsi_file: Path | None, processes: 
                         processes=processes)
     click.echo(f"replayed {report.events} events in {report.seconds:.2f} s ({report.events_per_second:,.0f}/s): "
                f"{report.alerts} alerts ({report.alerts_added} added, {report.alerts_removed} removed)")
+    if with_signals:
+        from pvwatch.signals_command import rebuild_signals
+
+        rebuild_signals(_settings(), db)
 
 
 @cli.command()

@@ -84,6 +84,26 @@ def run_signals(settings: Settings, *, reports: Path | None, from_store: bool, d
     _summary(computation, out)
 
 
+def rebuild_signals(settings: Settings, db: Path) -> None:
+    """`pvwatch replay`'s last step: recompute the `signals` table from the event log, as the worker's signal timer
+    does (new or strengthened signals go to the outbox, published by the next worker); the worker is stopped."""
+    from datetime import UTC, datetime
+
+    from pvwatch.store.eventstore import EventStore
+    from pvwatch.store.signals import refresh_signals, thresholds_from_settings
+
+    store = EventStore(db)
+    try:
+        refresh = refresh_signals(store.con, thresholds_from_settings(settings), datetime.now(UTC))
+    finally:
+        store.close()
+    active = "  ".join(f"{method.value} {count}" for method, count in refresh.active.items())
+    click.echo(f"signals: {refresh.pairs:,} product-event pairs, active {active}; {len(refresh.news)} new or "
+               "strengthened (published by the next worker)")
+    if refresh.fit_error:
+        click.echo(f"note: EBGM columns left empty: {refresh.fit_error}", err=True)
+
+
 def _summary(computation: SignalComputation, out: Path) -> None:
     table, fit = computation.table, computation.fit
     flagged = "  ".join(f"{method.value} {int(mask.sum())}" for method, mask in computation.flags.items())

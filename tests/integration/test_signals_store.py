@@ -233,3 +233,38 @@ def test_live_maxsprt_records_one_signal_when_the_boundary_is_crossed(store: Eve
     assert crossed.llr == pytest.approx(-4 + 5 * math.log(5))
     assert [s.signal_id for s in unpublished_signals(store.con)] == [crossed.signal_id]
     assert check_maxsprt(store.con, monitor, NOW) is None  # surveillance of the term ended: never republished
+
+
+def test_replay_rebuilds_the_signals_table_from_the_log(tmp_path: Path) -> None:
+    """`pvwatch replay` rebuilds every derived table, the signals too (issue 5: "every derived table"), as the
+    worker's timer would: a stale table is replaced, and the news waits in the outbox for the next worker."""
+    db = tmp_path / "pv.duckdb"
+    running = EventStore(db)
+    store_events(running, fever_cluster(0, 4) + background(100, 40))
+    running.con.execute("INSERT INTO signals SELECT 'Stale', 'Left over', 1, 0, 0, 0, 1, NULL, NULL, NULL, NULL, "
+                        "NULL, NULL, 0, 0, NULL, NULL, NULL, false, false, false, now()")
+    running.close()
+
+    kept = CliRunner().invoke(cli, ["replay", "--db", str(db), "--processes", "1", "--no-signals"])
+    assert kept.exit_code == 0, kept.output
+    rebuilt = CliRunner().invoke(cli, ["replay", "--db", str(db), "--processes", "1"])
+    assert rebuilt.exit_code == 0, rebuilt.output
+
+    running = EventStore(db)
+    try:
+        rows = signals_rows(running)
+        runs = running.con.execute("SELECT reports, pairs FROM signal_runs").fetchall()
+        pending = unpublished_signals(running.con)
+    finally:
+        running.close()
+    assert ("Stale", "Left over") not in rows
+    # 44 reports: MSC-UC/Pyrexia a=4, b=0, c=0, d=40 and the 4 Methotrexate background pairs (10 reports each)
+    assert len(rows) == 5 and runs == [(44, 5)]
+    fever = rows[("MSC-UC", "Pyrexia")]
+    assert (fever["a"], fever["b"], fever["c"], fever["d"]) == (4, 0, 0, 40) and fever["signal_ic"]
+    # the IC signal worked out in test_new_signal_is_published_once... (EB05 depends on a prior fitted to 5 pairs)
+    news = {(s.product, s.event, s.method, s.kind) for s in pending}
+    assert ("MSC-UC", "Pyrexia", "ic", "new") in news and {(p, e, k) for p, e, _, k in news} == \
+        {("MSC-UC", "Pyrexia", "new")}
+    assert "signals: 5 product-event pairs" in rebuilt.output
+    assert f"{len(pending)} new or strengthened (published by the next worker)" in rebuilt.output
