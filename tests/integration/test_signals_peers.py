@@ -1,4 +1,4 @@
-"""pvwatch against vigipy (a peer on PyPI, `pip install -e .[bench]`) on the real CAERS 2012 report set.
+"""pvwatch against vigipy (a peer on PyPI, in the `test` extra so `make test` runs it) on the real CAERS 2012 set.
 
 The differences asserted here are the documented ones (docs/signals.md, /work/shared/notes/signal-peers.md):
 vigipy counts pairs, not reports, and fits another truncated likelihood from one start; scored on openEBGM's
@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import duckdb
 import numpy as np
+import pandas as pd
 import pytest
+import vigipy
 
 from pvwatch.domain.signals.ebgm_fit import WeightedPoints, fit_prior, negative_log_likelihood
 from pvwatch.store.signals import count_pairs, load_reports_csv
@@ -20,8 +22,6 @@ CAERS = TEST_DATA / "caers" / "caers-2012.csv"
 
 
 def test_vigipy_counts_pairs_not_reports_and_its_gps_prior_is_less_likely() -> None:
-    pd = pytest.importorskip("pandas")
-    vigipy = pytest.importorskip("vigipy")
     rows = pd.read_csv(CAERS).drop_duplicates(["report_id", "product", "event"])
     pairs = rows.groupby(["product", "event"]).size().reset_index(name="count")
     container = vigipy.convert(pairs, product_label="product", ae_label="event", count_label="count")
