@@ -5,8 +5,10 @@ in the cohort's mix, or `adverse-events` only), pseudonymised, written to a fres
 stores them (no broker: replay never touches it). Then, on that file, best of --repeat runs each:
   1. plain scan: `SELECT type, payload FROM event_log ORDER BY occurred_at, event_id`, rows fetched, nothing done
      (the issue's baseline: the floor of any replay);
-  2. `pvwatch replay` in one process and in two (the default: half of the patients in a forked helper): read,
-     decode, every rule, alerts and expedited clocks written in one transaction.
+  2. `pvwatch replay` in one process and in two (the default: 3 patients in 5 in a forked helper): read,
+     decode, every rule, alerts and expedited clocks written in one transaction;
+  3. the same in two processes without the screen of quiet lab results (`--no-screen`: every rule input decoded
+     and evaluated), the path before the screen, as the same run's baseline for it.
 Wall time decides; the CPU time of each process is printed beside it (on a shared machine, a wall time far above
 the larger CPU time means other work had the cores; the load average before and after is printed).
 bench/bench_live.py measures the live path through the broker and Faust, and replay against it in the same run.
@@ -45,11 +47,11 @@ def write_log(db: Path, events: list) -> None:
         store.close()
 
 
-def timed_replay(db: Path, processes: int) -> tuple[float, float, float, int, int]:
+def timed_replay(db: Path, processes: int, screen: bool = True) -> tuple[float, float, float, int, int]:
     """(wall s, this process's CPU s, the helper's CPU s, events, alerts) of one `pvwatch replay`."""
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
     wall, cpu = time.perf_counter(), time.process_time()
-    report = replay(db, processes=processes)
+    report = replay(db, processes=processes, screen=screen)
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     helper = max(0.0, after.ru_utime + after.ru_stime - children.ru_utime - children.ru_stime)
@@ -78,24 +80,27 @@ def main() -> None:
         if args.profile:
             cProfile.runctx("replay(db, processes=1)", globals(), {"replay": replay, "db": db}, str(args.profile))
         scans: list[float] = []
-        runs: dict[int, list[tuple[float, float, float, int, int]]] = {1: [], 2: []}
+        runs: dict[tuple[int, bool], list[tuple[float, float, float, int, int]]] = {
+            (1, True): [], (2, True): [], (2, False): []}
         for _ in range(args.repeat):  # interleaved, so a burst of load elsewhere hits every variant alike
             scans.append(plain_scan(db))
-            for processes in runs:
-                runs[processes].append(timed_replay(db, processes))
+            for processes, screen in runs:
+                runs[(processes, screen)].append(timed_replay(db, processes, screen))
         scan = n / min(scans)
         print(f"events: {n} of the {args.workload} workload, best of {args.repeat} (wall), on {os.cpu_count()} cores")
-        print(f"{'plain DuckDB scan of the log':<35} {scan:10,.0f} events/s")
+        print(f"{'plain DuckDB scan of the log':<45} {scan:10,.0f} events/s")
         best = {}
-        for processes, results in runs.items():
+        for (processes, screen), results in runs.items():
             wall, cpu, helper, replayed, alerts = min(results)
             assert replayed == n
-            best[processes] = n / wall
+            best[(processes, screen)] = n / wall
             label = f"pvwatch replay, {processes} process{'es' if processes > 1 else ''}"
-            print(f"{label:<35} {n / wall:10,.0f} events/s  "
+            label += "" if screen else ", no screen"
+            print(f"{label:<45} {n / wall:10,.0f} events/s  "
                   f"({alerts} alerts; CPU s: this process {cpu:.2f}, helper {helper:.2f})")
-        print(f"  ratio replay (2 processes) / plain scan: {best[2] / scan:.2f}   "
-              f"2 processes / 1 process: {best[2] / best[1]:.2f}")
+        print(f"  ratio replay (2 processes) / plain scan: {best[(2, True)] / scan:.2f}   "
+              f"2 processes / 1 process: {best[(2, True)] / best[(1, True)]:.2f}   "
+              f"screen / no screen (2 processes): {best[(2, True)] / best[(2, False)]:.2f}")
         print("load average (1, 5, 15 min) before: {:.2f} {:.2f} {:.2f}, after: {:.2f} {:.2f} {:.2f}".format(
             *load_before, *os.getloadavg()))
 

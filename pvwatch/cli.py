@@ -234,7 +234,11 @@ def _owner_only_files() -> None:
               help="2: a second process derives 3 patients in 5 (the same tables; use 1 on a busy single core).")
 @click.option("--signals/--no-signals", "with_signals", default=True, show_default=True,
               help="Also recompute the signals table (PVWATCH_SIGNAL_* thresholds), as the worker's signal timer does.")
-def replay(db: Path, rules_file: Path | None, rsi_file: Path | None, processes: int, with_signals: bool) -> None:
+@click.option("--screen/--no-screen", default=True, show_default=True,
+              help="Leave out the lab results no rule can use (the same tables, faster); --no-screen reads and "
+                   "validates every stored event again.")
+def replay(db: Path, rules_file: Path | None, rsi_file: Path | None, processes: int, with_signals: bool,
+           screen: bool) -> None:
     """Rebuild every derived table (alerts, expedited_reports, signals) from the stored event log, without the broker.
 
     Deterministic: the same log always gives the same derived tables, equal to what the live worker derived
@@ -245,7 +249,7 @@ def replay(db: Path, rules_file: Path | None, rsi_file: Path | None, processes: 
 
     _owner_only_files()
     report = run_replay(db, progress=True, parameters=load_rule_parameters(rules_file, rsi_file),
-                        processes=processes)
+                        processes=processes, screen=screen)
     click.echo(f"replayed {report.events} events in {report.seconds:.2f} s ({report.events_per_second:,.0f}/s): "
                f"{report.alerts} alerts ({report.alerts_added} added, {report.alerts_removed} removed)")
     if with_signals:

@@ -79,6 +79,37 @@ CANONICAL_UNITS: dict[Analyte, dict[str, float]] = {
 }
 
 
+#: CTCAE v5.0 counts that must not fall, in the units of CANONICAL_UNITS: grades 2, 3 and 4 start strictly below
+#: these values (grade 1 is below the LLN). "Neutrophil count decreased": <LLN-1500/mm3; <1500-1000; <1000-500;
+#: <500/mm3. "Platelet count decreased": <LLN-75,000/mm3; <75,000-50,000; <50,000-25,000; <25,000/mm3.
+#: "Anemia": Hgb <LLN-10.0 g/dL; <10.0-8.0 g/dL; <8.0 g/dL. Grade 4 anaemia ("life-threatening consequences;
+#: urgent intervention indicated") is a clinical judgement: the lab value alone grades at most 3, which is why
+#: its grade 4 bound is 0 (never met).
+DECREASED_BOUNDS: dict[Analyte, tuple[float, float, float]] = {
+    Analyte.NEUTROPHILS: (1.5, 1.0, 0.5),
+    Analyte.PLATELETS: (75.0, 50.0, 25.0),
+    Analyte.HAEMOGLOBIN: (100.0, 80.0, 0.0),
+}
+_DECREASED_UNIT = {Analyte.NEUTROPHILS: "x10^9/L", Analyte.PLATELETS: "x10^9/L", Analyte.HAEMOGLOBIN: "g/L"}
+
+#: CTCAE v5.0 values that must not rise: grades 2, 3 and 4 start strictly above these multiples of ULN (grade 1
+#: above ULN). "Alanine/Aspartate aminotransferase increased": >ULN-3.0xULN; >3.0-5.0; >5.0-20.0; >20.0 x ULN.
+#: "Blood bilirubin increased": >ULN-1.5xULN; >1.5-3.0; >3.0-10.0; >10.0 x ULN. "Creatinine increased":
+#: >ULN-1.5xULN; >1.5-3.0 x ULN; >3.0-6.0 x ULN; >6.0 x ULN.
+ULN_MULTIPLES: dict[Analyte, tuple[float, float, float]] = {
+    Analyte.ALT: (3.0, 5.0, 20.0),
+    Analyte.AST: (3.0, 5.0, 20.0),
+    Analyte.BILIRUBIN: (1.5, 3.0, 10.0),
+    Analyte.CREATININE: (1.5, 3.0, 6.0),
+}
+#: When the baseline was abnormal (above ULN), CTCAE v5.0 grades ALT, AST and bilirubin by the same multiples of
+#: the baseline; grade 1 starts at 1.5 x baseline for ALT and AST ("1.5-3.0 x baseline"), above 1.0 x baseline
+#: for bilirubin (">1.0-1.5 x baseline").
+BASELINE_GRADE1_FROM: dict[Analyte, float | None] = {Analyte.ALT: 1.5, Analyte.AST: 1.5, Analyte.BILIRUBIN: None}
+#: "Creatinine increased" grades 2 and 3 by multiples of baseline too: >1.5-3.0 x baseline; >3.0 x baseline.
+CREATININE_BASELINE_MULTIPLES: tuple[float, float] = (1.5, 3.0)
+
+
 class UngradableResult(ValueError):
     """The value cannot be graded: the unit is not one the CTCAE thresholds can be converted from, or a
     reference limit the term needs is missing."""
@@ -149,43 +180,27 @@ def grade(
     if analyte not in TERM_OF_ANALYTE:
         return None
     term = TERM_OF_ANALYTE[analyte]
-    if analyte is Analyte.NEUTROPHILS:
-        # CTCAE v5.0 "Neutrophil count decreased": <LLN-1500/mm3; <1500-1000; <1000-500; <500/mm3
+    if analyte in DECREASED_BOUNDS:
+        g2, g3, g4 = DECREASED_BOUNDS[analyte]
         g, basis = _decreased(_to_canonical(analyte, value, unit), _canonical_limit(analyte, low, unit),
-                              1.5, 1.0, 0.5, "x10^9/L")
-    elif analyte is Analyte.PLATELETS:
-        # CTCAE v5.0 "Platelet count decreased": <LLN-75,000/mm3; <75,000-50,000; <50,000-25,000; <25,000/mm3
-        g, basis = _decreased(_to_canonical(analyte, value, unit), _canonical_limit(analyte, low, unit),
-                              75.0, 50.0, 25.0, "x10^9/L")
-    elif analyte is Analyte.HAEMOGLOBIN:
-        # CTCAE v5.0 "Anemia": Hgb <LLN-10.0 g/dL; <10.0-8.0 g/dL; <8.0 g/dL (transfusion indicated). Grade 4
-        # ("life-threatening consequences; urgent intervention indicated") is a clinical judgement: the lab
-        # value alone grades at most 3, which is why the g4 bound is 0 (never met).
-        g, basis = _decreased(_to_canonical(analyte, value, unit), _canonical_limit(analyte, low, unit),
-                              100.0, 80.0, 0.0, "g/L")
-    elif analyte in (Analyte.ALT, Analyte.AST, Analyte.BILIRUBIN):
+                              g2, g3, g4, _DECREASED_UNIT[analyte])
+    elif analyte in BASELINE_GRADE1_FROM:  # ALT, AST, bilirubin
         uln = _required(high, analyte, "high")
-        # CTCAE v5.0 "Alanine/Aspartate aminotransferase increased": >ULN-3.0xULN; >3.0-5.0; >5.0-20.0; >20.0
-        # (baseline abnormal: 1.5-3.0 x baseline; >3.0-5.0; >5.0-20.0; >20.0 x baseline).
-        # "Blood bilirubin increased": >ULN-1.5xULN; >1.5-3.0; >3.0-10.0; >10.0 x ULN
-        # (baseline abnormal: >1.0-1.5 x baseline; >1.5-3.0; >3.0-10.0; >10.0 x baseline).
-        bounds = (1.5, 3.0, 10.0) if analyte is Analyte.BILIRUBIN else (3.0, 5.0, 20.0)
+        bounds = ULN_MULTIPLES[analyte]
         if baseline is not None and baseline > uln:
-            floor = None if analyte is Analyte.BILIRUBIN else 1.5
-            g, basis = _multiples_above(value, baseline, bounds, "baseline", floor)
+            g, basis = _multiples_above(value, baseline, bounds, "baseline", BASELINE_GRADE1_FROM[analyte])
         else:
             g, basis = _multiples_above(value, uln, bounds, "ULN", None)
-    else:  # creatinine
-        # CTCAE v5.0 "Creatinine increased": >ULN-1.5xULN; >1.5-3.0 x baseline or >1.5-3.0 x ULN;
-        # >3.0 x baseline or >3.0-6.0 x ULN; >6.0 x ULN. The worse of the two readings counts.
+    else:  # creatinine: the worse of the ULN and the baseline reading counts
         uln = _required(high, analyte, "high")
-        g, basis = _multiples_above(value, uln, (1.5, 3.0, 6.0), "ULN", None)
+        g, basis = _multiples_above(value, uln, ULN_MULTIPLES[analyte], "ULN", None)
         if baseline is not None and baseline > 0 and g < 3:
             ratio = value / baseline
-            if ratio > 3.0:
-                g, basis = 3, ">3.0 x baseline"
-            elif ratio > 1.5 and g < 2:
-                g, basis = 2, ">1.5 - 3.0 x baseline"
+            to_grade2, to_grade3 = CREATININE_BASELINE_MULTIPLES
+            if ratio > to_grade3:
+                g, basis = 3, f">{to_grade3:.1f} x baseline"
+            elif ratio > to_grade2 and g < 2:
+                g, basis = 2, f">{to_grade2:.1f} - {to_grade3:.1f} x baseline"
     return LabGrade(term, g, basis)
 
 
@@ -197,3 +212,96 @@ def _required(limit: float | None, analyte: Analyte, which: str) -> float:
     if limit is None or limit <= 0:
         raise UngradableResult(f"{analyte.value} needs the reference range {which} limit to be graded")
     return limit
+
+
+# --- results no rule can use (the replay screen) -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Ceiling:
+    """An upper bound on a multiple: `value / reference <= limit` (inclusive) or `< limit`."""
+
+    limit: float
+    inclusive: bool
+
+    def admits(self, ratio: float) -> bool:
+        return ratio <= self.limit if self.inclusive else ratio < self.limit
+
+    def tighter(self, other: Ceiling | None) -> Ceiling:
+        if other is None or self.limit < other.limit:
+            return self
+        if other.limit < self.limit:
+            return other
+        return self if not self.inclusive else other  # the same limit: the exclusive bound is the tighter
+
+
+@dataclass(frozen=True)
+class QuietBand:
+    """The results of one analyte that a rule cannot use (grade below the alert grade, never half of a Hy's law pair
+    nor its exclusion), as conditions on the value that must all hold; no condition: every result is quiet.
+
+    `at_least`: the value in the unit of CANONICAL_UNITS (only those units qualify) is at least this; `at_least_lln`:
+    it is at least the LLN; `uln`: value / ULN within the ceiling; `baseline`: value / the patient's first result
+    of the kind (the CTCAE baseline, if it is positive) within the ceiling. A result without a value to compare
+    (a comparator, a missing reference limit, no positive ULN) is never quiet: `admits` says whether one is."""
+
+    at_least: float | None = None
+    at_least_lln: bool = False
+    uln: Ceiling | None = None
+    baseline: Ceiling | None = None
+
+    def __and__(self, other: QuietBand) -> QuietBand:
+        """Both bands at once (a result quiet for every rule)."""
+        floors = [f for f in (self.at_least, other.at_least) if f is not None]
+        return QuietBand(max(floors) if floors else None, self.at_least_lln or other.at_least_lln,
+                         _tighter(self.uln, other.uln), _tighter(self.baseline, other.baseline))
+
+    def admits(self, analyte: Analyte, value: float, unit: str, low: float | None, high: float | None,
+               baseline: float | None, comparator: str | None = None) -> bool:
+        """Whether this result lies in the band (the definition store/replay.py turns into SQL)."""
+        if comparator is not None or low is None or high is None or not high > 0:
+            return False
+        if self.at_least is not None or self.at_least_lln:
+            factor = CANONICAL_UNITS.get(analyte, {}).get(unit)
+            if factor is None:
+                return False
+            if self.at_least is not None and not value * factor >= self.at_least:
+                return False
+            if self.at_least_lln and not value * factor >= low * factor:
+                return False
+        if self.uln is not None and not self.uln.admits(value / high):
+            return False
+        if self.baseline is not None and baseline is not None:
+            if not baseline > 0:
+                return False
+            return self.baseline.admits(value / baseline)
+        return True
+
+
+def _tighter(first: Ceiling | None, second: Ceiling | None) -> Ceiling | None:
+    return second if first is None else first.tighter(second)
+
+
+def quiet_band(analyte: Analyte, alert_from_grade: int) -> QuietBand | None:
+    """The results of `analyte` that `grade` places below `alert_from_grade` whatever the patient's baseline
+    (None when there are none: every grade alerts). Derived from the bounds `grade` uses, compared as it compares
+    them (strictly below a count bound; strictly above a multiple), so the two cannot drift apart."""
+    if analyte not in TERM_OF_ANALYTE or alert_from_grade > 4:
+        return QuietBand()  # not graded here (ALP), or no grade reaches the alert
+    if alert_from_grade <= 0:
+        return None
+    if analyte in DECREASED_BOUNDS:
+        if alert_from_grade == 1:  # grade 1 is below the LLN, grade 2 below the first bound
+            return QuietBand(at_least=DECREASED_BOUNDS[analyte][0], at_least_lln=True)
+        return QuietBand(at_least=DECREASED_BOUNDS[analyte][alert_from_grade - 2])
+    bounds = ULN_MULTIPLES[analyte]
+    uln = Ceiling(1.0 if alert_from_grade == 1 else bounds[alert_from_grade - 2], inclusive=True)
+    if analyte in BASELINE_GRADE1_FROM:
+        # The baseline grades instead of ULN only when it is above ULN, by the same multiples (grade 1 from at
+        # least 1.0 x baseline): a multiple of such a baseline is below the same multiple of ULN, so the ULN
+        # ceiling bounds both readings.
+        return QuietBand(uln=uln)
+    # creatinine: grade 2 above the first baseline multiple, grade 3 above the second; no grade 4 from baseline
+    to_grade2, to_grade3 = CREATININE_BASELINE_MULTIPLES
+    multiple = {1: to_grade2, 2: to_grade2, 3: to_grade3}.get(alert_from_grade)
+    return QuietBand(uln=uln, baseline=None if multiple is None else Ceiling(multiple, inclusive=True))

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from uuid import UUID
 
-from pvwatch.domain.ctcae import Analyte
+from pvwatch.domain.ctcae import Analyte, Ceiling, QuietBand
 
 
 @dataclass(frozen=True)
@@ -90,3 +90,17 @@ def cases_with(new: LiverResult, results: Iterable[LiverResult], p: HysLawParame
             continue
         found.append(HysLawCase(transaminase, bilirubin, highest))
     return found
+
+
+def quiet_band(analyte: Analyte, p: HysLawParameters) -> QuietBand:
+    """The results of `analyte` that can be neither half of a pair nor the ALP that excludes one (the replay
+    screen): a transaminase below its multiple, a bilirubin at most its multiple, an ALP below its multiple, each
+    compared as `_elevated_transaminase`, `_elevated_bilirubin` and `cases_with` compare them. Other analytes:
+    every result (the rule never reads them)."""
+    if analyte in (Analyte.ALT, Analyte.AST):
+        return QuietBand(uln=Ceiling(p.transaminase_uln_multiple, inclusive=False))
+    if analyte is Analyte.BILIRUBIN:
+        return QuietBand(uln=Ceiling(p.bilirubin_uln_multiple, inclusive=True))
+    if analyte is Analyte.ALP:
+        return QuietBand(uln=Ceiling(p.alp_uln_multiple, inclusive=False))
+    return QuietBand()

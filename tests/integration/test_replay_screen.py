@@ -1,0 +1,185 @@
+"""The replay screen: quiet lab results left in the log give the same derived tables, and the SQL that finds them
+selects exactly what the domain's band admits (pvwatch.domain.engine.quiet_lab_bands, QuietBand.admits).
+
+The cohort plus every planted story (tests/scenarios: every rule fires, Hy's law and neutropenia among them), and
+results placed on and either side of each band's bounds (CTCAE v5.0 and FDA DILI 2009 bounds, see
+tests/unit/test_replay_screen_band.py), including a normal creatinine above 3 x a low first result.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from uuid import UUID, uuid4
+
+import duckdb
+import pytest
+
+from pvwatch.cohort import generate_cohort
+from pvwatch.domain import ctcae
+from pvwatch.domain.engine import CTCAE_LAB, HYS_LAW, quiet_lab_bands
+from pvwatch.domain.hys_law import HysLawParameters
+from pvwatch.domain.parameters import CtcaeLabParameters, RuleParameters
+from pvwatch.events.codec import parse_event
+from pvwatch.events.envelope import EventEnvelope
+from pvwatch.events.lab import LabResultReported
+from pvwatch.rulebook import load_rule_parameters
+from pvwatch.store.eventstore import EventStore
+from pvwatch.store.replay import quiet_labs_sql, replay
+from tests.scenarios.stories import all_stories
+
+pytestmark = pytest.mark.integration
+
+T0 = datetime(2026, 4, 1, 8, tzinfo=UTC)
+#: per LOINC code: unit, reference range, a first (baseline) value and the values placed around the bounds
+BOUNDARY_LABS: dict[str, tuple[str, float, float, float, list[float]]] = {
+    "751-8": ("10*9/L", 1.5, 8.0, 3.0, [1.0, math.nextafter(1.0, 0), 1.5, 0.4, 9.0]),
+    "753-4": ("/uL", 1500, 8000, 3000, [1000, 999.9, 1500, 400]),
+    "777-3": ("10*9/L", 150, 450, 250, [50, 49.99, 75, 20]),
+    "718-7": ("g/dL", 11, 15, 13, [8.0, 7.99, 10, 6]),
+    "1742-6": ("U/L", 5, 40, 20, [119.9, 120, 200, 200.1, 30]),
+    "1920-8": ("U/L", 5, 40, 60, [119.9, 120, 130]),
+    "1975-2": ("mg/dL", 0.1, 1.2, 0.5, [2.4, 2.41, 1.0]),
+    "2160-0": ("mg/dL", 0.3, 0.7, 0.19, [0.5, 0.57, 0.58, 0.6, 2.1, 2.11]),
+    "6768-6": ("U/L", 100, 300, 150, [599.9, 600, 200]),
+}
+PARAMETERS = {
+    "rules.yaml": load_rule_parameters(),
+    "grade-2-no-hys-law": replace(RuleParameters(), ctcae_lab=CtcaeLabParameters(alert_from_grade=2),
+                                  disabled=frozenset({HYS_LAW})),
+    "grade-1-wider-hys-law": replace(RuleParameters(), ctcae_lab=CtcaeLabParameters(alert_from_grade=1),
+                                     hys_law=HysLawParameters(2.0, 1.5, 3.0, 14)),
+    "no-ctcae": replace(RuleParameters(), disabled=frozenset({CTCAE_LAB})),
+}
+
+
+def lab(patient: str, code: str, value: float, days: float, unit: str, low: float | None, high: float | None,
+        comparator: str | None = None) -> LabResultReported:
+    at = T0 + timedelta(days=days)
+    return LabResultReported(event_id=uuid4(), occurred_at=at, recorded_at=at + timedelta(hours=3), source="lab",
+                             patient=patient, loinc_code=code, value=value, unit=unit, reference_low=low,
+                             reference_high=high, comparator=comparator, specimen_at=at)
+
+
+def boundary_labs() -> list[LabResultReported]:
+    labs = []
+    for n, (code, (unit, low, high, first, values)) in enumerate(BOUNDARY_LABS.items()):
+        patient = f"pt-{n:020x}"
+        labs.append(lab(patient, code, first, 0, unit, low, high))
+        labs += [lab(patient, code, value, 1 + i, unit, low, high) for i, value in enumerate(values)]
+        labs.append(lab(patient, code, first, 1, unit, low, high, comparator="<"))  # a comparator: never quiet
+        labs.append(lab(patient, code, first, 2, unit, None, high))  # no LLN: never quiet
+        labs.append(lab(patient, code, first, 0, unit, low, high))  # tied with the first: graded against ULN only
+    labs.append(lab("pt-" + "f" * 20, "2345-7", 5.0, 1, "mmol/L", 3.9, 5.5))  # glucose: no rule reads it
+    labs.append(lab("pt-" + "f" * 20, "2345-7", 5.0, 2, "mmol/L", 3.9, 5.5))
+    return labs
+
+
+@pytest.fixture(scope="module")
+def log(tmp_path_factory, demo_pseudonymiser_module) -> tuple[Path, list[EventEnvelope]]:
+    events = [parse_event(demo_pseudonymiser_module.pseudonymise_record(r)) for r in generate_cohort(40, seed=21)]
+    events += [event for story in all_stories() for event in story.events]
+    events += boundary_labs()
+    path = tmp_path_factory.mktemp("screen") / "log.duckdb"
+    store = EventStore(path)
+    try:
+        with store.transaction():
+            store.insert_events([(e, None) for e in events], datetime.now(UTC))
+    finally:
+        store.close()
+    return path, events
+
+
+@pytest.fixture(scope="module")
+def demo_pseudonymiser_module():
+    from pvwatch.pseudonym import Pseudonymiser
+    return Pseudonymiser.from_secret(None, demo_mode=True)
+
+
+def admitted_by_the_band(events: list[EventEnvelope], parameters: RuleParameters) -> set[UUID]:
+    """The lab results QuietBand.admits, each against the first result of its kind (replay order) as baseline."""
+    bands = quiet_lab_bands(parameters)
+    labs = sorted((e for e in events if isinstance(e, LabResultReported)),
+                  key=lambda e: (e.occurred_at, e.event_id.int))
+    first: dict[tuple[str, str, str], LabResultReported] = {}
+    found = set()
+    for result in labs:
+        kind = (result.patient, result.loinc_code, result.unit)
+        if kind not in first:
+            first[kind] = result
+            continue
+        band = bands.get(result.loinc_code)
+        if band is not None and band.admits(ctcae.LOINC_ANALYTES[result.loinc_code], result.value, result.unit,
+                                            result.reference_low, result.reference_high, first[kind].value,
+                                            result.comparator):
+            found.add(result.event_id)
+    return found
+
+
+@pytest.mark.parametrize("name", PARAMETERS)
+def test_the_sql_screen_selects_exactly_what_the_band_admits(log, name):
+    path, events = log
+    query = quiet_labs_sql(quiet_lab_bands(PARAMETERS[name]))
+    assert query is not None
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        selected = {row[0] for row in con.execute(query).fetchall()}
+    finally:
+        con.close()
+    expected = admitted_by_the_band(events, PARAMETERS[name])
+    assert selected == expected
+    assert len(expected) > 1000, "the cohort's labs are mostly quiet: the screen must find them"
+
+
+def tables(path: Path) -> tuple[list[tuple], list[tuple]]:
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        alerts = con.execute("""SELECT alert_id, rule_id, rule_version, severity, patient, case_id, evidence_event_ids,
+                                       occurred_at, summary, details FROM alerts ORDER BY alert_id""").fetchall()
+        clocks = con.execute("SELECT * FROM expedited_reports ORDER BY case_id, category").fetchall()
+    finally:
+        con.close()
+    return alerts, clocks
+
+
+@pytest.mark.parametrize("name", PARAMETERS)
+def test_replay_with_the_screen_derives_the_same_tables_as_without(log, name, tmp_path):
+    path, events = log
+    parameters = PARAMETERS[name]
+    derived = {}
+    for screen in (False, True):
+        for processes in (1, 2):
+            copy = tmp_path / f"{screen}-{processes}.duckdb"
+            copy.write_bytes(path.read_bytes())
+            report = replay(copy, parameters=parameters, processes=processes, screen=screen)
+            assert report.events == len(events)
+            derived[(screen, processes)] = tables(copy)
+    unscreened = derived[(False, 1)]
+    assert {rule for _, rule, *_ in unscreened[0]} >= {"ctcae-lab", "serious-ae", "expedited-clock", "lot-cluster",
+                                                       "flare-after-taper"} - parameters.disabled
+    assert unscreened[1], "the cohort starts expedited clocks"
+    for key, found in derived.items():
+        assert found == unscreened, key
+
+
+def test_the_boundary_labs_raise_what_the_rules_say(log):
+    """Without the screen and with it: ANC just below 1.0 (grade 3), ALT 200.1 U/L (> 5 x ULN), and the normal
+    creatinines above 3 x the 0.19 mg/dL first result (0.58, 0.6) raise ctcae-lab; 0.57 (exactly 3 x) does not."""
+    path, events = log
+    boundary = {(e.loinc_code, e.value) for e in events if isinstance(e, LabResultReported)
+                and e.patient.startswith("pt-0000")}
+    assert ("2160-0", 0.58) in boundary
+    copy = path.with_name("boundary.duckdb")
+    copy.write_bytes(path.read_bytes())
+    replay(copy)
+    con = duckdb.connect(str(copy), read_only=True)
+    try:
+        graded = set(con.execute("""SELECT details->>'loinc_code', (details->>'value')::DOUBLE FROM alerts
+                                    WHERE rule_id = 'ctcae-lab' AND patient LIKE 'pt-0000%'""").fetchall())
+    finally:
+        con.close()
+    assert {("751-8", math.nextafter(1.0, 0)), ("1742-6", 200.1), ("2160-0", 0.58), ("2160-0", 0.6),
+            ("2160-0", 2.11)} <= graded
+    assert ("2160-0", 0.57) not in graded and ("1742-6", 200.0) not in graded and ("751-8", 1.0) not in graded
