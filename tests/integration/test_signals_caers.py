@@ -108,3 +108,42 @@ def test_malformed_line_is_an_error_naming_the_line_not_skipped(tmp_path: Path) 
     assert result.exit_code != 0
     assert "Line: 3" in str(result.exception) and "utf-8" in str(result.exception)
     assert not (tmp_path / "o.csv").exists()
+
+
+def test_configured_thresholds_decide_which_pairs_are_signals(tmp_path: Path) -> None:
+    """PVWATCH_SIGNAL_* reach the flags: the counts printed are those of OUT.csv's statistics at the configured
+    thresholds, not the defaults (318 PRR, 257 IC on CAERS above)."""
+    env = {"PVWATCH_SIGNAL_PRR_MIN": "3", "PVWATCH_SIGNAL_CHI2_MIN": "10", "PVWATCH_SIGNAL_A_MIN": "5",
+           "PVWATCH_SIGNAL_EB05_MIN": "4", "PVWATCH_SIGNAL_IC025_MIN": "1"}
+    out = tmp_path / "out.csv"
+    result = CliRunner().invoke(cli, ["signals", "--reports", str(CAERS), "--out", str(out)], env=env)
+    assert result.exit_code == 0, result.output
+    with out.open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+
+    def number(row: dict[str, str], column: str) -> float:
+        return float(row[column]) if row[column] else float("nan")
+
+    prr = sum(1 for r in rows if number(r, "prr") >= 3 and number(r, "chi2_yates") >= 10 and int(r["a"]) >= 5)
+    ebgm = sum(1 for r in rows if number(r, "eb05") >= 4)
+    ic = sum(1 for r in rows if number(r, "ic025") > 1)
+    assert f"signals: prr {prr}  ebgm {ebgm}  ic {ic}" in result.output
+    assert prr < 318 and ic < 257  # stricter than the defaults
+
+
+def test_a_prior_fit_that_does_not_converge_fails_the_command_and_writes_nothing(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The issue: "an error, not a silent answer, when it does not converge" (the CLI's --help says so too)."""
+    import pvwatch.store.signals as signals_store
+    from pvwatch.domain.signals.ebgm_fit import PriorFitFailed
+
+    def no_convergence(points: object) -> None:
+        raise PriorFitFailed("the EBGM prior fit did not converge from any of 6 starts: ABNORMAL")
+
+    monkeypatch.setattr(signals_store, "fit_prior", no_convergence)
+    out, hyper = tmp_path / "out.csv", tmp_path / "hyper.json"
+    result = CliRunner().invoke(cli, ["signals", "--reports", str(CAERS), "--out", str(out),
+                                      "--hyperparameters-out", str(hyper)])
+    assert result.exit_code != 0
+    assert "did not converge" in result.output + str(result.exception)
+    assert not out.exists() and not hyper.exists()
