@@ -159,6 +159,13 @@ class EventStore:
     def close(self) -> None:
         self.con.close()
 
+    def wal_bytes(self) -> int:
+        """Size of the write-ahead log beside the store (0 when there is none): what the next checkpoint writes."""
+        try:
+            return Path(f"{self.path}.wal").stat().st_size
+        except FileNotFoundError:
+            return 0
+
     @contextmanager
     def transaction(self) -> Iterator[None]:
         self.con.execute("BEGIN TRANSACTION")

@@ -35,6 +35,8 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any, NamedTuple, TypeVar
 
+import duckdb
+
 from pvwatch.errors import PvwatchError
 from pvwatch.events.alert import SafetyAlert, Severity
 from pvwatch.events.codec import load_validators
@@ -54,6 +56,15 @@ BACKGROUND_CHANNELS = ("snapshot", "signals")
 BACKGROUND_NICE = 10
 #: How long a starting writer waits for the store's lock (held by a previous writer still exiting)
 STORE_LOCK_WAIT_S = 10.0
+#: A checkpoint blocks the writer: DuckDB runs its own inside the COMMIT that takes the WAL past 16 MB, holding up
+#: that batch's reply and every batch queued behind it (0.25-1.3 s seen at 1k events/s: docs/rules.md). The writer
+#: checkpoints instead when it has had nothing to do for IDLE_CHECKPOINT_S and the WAL holds IDLE_CHECKPOINT_BYTES,
+#: and, under traffic that never pauses, after a batch's reply once the WAL holds WAL_CHECKPOINT_BYTES.
+IDLE_CHECKPOINT_S = 0.5
+IDLE_CHECKPOINT_BYTES = 256 * 1024
+WAL_CHECKPOINT_BYTES = 16 * 1024 * 1024
+#: DuckDB's automatic checkpoint stays as the WAL's bound for commits outside the batch loop (signal refreshes)
+WAL_LIMIT = "64MB"
 
 
 class WriterFailed(PvwatchError):
@@ -149,6 +160,7 @@ class StoreWriter:
         except BaseException:
             self.store.close()
             raise
+        self.store.con.execute(f"SET checkpoint_threshold = '{WAL_LIMIT}'")  # `checkpoint_if_due` checkpoints first
         load_validators()  # the UCUM grammar (~0.4 s) now, not in the first lab batch's alert latency
         gc.freeze()  # the rebuilt histories are permanent: keep them out of every future collection
 
@@ -182,6 +194,18 @@ class StoreWriter:
 
     def mark_published(self, alert_ids: list[str], dead_letter_ids: list[str]) -> None:
         self.store.mark_published(alert_ids, dead_letter_ids)  # type: ignore[arg-type]  # str ids are cast by SQL
+
+    def checkpoint_if_due(self, wal_bytes: int = WAL_CHECKPOINT_BYTES) -> bool:
+        """Checkpoint once the WAL holds `wal_bytes` (between calls: after a batch's reply, or when idle). True if it
+        checkpointed."""
+        if self.store.wal_bytes() < wal_bytes:
+            return False
+        try:
+            self.store.con.execute("CHECKPOINT")
+        except duckdb.Error as error:  # the WAL stays (DuckDB's own checkpoint bounds it): the next batch retries
+            log.warning("checkpoint after a batch failed (retried after the next one): %s", error)
+            return False
+        return True
 
     def close(self) -> None:
         self.store.close()
@@ -246,7 +270,10 @@ class InProcessWriter(WriterClient):
 
     def _locked(self, method: str, *args: Any) -> Any:
         with self._batch_lock:
-            return getattr(self.writer, method)(*args)
+            result = getattr(self.writer, method)(*args)
+            if method == "process":
+                self.writer.checkpoint_if_due()
+            return result
 
     async def call(self, method: str, *args: Any) -> Any:
         return await asyncio.to_thread(self._locked, method, *args)
@@ -402,6 +429,9 @@ def serve(db: Path, rules_file: Path | None, rsi_file: Path | None, channels: di
                          daemon=True).start()
     try:
         while True:
+            if writer.store.wal_bytes() >= IDLE_CHECKPOINT_BYTES and not batch.poll(IDLE_CHECKPOINT_S):
+                writer.checkpoint_if_due(IDLE_CHECKPOINT_BYTES)  # nothing asked meanwhile: the traffic paused
+                continue
             try:
                 method, args = batch.recv()
             except EOFError:
@@ -412,6 +442,8 @@ def serve(db: Path, rules_file: Path | None, rsi_file: Path | None, channels: di
                 _reply(batch, ("error", WriterError(f"unknown writer method {method!r}")))
                 continue
             _reply(batch, _answer(getattr(writer, method), args))
+            if method == "process":
+                writer.checkpoint_if_due()  # after the reply: this batch's alerts go out first
     finally:
         writer.close()
     batch.send(("ok", None))

@@ -10,6 +10,7 @@ import asyncio
 import json
 import os
 import signal
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -19,7 +20,14 @@ import pytest
 from pvwatch import metrics
 from pvwatch.events import AdverseEventReported, encode_event
 from pvwatch.streams.pipeline import record_metrics
-from pvwatch.streams.writer import RawMessage, StoreWriter, WriterFailed, start_writer
+from pvwatch.streams.writer import (
+    IDLE_CHECKPOINT_BYTES,
+    IDLE_CHECKPOINT_S,
+    RawMessage,
+    StoreWriter,
+    WriterFailed,
+    start_writer,
+)
 from tests.integration.test_pipeline import cohort_events
 
 pytestmark = pytest.mark.integration
@@ -118,3 +126,52 @@ def test_a_writer_told_to_stop_by_sigterm_leaves_every_stored_batch_in_the_store
     con = duckdb.connect(str(copy), read_only=True)
     assert con.execute("SELECT count(*) FROM event_log").fetchone()[0] == len(events)
     con.close()
+
+
+def test_the_writer_checkpoints_between_batches_once_the_wal_passes_its_bound(tmp_path: Path, demo_pseudonymiser):
+    """A checkpoint blocks the writer: it runs between batches (after a reply) once the WAL passes its bound, never
+    inside a batch's COMMIT as DuckDB's own does; below the bound the WAL is left to grow."""
+    events = cohort_events(200, seed=14, pseudonymiser=demo_pseudonymiser)
+    store = tmp_path / "store.duckdb"
+    writer = StoreWriter(store, None, None)
+    try:
+        writer.process(raw_batch(events[:100]))
+        wal = writer.store.wal_bytes()
+        assert wal > 0, "a committed batch is in the WAL until a checkpoint"
+        assert not writer.checkpoint_if_due(wal + 1)
+        assert writer.store.wal_bytes() == wal
+        writer.process(raw_batch(events[100:]))
+        assert writer.checkpoint_if_due(wal + 1)
+        assert writer.store.wal_bytes() == 0, "checkpointed into the store file"
+        copy = tmp_path / "copy.duckdb"
+        copy.write_bytes(store.read_bytes())  # the store file alone, while the writer still holds it
+    finally:
+        writer.close()
+    con = duckdb.connect(str(copy), read_only=True)
+    assert con.execute("SELECT count(*) FROM event_log").fetchone()[0] == len(events)
+    con.close()
+
+
+def test_a_writer_process_left_idle_checkpoints_what_it_stored(tmp_path: Path, demo_pseudonymiser):
+    """When the traffic pauses the writer checkpoints (IDLE_CHECKPOINT_S), so the checkpoint costs no batch any
+    time and the store file alone holds every batch stored before the pause."""
+    events = cohort_events(300, seed=15, pseudonymiser=demo_pseudonymiser)
+    store = tmp_path / "store.duckdb"
+
+    async def scenario() -> None:
+        writer, _ = await start_writer(store, None, None, in_process=False, on_failure=lambda failure: None)
+        try:
+            await writer.process(raw_batch(events))
+            assert Path(f"{store}.wal").stat().st_size >= IDLE_CHECKPOINT_BYTES, "enough for an idle checkpoint"
+            deadline = time.monotonic() + 10 * IDLE_CHECKPOINT_S + 5
+            while Path(f"{store}.wal").exists() and Path(f"{store}.wal").stat().st_size and time.monotonic() < deadline:
+                await asyncio.sleep(0.1)
+            copy = tmp_path / "copy.duckdb"
+            copy.write_bytes(store.read_bytes())  # while the writer still runs and holds the store
+        finally:
+            await writer.close()
+        con = duckdb.connect(str(copy), read_only=True)
+        assert con.execute("SELECT count(*) FROM event_log").fetchone()[0] == len(events)
+        con.close()
+
+    asyncio.run(scenario())
