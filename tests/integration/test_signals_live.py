@@ -4,6 +4,7 @@ over the store, the new signal published once on pv.safety.signal.v1 and counted
 from __future__ import annotations
 
 import json
+import time
 from datetime import UTC, datetime, timedelta
 from uuid import uuid4
 
@@ -73,3 +74,41 @@ def test_every_signal_counter_is_at_0_from_the_start_so_the_alerting_rules_see_t
         {"prr": 0, "ebgm": 0, "ic": 0, "maxsprt": 0}
     thresholds = {dict(labels)["method"]: dict(labels)["threshold"] for labels in raised}
     assert thresholds["ic"] == "ic025>0" and thresholds["maxsprt"] == "llr>=critical_value"  # as the timer labels
+
+
+def test_worker_publishes_a_maxsprt_crossing_once_and_counts_it(workers: Workers) -> None:
+    """MaxSPRT through the real worker's timer (issue 6: "alerting when crossed"): 20 MSC infusions at a background
+    rate of 0.05 fevers per infusion expect 1 case; 5 fevers the next day give LLR = -4 + 5 ln 5 = 4.047, past the
+    exact critical value 2.921561 for alpha 0.05, T = 10, M = 4 (R Sequential CV.Poisson, pv-rules-and-standards.md).
+    The counter it raises is what MaxSprtBoundaryCrossed pages on."""
+    from pvwatch.events.infusion import MscInfusionGiven
+
+    given = datetime.now(UTC) - timedelta(days=10)
+    events: list = [MscInfusionGiven(event_id=uuid4(), occurred_at=given, recorded_at=given, source="test",
+                                     patient=f"pt-{n:020x}", clinic="Clinic A") for n in range(20)]
+    fever = given + timedelta(days=1)
+    events += [AdverseEventReported(
+        event_id=uuid4(), occurred_at=fever, recorded_at=fever, source="test", patient=f"pt-{n:020x}",
+        case_id=f"F{n}", reporter_type="clinician", awareness_date=fever.date(), onset_date=fever.date(),
+        term="Pyrexia", products=[{"name": "MSC-UC"}]) for n in range(5)]
+    worker = workers.start(env={"PVWATCH_SIGNAL_INTERVAL_S": "1", "PVWATCH_MAXSPRT_TERM": "Pyrexia",
+                                "PVWATCH_MAXSPRT_RATE": "0.05", "PVWATCH_MAXSPRT_LENGTH": "10",
+                                "PVWATCH_MAXSPRT_MIN_EVENTS": "4", "PVWATCH_MAXSPRT_WINDOW_DAYS": "1"})
+    with EventPublisher(workers.broker.bootstrap) as publisher:
+        for event in events:
+            publisher.publish(event)
+
+    def crossings() -> float:
+        values = scrape_labelled(worker.metrics_url, "pv_signals_raised_total")
+        return sum(v for labels, v in values.items() if ("method", "maxsprt") in labels)
+
+    wait_for(lambda: workers.metric(worker, "pv_events_ingested_total") >= len(events), 30, what="events stored")
+    wait_for(lambda: crossings() >= 1, 30, what="MaxSPRT crossing published")
+    time.sleep(2.5)  # two more ticks: the surveillance has ended, nothing is published again
+    assert crossings() == 1
+    worker.stop()
+    published = [json.loads(r.value) for r in consume_all(workers.broker.bootstrap, SIGNAL_TOPIC, expected=1,
+                                                          timeout_s=10)]
+    maxsprt = [p for p in published if p["method"] == "maxsprt"]
+    assert [(p["event"], p["a"], round(p["llr"], 3), round(p["critical_value"], 6)) for p in maxsprt] == \
+        [("Pyrexia", 5, 4.047, 2.921561)]
