@@ -109,3 +109,9 @@ def bound(metric: _Labelled, *label_values: str) -> _Labelled:
     For code that runs per batch or per event with label values known only at run time; label values are
     bounded sets (event types, rule ids, topics, reasons, categories), never identifiers, so the cache is too."""
     return metric.labels(*label_values)
+SIGNAL_RECOMPUTATIONS = Counter(
+    "pv_signal_recomputations",
+    "Recomputations of the signals table by the worker's timer, by outcome: ok; ebgm-fit-failed (EBGM columns left "
+    "empty, PRR and IC computed); failed (nothing recomputed, retried at the next tick).",
+    ["outcome"], registry=REGISTRY,
+)

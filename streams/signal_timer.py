@@ -32,14 +32,20 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("pvwatch.signals")
 
+#: `pv_signal_recomputations_total{outcome}`: a failing timer is seen by Prometheus (SignalRecomputationFailing).
+RECOMPUTATION_OUTCOMES = ("ok", "ebgm-fit-failed", "failed")
+
 
 def initialise_signal_series(thresholds: SignalThresholds, msc_monitor: MaxSprtMonitor | None = None) -> None:
-    """Create the signal counter of every method at 0 when the timer starts, so the alerting rules' increase()
-    sees the first signal (a counter child created by its first inc() is first scraped at 1: no increase)."""
+    """Create the signal counter of every method and the recomputation counter of every outcome at 0 when the timer
+    starts, so the alerting rules' increase() sees the first (a child created by its first inc() is first scraped
+    at 1: no increase)."""
     for method in SignalMethod:
         metrics.SIGNALS_RAISED.labels(method.value, thresholds.criterion(method))
     if msc_monitor is not None:
         metrics.SIGNALS_RAISED.labels("maxsprt", _threshold(thresholds, "maxsprt"))
+    for outcome in RECOMPUTATION_OUTCOMES:
+        metrics.SIGNAL_RECOMPUTATIONS.labels(outcome)
 
 
 async def refresh_and_publish(writer: WriterClient, topic: faust.TopicT, thresholds: SignalThresholds,
@@ -55,7 +61,9 @@ async def refresh_and_publish(writer: WriterClient, topic: faust.TopicT, thresho
                             crossed.event, crossed.llr, crossed.critical_value)
     except (PvwatchError, duckdb.Error, ValueError) as error:
         log.warning("signal recomputation failed (retried at the next tick): %s", error)
+        metrics.SIGNAL_RECOMPUTATIONS.labels("failed").inc()
         return
+    metrics.SIGNAL_RECOMPUTATIONS.labels("ebgm-fit-failed" if refresh.fit_error else "ok").inc()
     for method, count in refresh.active.items():
         metrics.SIGNALS_ACTIVE.labels(method.value, thresholds.criterion(method)).set(count)
     if refresh.fit_error:
