@@ -25,7 +25,16 @@ from pydantic import ValidationError
 from tqdm import tqdm
 
 from pvwatch.domain.ctcae import CANONICAL_UNITS, LOINC_ANALYTES, Ceiling, QuietBand
-from pvwatch.domain.engine import LOT_CLUSTER, RULE_IDS, RULE_INPUT_TYPES, ClockRow, SafetyEngine, quiet_lab_bands
+from pvwatch.domain.engine import (
+    LOT_CLUSTER,
+    RULE_IDS,
+    RULE_INPUT_TYPES,
+    ClockRow,
+    FlareScoreUse,
+    SafetyEngine,
+    flare_score_use,
+    quiet_lab_bands,
+)
 from pvwatch.domain.parameters import RuleParameters
 from pvwatch.errors import PvwatchError
 from pvwatch.events.alert import SafetyAlert
@@ -211,9 +220,12 @@ _SHARE, _LOG = _SHARE_FROM.format(quiet=""), _LOG_FROM.format(quiet="")  # witho
 
 
 def _screened(query: str, parameters: RuleParameters, screen: bool, patients: str = "true") -> str:
-    """`query` with the quiet lab results of `patients` (an SQL condition) left out, if `screen`."""
-    quiet = quiet_labs_sql(quiet_lab_bands(parameters), patients) if screen else None
-    return query.format(quiet="" if quiet is None else f"ANTI JOIN ({quiet}) quiet USING (event_id)")
+    """`query` with the quiet lab results and scores of `patients` (an SQL condition) left out, if `screen`."""
+    if not screen:
+        return query.format(quiet="")
+    labs = quiet_labs_sql(quiet_lab_bands(parameters), patients)
+    quiet = quiet_scores_sql(flare_score_use(parameters), patients) + ("" if labs is None else f" UNION ALL {labs}")
+    return query.format(quiet=f"ANTI JOIN ({quiet}) quiet USING (event_id)")
 
 
 # --- the screen ----------------------------------------------------------------------------------------------
@@ -225,6 +237,7 @@ def _screened(query: str, parameters: RuleParameters, screen: bool, patients: st
 # The bands come from the domain (the rule parameters in force); this only writes them as SQL, comparing as
 # QuietBand.admits does (the same IEEE divisions and products), plus: the baseline must be known and positive.
 # Screened results are not validated again (the rest of the log is); `pvwatch replay --no-screen` validates all.
+# Likewise the disease-activity scores flare-after-taper cannot use (engine.flare_score_use): a third of the mix.
 
 _LAB_FIELDS = "['$.loinc_code', '$.unit', '$.value', '$.comparator', '$.reference_low', '$.reference_high']"
 
@@ -499,3 +512,26 @@ def replay(path: Path, *, progress: bool = False, parameters: RuleParameters | N
         if helper is not None:
             helper.close()
     return ReplayReport(derived.events, derived.alert_count, added, removed, time.perf_counter() - started)
+
+
+def quiet_scores_sql(use: FlareScoreUse, patients: str = "true") -> str:
+    """A query of the event ids of the disease-activity scores of `patients` that flare-after-taper cannot use
+    (FlareScoreUse): a known instrument it does not read, or one it reads that is neither the latest of its kind
+    at or before any taper or stop of the patient nor within the window after one. Wider than the rule, never
+    narrower: every taper and stop counts whatever its drug class, and the window gets one day more (an SQL day
+    interval follows the calendar; the rule's window is an exact number of days)."""
+    other = ", ".join(map(_text, sorted(use.other_instruments))) or "NULL"
+    read = ", ".join(map(_text, sorted(use.instruments))) or "NULL"
+    return f"""
+        SELECT event_id FROM (
+            SELECT event_id, patient, occurred_at AS at, j[1] AS instrument,
+                   lead(occurred_at) OVER (PARTITION BY patient, j[1], j[2] ORDER BY occurred_at, event_id) AS next_at
+            FROM (SELECT event_id, patient, occurred_at,
+                         json_extract_string(payload, ['$.instrument', '$.assessed_by']) AS j
+                  FROM event_log WHERE type = 'disease-activity' AND ({patients}))) score
+        WHERE instrument IN ({other}) OR (instrument IN ({read}) AND NOT EXISTS (
+            SELECT 1 FROM event_log taper
+            WHERE taper.type IN ('treatment-tapered', 'treatment-stopped') AND taper.patient = score.patient
+              AND ((score.at <= taper.occurred_at AND (score.next_at IS NULL OR taper.occurred_at < score.next_at))
+                   OR (taper.occurred_at < score.at
+                       AND score.at - INTERVAL {use.window.days + 1} DAY <= taper.occurred_at))))"""

@@ -33,7 +33,7 @@ from pvwatch.domain.history import History, PatientHistory
 from pvwatch.domain.parameters import RuleParameters
 from pvwatch.events.adverse_event import AdverseEventReported
 from pvwatch.events.alert import AlertDetail, SafetyAlert, Severity, alert_id_for
-from pvwatch.events.disease_activity import DiseaseActivityAssessed
+from pvwatch.events.disease_activity import DiseaseActivityAssessed, Instrument
 from pvwatch.events.envelope import EventEnvelope
 from pvwatch.events.infusion import MscInfusionGiven
 from pvwatch.events.lab import LabResultReported
@@ -94,6 +94,25 @@ def quiet_lab_bands(p: RuleParameters) -> dict[str, ctcae.QuietBand]:
             band &= hys_law.quiet_band(analyte, p.hys_law)
         bands[code] = band
     return bands
+
+
+@dataclass(frozen=True)
+class FlareScoreUse:
+    """Which disease-activity scores flare-after-taper can use (the replay screen's definition for scores): one of
+    `instruments` that is, for a taper or stop of the patient, the latest score of its kind (instrument, assessor)
+    at or before it (the baseline) or a score within `window` after it (FlareIndex's triples). A score that is
+    neither takes part in no flare and changes no other score's role (each baseline stays the latest of its
+    kind); no other rule reads scores. `other_instruments`: the instruments whose scores are never used."""
+
+    instruments: frozenset[str]
+    other_instruments: frozenset[str]
+    window: timedelta
+
+
+def flare_score_use(p: RuleParameters) -> FlareScoreUse:
+    """The scores flare-after-taper can use under `p`: none when the rule is disabled."""
+    read = flare.INSTRUMENTS if p.enabled(FLARE_AFTER_TAPER) else frozenset()
+    return FlareScoreUse(read, frozenset(i.value for i in Instrument) - read, timedelta(days=p.flare.window_days))
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,6 @@
-"""The replay screen: quiet lab results left in the log give the same derived tables, and the SQL that finds them
-selects exactly what the domain's band admits (pvwatch.domain.engine.quiet_lab_bands, QuietBand.admits).
+"""The replay screen: quiet lab results and disease-activity scores left in the log give the same derived tables;
+the SQL that finds the labs selects exactly what the domain's band admits (pvwatch.domain.engine.quiet_lab_bands,
+QuietBand.admits), the one that finds the scores none that a flare index pairs (flare.FlareIndex).
 
 The cohort plus every planted story (tests/scenarios: every rule fires, Hy's law and neutropenia among them), and
 results placed on and either side of each band's bounds (CTCAE v5.0 and FDA DILI 2009 bounds, see
@@ -18,16 +19,18 @@ import duckdb
 import pytest
 
 from pvwatch.cohort import generate_cohort
-from pvwatch.domain import ctcae
-from pvwatch.domain.engine import CTCAE_LAB, HYS_LAW, quiet_lab_bands
+from pvwatch.domain import ctcae, flare
+from pvwatch.domain.engine import CTCAE_LAB, FLARE_AFTER_TAPER, HYS_LAW, flare_score_use, quiet_lab_bands
 from pvwatch.domain.hys_law import HysLawParameters
 from pvwatch.domain.parameters import CtcaeLabParameters, RuleParameters
 from pvwatch.events.codec import parse_event
+from pvwatch.events.disease_activity import DiseaseActivityAssessed
 from pvwatch.events.envelope import EventEnvelope
 from pvwatch.events.lab import LabResultReported
+from pvwatch.events.treatment import TreatmentStopped, TreatmentTapered
 from pvwatch.rulebook import load_rule_parameters
 from pvwatch.store.eventstore import EventStore
-from pvwatch.store.replay import quiet_labs_sql, replay
+from pvwatch.store.replay import quiet_labs_sql, quiet_scores_sql, replay
 from tests.scenarios.stories import all_stories
 
 pytestmark = pytest.mark.integration
@@ -52,6 +55,8 @@ PARAMETERS = {
     "grade-1-wider-hys-law": replace(RuleParameters(), ctcae_lab=CtcaeLabParameters(alert_from_grade=1),
                                      hys_law=HysLawParameters(2.0, 1.5, 3.0, 14)),
     "no-ctcae": replace(RuleParameters(), disabled=frozenset({CTCAE_LAB})),
+    "no-flare": replace(RuleParameters(), disabled=frozenset({FLARE_AFTER_TAPER})),
+    "flare-window-30": replace(RuleParameters(), flare=flare.FlareParameters(window_days=30)),
 }
 
 
@@ -77,11 +82,30 @@ def boundary_labs() -> list[LabResultReported]:
     return labs
 
 
+def boundary_scores() -> list[DiseaseActivityAssessed | TreatmentTapered | TreatmentStopped]:
+    """SLEDAI-2K around a taper (rise >= 3 is a SELENA flare): baselines before, on and after it, later scores on
+    the 30- and 90-day window edges and an hour and two days past them; a stop with no score after it."""
+    patient, taper_at = "pt-" + "e" * 20, T0 + timedelta(days=200)
+    taper = TreatmentTapered(event_id=uuid4(), occurred_at=taper_at, recorded_at=taper_at, source="ehr",
+                             patient=patient, drug="methotrexate", drug_class="csDMARD", dose=10, dose_unit="mg")
+    stop_at = taper_at + timedelta(days=400)
+    stop = TreatmentStopped(event_id=uuid4(), occurred_at=stop_at, recorded_at=stop_at, source="ehr", patient=patient,
+                            drug="prednisolone", drug_class="glucocorticoid")
+    offsets = [-20, -5, 0, 0.5, 30, 30 + 1 / 24, 32, 90, 90 + 1 / 24, 92, 300, 399, 400]
+    scores = [DiseaseActivityAssessed(event_id=uuid4(), occurred_at=taper_at + timedelta(days=d),
+                                      recorded_at=taper_at + timedelta(days=d), source="ehr", patient=patient,
+                                      instrument="SLEDAI-2K", score=2.0 if d <= 0 else 6.0 + n,
+                                      assessed_by="clinician", documented=True)
+              for n, d in enumerate(offsets)]
+    return [taper, stop, *scores]
+
+
 @pytest.fixture(scope="module")
 def log(tmp_path_factory, demo_pseudonymiser_module) -> tuple[Path, list[EventEnvelope]]:
     events = [parse_event(demo_pseudonymiser_module.pseudonymise_record(r)) for r in generate_cohort(40, seed=21)]
     events += [event for story in all_stories() for event in story.events]
     events += boundary_labs()
+    events += boundary_scores()
     path = tmp_path_factory.mktemp("screen") / "log.duckdb"
     store = EventStore(path)
     try:
@@ -131,6 +155,47 @@ def test_the_sql_screen_selects_exactly_what_the_band_admits(log, name):
     expected = admitted_by_the_band(events, PARAMETERS[name])
     assert selected == expected
     assert len(expected) > 1000, "the cohort's labs are mostly quiet: the screen must find them"
+
+
+def used_by_a_flare_index(events: list[EventEnvelope], window_days: int) -> set[UUID]:
+    """Every score some taper or stop pairs, as baseline or later score (FlareIndex.after_taper), whatever the drug
+    class: what the screen must never leave out."""
+    indexes: dict[str, flare.FlareIndex] = {}
+    tapers = []
+    for event in events:
+        index = indexes.setdefault(event.patient, flare.FlareIndex(timedelta(days=window_days)))
+        if isinstance(event, DiseaseActivityAssessed) and event.instrument.value in flare.INSTRUMENTS:
+            index.add_score(flare.ActivityScore(event.event_id, event.instrument.value, event.score, event.occurred_at,
+                                                event.assessed_by.value))
+        elif isinstance(event, TreatmentTapered | TreatmentStopped):
+            taper = flare.Taper(event.event_id, event.drug, event.occurred_at, isinstance(event, TreatmentStopped))
+            index.add_taper(taper)
+            tapers.append((event.patient, taper))
+    return {score.event_id for patient, taper in tapers for _, baseline, after in indexes[patient].after_taper(taper)
+            for score in (baseline, after)}
+
+
+@pytest.mark.parametrize("name", PARAMETERS)
+def test_the_sql_screen_leaves_in_every_score_a_flare_index_pairs(log, name):
+    path, events = log
+    parameters = PARAMETERS[name]
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        screened = {row[0] for row in con.execute(quiet_scores_sql(flare_score_use(parameters))).fetchall()}
+    finally:
+        con.close()
+    scores = {e.event_id for e in events if isinstance(e, DiseaseActivityAssessed)}
+    if not parameters.enabled(FLARE_AFTER_TAPER):
+        assert screened == scores  # no rule reads a score
+        return
+    used = used_by_a_flare_index(events, parameters.flare.window_days)
+    assert used, "the log must pair scores"
+    assert not used & screened
+    assert len(screened) > len(scores) / 3, "most scores are far from any taper or of an instrument no index reads"
+    planted = {(e.occurred_at - T0) / timedelta(days=1) - 200: e.event_id for e in events
+               if isinstance(e, DiseaseActivityAssessed) and e.patient == "pt-" + "e" * 20}
+    assert {planted[0], planted[30], planted[400]}.isdisjoint(screened)  # baselines on the taper and stop; day 30
+    assert {planted[-20], planted[-5], planted[300]} <= screened  # superseded baselines; far from both
 
 
 def tables(path: Path) -> tuple[list[tuple], list[tuple]]:
