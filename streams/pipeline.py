@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from uuid import UUID
 
 from pvwatch import metrics
-from pvwatch.domain.engine import EXPEDITED_DUE_SOON, EXPEDITED_OVERDUE, RULE_IDS, SafetyEngine
+from pvwatch.domain.engine import EXPEDITED_DUE_SOON, EXPEDITED_OVERDUE, RULE_IDS, EngineOutput, SafetyEngine
 from pvwatch.domain.expedited import ClockCategory
 from pvwatch.domain.parameters import RuleParameters
 from pvwatch.errors import InvalidEvent
@@ -25,7 +25,13 @@ from pvwatch.events.codec import decode_event
 from pvwatch.events.envelope import EventEnvelope
 from pvwatch.events.registry import DEAD_LETTER_TOPIC, EVENT_TYPES
 from pvwatch.rulebook import load_rule_parameters
-from pvwatch.store.eventstore import DeadLetter, DeadLetterResolution, EventStore, MessageOrigin
+from pvwatch.store.eventstore import (
+    DeadLetter,
+    DeadLetterResolution,
+    EventsAlreadyStored,
+    EventStore,
+    MessageOrigin,
+)
 from pvwatch.store.expedited import upsert_clocks
 from pvwatch.streams.dead_letters import edge_dead_letter, resolution_in
 
@@ -170,23 +176,12 @@ class BatchProcessor:
                     timestamps[event.event_id] = message.broker_timestamp_s
 
         started = time.perf_counter()
-        with self.store.transaction():
-            self.store.mark_published(*published)  # type: ignore[arg-type]  # str ids are cast by SQL
-            new_ids = self.store.insert_events(list(valid.values()), now, list(payloads.values()))
-            outcome.stored = [event for event, _ in valid.values() if event.event_id in new_ids]
-            derived = self.engine.apply(outcome.stored, now)
-            # a case reported late may already be due soon or overdue: say so now, not at the next timer tick
-            alerts = derived.alerts + self.engine.clock_alerts(now, derived.clocks.values())
-            outcome.new_alerts = self.store.insert_alerts(alerts)
-            raised = {alert.alert_id for alert in outcome.new_alerts}
-            # late evidence: the last derivation wins (an alert raised in this batch and derived again in it too)
-            derivations = Counter(alert.alert_id for alert in alerts)
-            again = {alert_id for alert_id, count in derivations.items() if alert_id not in raised or count > 1}
-            revised = self.store.revise_alerts([alert for alert in alerts if alert.alert_id in again])
-            outcome.revised_alerts = [alert for alert in revised if alert.alert_id not in raised]
-            upsert_clocks(self.store.con, derived.clocks.values())
-            outcome.new_dead_letters = self.store.insert_dead_letters(letters)
-            resolved = self.store.resolve_dead_letters(resolutions)
+        try:
+            derived, new_ids, resolved = self._store(outcome, valid, payloads, letters, resolutions, published, now,
+                                                     all_new=True)
+        except EventsAlreadyStored:  # a redelivery (a restart, a rebalance): nothing of that try was kept
+            derived, new_ids, resolved = self._store(outcome, valid, payloads, letters, resolutions, published, now,
+                                                     all_new=False)
         facts = outcome.metrics
         facts.write_seconds = time.perf_counter() - started
         facts.batch_size = len(valid)
@@ -208,6 +203,31 @@ class BatchProcessor:
         facts.store_latencies = [max(0.0, finished - t) for t in outcome.broker_timestamps.values()]
         facts.finished_at = finished
         return outcome
+
+    def _store(self, outcome: BatchOutcome, valid: dict[UUID, tuple[EventEnvelope, MessageOrigin]],
+               payloads: dict[UUID, bytes | None], letters: list[DeadLetter], resolutions: list[DeadLetterResolution],
+               published: tuple[Sequence[str], Sequence[str]], now: datetime, *,
+               all_new: bool) -> tuple[EngineOutput, set[UUID], list[str]]:
+        """The batch's transaction. With `all_new` the events are inserted as new (the common case, cheaper) and
+        `EventsAlreadyStored` voids the transaction before the rules have seen anything, so it can run again."""
+        with self.store.transaction():
+            self.store.mark_published(*published)  # type: ignore[arg-type]  # str ids are cast by SQL
+            new_ids = self.store.insert_events(list(valid.values()), now, list(payloads.values()), all_new=all_new)
+            outcome.stored = [event for event, _ in valid.values() if event.event_id in new_ids]
+            derived = self.engine.apply(outcome.stored, now)
+            # a case reported late may already be due soon or overdue: say so now, not at the next timer tick
+            alerts = derived.alerts + self.engine.clock_alerts(now, derived.clocks.values())
+            outcome.new_alerts = self.store.insert_alerts(alerts)
+            raised = {alert.alert_id for alert in outcome.new_alerts}
+            # late evidence: the last derivation wins (an alert raised in this batch and derived again in it too)
+            derivations = Counter(alert.alert_id for alert in alerts)
+            again = {alert_id for alert_id, count in derivations.items() if alert_id not in raised or count > 1}
+            revised = self.store.revise_alerts([alert for alert in alerts if alert.alert_id in again])
+            outcome.revised_alerts = [alert for alert in revised if alert.alert_id not in raised]
+            upsert_clocks(self.store.con, derived.clocks.values())
+            outcome.new_dead_letters = self.store.insert_dead_letters(letters)
+            resolved = self.store.resolve_dead_letters(resolutions)
+        return derived, new_ids, resolved
 
     def evaluate_clocks(self, now: datetime | None = None) -> tuple[list[SafetyAlert], MetricFacts]:
         """Due-soon and overdue alerts as of `now` (the worker's timer), stored once, and the clock gauges."""
