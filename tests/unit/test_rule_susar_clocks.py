@@ -85,3 +85,23 @@ def test_one_unexpected_suspect_among_expected_ones_makes_a_susar():
     assert clocks(report("Nausea", products, hospitalisation=True)) == {
         "15-day": (MONDAY, date(2026, 3, 17), f"{CLINIC_MSC}: no RSI")}
     assert clocks(report("Nausea", products[:1], hospitalisation=True)) == {}
+
+
+def test_a_follow_up_keeps_the_case_clock_and_a_follow_up_reporting_death_adds_the_7_day_clocks():
+    initial = report(hospitalisation=True)
+    later = MONDAY + timedelta(days=8)
+    follow_up = report(day0=later, hospitalisation=True).model_copy(
+        update={"report_kind": "follow-up", "follow_up_number": 1})
+    engine = SafetyEngine(PARAMETERS)
+    engine.apply([follow_up, initial], NOW + timedelta(days=10))  # arrival order does not matter
+    (clock,) = [row.clock for row in engine.clocks.values()]
+    assert (clock.category.value, clock.day0, clock.due_date) == ("15-day", MONDAY, date(2026, 3, 17))
+    assert set(clock.evidence_event_ids) == {initial.event_id, follow_up.event_id}
+
+    death = report(day0=later, hospitalisation=True, death=True).model_copy(
+        update={"report_kind": "follow-up", "follow_up_number": 1})
+    engine = SafetyEngine(PARAMETERS)
+    engine.apply([initial, death], NOW + timedelta(days=10))
+    found = {row.clock.category.value: (row.clock.day0, row.clock.due_date) for row in engine.clocks.values()}
+    assert found == {"15-day": (MONDAY, date(2026, 3, 17)), "7-day": (later, date(2026, 3, 17)),
+                     "7-day-follow-up": (later, date(2026, 3, 25))}
