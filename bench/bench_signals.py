@@ -131,8 +131,7 @@ def likelihoods(csv_path: Path, priors: dict[str, list[float]]) -> dict[str, flo
     from pvwatch.store.signals import count_pairs, load_reports_csv
 
     con = duckdb.connect()
-    load_reports_csv(con, csv_path)
-    count_pairs(con)
+    count_pairs(con, load_reports_csv(con, csv_path))
     keys = con.execute("SELECT a, expected, count(*) AS w FROM signal_pairs GROUP BY ALL").fetchnumpy()
     points = WeightedPoints(keys["a"].astype(float), keys["expected"].astype(float), keys["w"].astype(float))
     return {tool: negative_log_likelihood(tuple(prior), points) for tool, prior in priors.items()  # type: ignore[arg-type]

@@ -63,14 +63,15 @@ def run_signals(settings: Settings, *, reports: Path | None, from_store: bool, d
                 loading = pool.submit(load_reports_store, con, stratify)
             from pvwatch.store.signals import STAGES, compute_signals, thresholds_from_settings, write_csv
 
-            loading.result()
+            rows = loading.result()
         with tqdm(total=len(STAGES) + 1, desc="signals", unit="step", leave=False) as bar:
             def stage(name: str) -> None:
                 if name in STAGES:
                     bar.set_postfix_str(name)
                     bar.update(0 if name == STAGES[0] else 1)
 
-            computation = compute_signals(con, thresholds_from_settings(settings), stratify=stratify, on_stage=stage)
+            computation = compute_signals(con, rows, thresholds_from_settings(settings), stratify=stratify,
+                                          on_stage=stage)
             bar.set_postfix_str("write OUT.csv")
             write_csv(con, out)
             bar.update(bar.total - bar.n)
@@ -131,8 +132,8 @@ def plot_top_signals(con: duckdb.DuckDBPyConnection, path: Path, top: int) -> No
     import matplotlib.pyplot as plt
 
     rows = con.execute(
-        "SELECT left(p.product, 32) || ' / ' || left(p.event, 32), s.ebgm, s.eb05, s.eb95, p.a FROM signal_pairs p "
-        "JOIN signal_stats s USING (pair_index) WHERE s.eb05 IS NOT NULL ORDER BY s.eb05 DESC, p.a DESC LIMIT ?",
+        "SELECT left(product, 32) || ' / ' || left(event, 32), ebgm, eb05, eb95, a FROM signal_results "
+        "WHERE eb05 IS NOT NULL ORDER BY eb05 DESC, a DESC LIMIT ?",
         [top]).fetchall()
     if not rows:
         raise ConfigError("nothing to plot: no pair has EBGM scores")

@@ -1,14 +1,12 @@
-"""Counting the 2x2 tables of every product-event pair in DuckDB, over distinct reports.
+"""The 2x2 tables of every product-event pair over distinct reports, their statistics, OUT.csv and `signals`.
 
-The relation `signal_rows(report_id, product, event[, stratum columns])`, one row per report-product-event
-(repeats allowed), comes from a CSV or from the event log (pvwatch.store.signal_reports). Aggregates over
-distinct report ids give, per pair, a (reports with both), the product's and the event's report counts and N
-(distinct reports), and the expected count E (optionally summed over strata, as openEBGM's processRaw:
-E = sum_s n_product,s n_event,s / N_s). Counting distinct reports, not rows or pair counts, is the definition
-(vigipy's `convert` uses pair counts and gets margins about 5x too large on CAERS: docs/signals.md).
+The report-product-event rows come as integer codes (ReportRows, from a CSV or from the event log:
+pvwatch.store.signal_reports); pvwatch.domain.signals.counting gives per pair a (reports with both), the
+product's and the event's report counts, N (distinct reports) and the expected count E. With strata, E is summed
+over strata as openEBGM's processRaw does (E = sum_s n_product,s n_event,s / N_s), in DuckDB over `signal_rows`.
 
-`compute_signals` then scores every pair (numpy, vectorised) and keeps the result next to the counts in DuckDB,
-which writes OUT.csv or the `signals` table (migration 005) without a round trip through Python objects.
+`compute_signals` then scores every pair (numpy, vectorised) and registers the result as one Arrow relation in
+DuckDB, which writes OUT.csv or the `signals` table (migration 005) without a round trip through Python objects.
 """
 
 from __future__ import annotations
@@ -22,9 +20,11 @@ from pathlib import Path
 
 import duckdb
 import numpy as np
+import pyarrow as pa
 from numpy.typing import NDArray
 
 from pvwatch.config import Settings
+from pvwatch.domain.signals.counting import tabulate
 from pvwatch.domain.signals.criteria import SignalMethod, SignalThresholds, is_news, signal_flags, strength
 from pvwatch.domain.signals.disproportionality import (
     CountArray,
@@ -36,7 +36,7 @@ from pvwatch.domain.signals.disproportionality import (
 )
 from pvwatch.domain.signals.ebgm_fit import PriorFit, PriorFitFailed, distinct_points, fit_prior
 from pvwatch.events.signal import SignalDetected, signal_id_for
-from pvwatch.store.signal_reports import ReportsInvalid, load_reports_store
+from pvwatch.store.signal_reports import ReportRows, ReportsInvalid, load_reports_store
 from pvwatch.store.signal_reports import load_reports_csv as load_reports_csv  # re-exported beside the counting
 
 
@@ -56,61 +56,61 @@ class PairTable:
     counts: PairCounts
     expected: FloatArray
     reports: int
-    #: each element's row in `signal_pairs` (the arrays come in DuckDB's order, not sorted)
+    #: each element's row in `signal_pairs`
     pair_index: CountArray
+    #: the pairs' product and event names (Arrow dictionary arrays: codes into the distinct names)
+    product: pa.DictionaryArray
+    event: pa.DictionaryArray
     strata: tuple[str, ...] = ()
 
     def __len__(self) -> int:
         return int(self.counts.a.size)
 
 
-def count_pairs(con: duckdb.DuckDBPyConnection, stratify: Sequence[str] = ()) -> PairTable:
-    """a, b, c, d and E of every pair in `signal_rows`, as columns (one pass of DuckDB aggregates)."""
-    strata = [f'"{name}"' for name in stratify]
-    n_reports = con.execute("SELECT count(DISTINCT report_id) FROM signal_rows").fetchone()
-    reports = int(n_reports[0]) if n_reports else 0
+def count_pairs(con: duckdb.DuckDBPyConnection, rows: ReportRows, stratify: Sequence[str] = ()) -> PairTable:
+    """a, b, c, d and E of every pair of `rows`, as columns; also registered in `con` as `signal_pairs`."""
+    counted = tabulate(rows.report, rows.product, rows.event, reports=len(rows.report_ids),
+                       products=len(rows.products), events=len(rows.events))
+    pair_index = np.arange(counted.counts.a.size, dtype=np.int64)
+    product = pa.DictionaryArray.from_arrays(counted.product.astype(np.int32), rows.products)
+    event = pa.DictionaryArray.from_arrays(counted.event.astype(np.int32), rows.events)
+    table = PairTable(counted.counts, counted.expected, counted.reports, pair_index, product, event, tuple(stratify))
+    _register_pairs(con, table)
     if stratify:
-        # Each report belongs to one stratum (its first value if a report disagrees with itself).
-        key = ", ".join(strata)
-        con.execute(f"""
-            CREATE OR REPLACE TEMP TABLE signal_report_stratum AS
-            SELECT report_id, min(concat_ws('|', {key})) AS stratum FROM signal_rows GROUP BY report_id""")
-        expected_sql = """
-            WITH r AS (SELECT DISTINCT s.product, s.event, s.report_id, t.stratum
-                       FROM signal_rows s JOIN signal_report_stratum t USING (report_id)),
-            n_s AS (SELECT stratum, count(*) AS n FROM signal_report_stratum GROUP BY stratum),
-            p_s AS (SELECT product, stratum, count(DISTINCT report_id) AS n FROM r GROUP BY ALL),
-            e_s AS (SELECT event, stratum, count(DISTINCT report_id) AS n FROM r GROUP BY ALL),
-            pairs AS (SELECT DISTINCT product, event FROM r)
-            SELECT pairs.product, pairs.event, sum(p_s.n * e_s.n / n_s.n) AS expected
-            FROM pairs JOIN p_s USING (product) JOIN e_s ON e_s.event = pairs.event AND e_s.stratum = p_s.stratum
-            JOIN n_s ON n_s.stratum = p_s.stratum GROUP BY ALL"""
-    else:
-        expected_sql = None
-    con.execute("""
-        CREATE OR REPLACE TEMP TABLE signal_pairs AS
-        WITH pair AS (SELECT product, event, count(DISTINCT report_id) AS a FROM signal_rows GROUP BY ALL),
-        product AS (SELECT product, count(DISTINCT report_id) AS n_product FROM signal_rows GROUP BY ALL),
-        event AS (SELECT event, count(DISTINCT report_id) AS n_event FROM signal_rows GROUP BY ALL)
-        SELECT (row_number() OVER () - 1)::BIGINT AS pair_index,
-               pair.product, pair.event, a, n_product - a AS b, n_event - a AS c,
-               $n - n_product - n_event + a AS d, n_product::DOUBLE * n_event / $n AS expected
-        FROM pair JOIN product USING (product) JOIN event USING (event)""", {"n": reports})
-    if expected_sql:
-        con.execute(f"""
-            CREATE OR REPLACE TEMP TABLE signal_pairs AS
-            SELECT p.* EXCLUDE (expected), s.expected
-            FROM signal_pairs p JOIN ({expected_sql}) s USING (product, event)""")
-    columns = con.execute("SELECT pair_index, a, b, c, d, expected FROM signal_pairs").fetchnumpy()
+        table = PairTable(counted.counts, _stratified_expected(con, stratify, pair_index.size), counted.reports,
+                          pair_index, product, event, tuple(stratify))
+        _register_pairs(con, table)
+    return table
 
-    def counts(name: str) -> CountArray:
-        return np.asarray(columns[name], dtype=np.int64)
 
-    return PairTable(
-        counts=PairCounts(counts("a"), counts("b"), counts("c"), counts("d")),
-        expected=np.asarray(columns["expected"], dtype=np.float64), reports=reports,
-        pair_index=counts("pair_index"), strata=tuple(stratify),
-    )
+def _register_pairs(con: duckdb.DuckDBPyConnection, table: PairTable) -> None:
+    counts = table.counts
+    con.register("signal_pairs", pa.table({
+        "pair_index": table.pair_index, "product": table.product, "event": table.event, "a": counts.a,
+        "b": counts.b, "c": counts.c, "d": counts.d, "expected": table.expected}))
+
+
+def _stratified_expected(con: duckdb.DuckDBPyConnection, stratify: Sequence[str], pairs: int) -> FloatArray:
+    """E = sum over strata of n_product,s n_event,s / N_s (openEBGM processRaw), each report in one stratum (its
+    first value if a report disagrees with itself)."""
+    key = ", ".join(f'"{name}"' for name in stratify)
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE signal_report_stratum AS
+        SELECT report_id, min(concat_ws('|', {key})) AS stratum FROM signal_rows GROUP BY report_id""")
+    found = con.execute("""
+        WITH r AS (SELECT DISTINCT s.product, s.event, s.report_id, t.stratum
+                   FROM signal_rows s JOIN signal_report_stratum t USING (report_id)),
+        n_s AS (SELECT stratum, count(*) AS n FROM signal_report_stratum GROUP BY stratum),
+        p_s AS (SELECT product, stratum, count(DISTINCT report_id) AS n FROM r GROUP BY ALL),
+        e_s AS (SELECT event, stratum, count(DISTINCT report_id) AS n FROM r GROUP BY ALL),
+        s AS (SELECT pairs.product, pairs.event, sum(p_s.n * e_s.n / n_s.n) AS expected
+              FROM (SELECT DISTINCT product, event FROM r) pairs JOIN p_s USING (product)
+              JOIN e_s ON e_s.event = pairs.event AND e_s.stratum = p_s.stratum
+              JOIN n_s ON n_s.stratum = p_s.stratum GROUP BY ALL)
+        SELECT p.pair_index, s.expected FROM signal_pairs p JOIN s USING (product, event)""").fetchnumpy()
+    expected = np.full(pairs, np.nan)
+    expected[np.asarray(found["pair_index"], dtype=np.int64)] = np.asarray(found["expected"], dtype=np.float64)
+    return expected
 
 
 #: OUT.csv columns, in order (issue 6).
@@ -121,7 +121,7 @@ STAGES = ("count reports", "PRR, ROR, IC", "fit EBGM prior", "EBGM scores")
 
 @dataclass(frozen=True)
 class SignalComputation:
-    """Every pair's statistics (held in the temporary relations signal_pairs and signal_stats of `con`)."""
+    """Every pair's statistics (held in the relations signal_pairs and signal_results of `con`)."""
 
     table: PairTable
     fit: PriorFit | None
@@ -131,9 +131,10 @@ class SignalComputation:
     stage_seconds: dict[str, float]
 
 
-def compute_signals(con: duckdb.DuckDBPyConnection, thresholds: SignalThresholds, *, stratify: Sequence[str] = (),
-                    require_fit: bool = True, on_stage: Callable[[str], None] | None = None) -> SignalComputation:
-    """Count, score and flag every pair of `signal_rows`; the EBGM prior is fitted on the distinct (a, E) values.
+def compute_signals(con: duckdb.DuckDBPyConnection, rows: ReportRows, thresholds: SignalThresholds, *,
+                    stratify: Sequence[str] = (), require_fit: bool = True,
+                    on_stage: Callable[[str], None] | None = None) -> SignalComputation:
+    """Count, score and flag every pair of `rows`; the EBGM prior is fitted on the distinct (a, E) values.
 
     With require_fit the command fails when the prior fit does not converge (PriorFitFailed); otherwise (the live
     timer) EBGM, EB05 and EB95 are left empty and the reason is kept, so PRR and IC signals still flow.
@@ -151,7 +152,7 @@ def compute_signals(con: duckdb.DuckDBPyConnection, thresholds: SignalThresholds
             on_stage(name)
 
     stage(STAGES[0])
-    table = count_pairs(con, stratify)
+    table = count_pairs(con, rows, stratify)
     stage(STAGES[1])
     frequent = frequentist(table.counts)
     # IC and EBGM depend on a pair only through (a, E): compute them once per distinct (a, E).
@@ -175,22 +176,25 @@ def compute_signals(con: duckdb.DuckDBPyConnection, thresholds: SignalThresholds
         scores = empirical_bayes(fit.prior, key_a, points.expected)
         ebgm, eb05, eb95 = scores.ebgm[key_of_pair], scores.eb05[key_of_pair], scores.eb95[key_of_pair]
     flags = signal_flags(thresholds, table.counts.a, frequent.prr, frequent.chi2_yates, eb05, ic025)
-    stats = {
-        "pair_index": table.pair_index,
+    counts = table.counts
+    statistics = {
         "prr": frequent.prr, "chi2": frequent.chi2, "chi2_yates": frequent.chi2_yates, "ror": frequent.ror,
         "ror_lo95": frequent.ror_lo95, "ror_hi95": frequent.ror_hi95, "ic": ic, "ic025": ic025,
         "ebgm": ebgm, "eb05": eb05, "eb95": eb95,
+    }
+    # one relation in pair order (no join to write it); NaN, an undefined statistic, becomes NULL: an empty cell
+    con.register("signal_results", pa.table({
+        "product": table.product, "event": table.event, "a": counts.a, "b": counts.b, "c": counts.c,
+        "d": counts.d, "expected": table.expected,
+        **{name: pa.array(values, from_pandas=True) for name, values in statistics.items()},
         "signal_prr": flags[SignalMethod.PRR], "signal_ebgm": flags[SignalMethod.EBGM],
         "signal_ic": flags[SignalMethod.IC],
-    }
-    con.register("signal_stats", stats)
+    }))
     stage("done")
     return SignalComputation(table, fit, fit_error, flags, time.perf_counter() - started, stage_seconds)
 
 
-_RESULT_SQL = """SELECT p.product, p.event, p.a, p.b, p.c, p.d, p.expected, s.prr, s.chi2, s.chi2_yates, s.ror,
-    s.ror_lo95, s.ror_hi95, s.ic, s.ic025, s.ebgm, s.eb05, s.eb95{extra}
-    FROM signal_pairs p JOIN signal_stats s USING (pair_index)"""
+_RESULT_SQL = "SELECT " + ", ".join(OUTPUT_COLUMNS) + "{extra} FROM signal_results"
 
 
 def write_csv(con: duckdb.DuckDBPyConnection, path: Path) -> None:
@@ -206,7 +210,7 @@ def write_signals_table(con: duckdb.DuckDBPyConnection, computation: SignalCompu
     con.execute("BEGIN TRANSACTION")
     try:
         con.execute("DELETE FROM signals")
-        flags = ", s.signal_prr, s.signal_ebgm, s.signal_ic, $at"
+        flags = ", signal_prr, signal_ebgm, signal_ic, $at"
         con.execute(f"INSERT INTO signals {_RESULT_SQL.format(extra=flags)}", {"at": computed_at})
         con.execute("INSERT INTO signal_runs VALUES ($at, $reports, $pairs, $hyper, $error, $seconds)",
                     {"at": computed_at, "reports": computation.table.reports, "pairs": len(computation.table),
@@ -249,10 +253,10 @@ def refresh_signals(con: duckdb.DuckDBPyConnection, thresholds: SignalThresholds
     try:
         cur.execute("SET enable_progress_bar = false")  # no progress bars in the worker's log
         try:
-            load_reports_store(cur)
+            rows = load_reports_store(cur)
         except ReportsInvalid:
             return SignalRefresh({method: 0 for method in SignalMethod}, [], None, 0)
-        computation = compute_signals(cur, thresholds, require_fit=False)
+        computation = compute_signals(cur, rows, thresholds, require_fit=False)
         write_signals_table(cur, computation, now)
         news = _record_news(cur, thresholds, now)
         active = {method: int(mask.sum()) for method, mask in computation.flags.items()}

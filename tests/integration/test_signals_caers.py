@@ -61,8 +61,7 @@ def test_fit_is_at_least_as_likely_as_openebgm_published_fit(caers_run) -> None:
 
 def test_published_prior_reproduces_openebgm_likelihood_and_131_pairs_with_eb05_at_least_2() -> None:
     con = duckdb.connect()
-    load_reports_csv(con, CAERS)
-    table = count_pairs(con)
+    table = count_pairs(con, load_reports_csv(con, CAERS))
     points = WeightedPoints(table.counts.a.astype(float), table.expected, np.ones(len(table)))
     assert negative_log_likelihood(PUBLISHED, points) == pytest.approx(PUBLISHED_NEG_LL, abs=1e-3)
     scores = empirical_bayes(GammaMixturePrior(*PUBLISHED), table.counts.a, table.expected)

@@ -22,8 +22,7 @@ def test_repeated_and_space_padded_rows_count_once_per_report(tmp_path: Path) ->
                        "R3,P2,E1\n"
                        "R4,P2,E2\n")
     con = duckdb.connect()
-    load_reports_csv(con, reports)
-    table = count_pairs(con)
+    table = count_pairs(con, load_reports_csv(con, reports))
     assert table.reports == 4
     rows = con.execute("SELECT product, event, a, b, c, d, expected FROM signal_pairs ORDER BY ALL").fetchall()
     # Worked by hand from the definitions: a = reports with both, b = the product without the event,

@@ -30,8 +30,7 @@ def test_vigipy_counts_pairs_not_reports_and_its_gps_prior_is_less_likely() -> N
     vigipy_prior = tuple(float(x) for x in result.params["prior_param"])
 
     con = duckdb.connect()
-    load_reports_csv(con, CAERS)
-    table = count_pairs(con)
+    table = count_pairs(con, load_reports_csv(con, CAERS))
     assert table.reports == 3_356
     points = WeightedPoints(table.counts.a.astype(float), table.expected, np.ones(len(table)))
     ours = fit_prior(points)
