@@ -5,9 +5,10 @@ Sources:
 - SLE: SLEDAI-2K (Gladman DD et al. J Rheumatol 2002;29:288-291). SELENA flare index (Petri M et al. N Engl J
   Med 2005;353:2550-2558; Buyon JP et al. Ann Intern Med 2005;142:953-962): mild/moderate flare = SLEDAI rise
   >= 3 with the score staying <= 12; severe flare = SLEDAI > 12. The rise is a parameter (default 3).
-- JIA: ACR 2021 JADAS10 / cJADAS10 disease-activity cut-offs (Trincianti C et al. Arthritis Care Res
-  2021;73:1966-1975): inactive (ID), minimal (MiDA), moderate (MoDA), high (HDA), different for oligoarticular
-  and polyarticular JIA. A flare is a move from ID/MiDA before the taper to MoDA/HDA after it.
+- JIA: ACR 2021 JADAS10 / cJADAS10 disease-activity cut-offs (Trincianti C et al. Arthritis Rheumatol
+  2021;73:1966-1975, doi:10.1002/art.41879): inactive (ID), minimal (MiDA), moderate (MoDA), high (HDA),
+  different for oligoarticular and polyarticular JIA. A flare is a move from ID/MiDA before the taper to MoDA/HDA
+  after it.
 - MCTD has no validated flare index. Proxy used here (documented in docs/rules.md): the SLE rule on SLEDAI-2K,
   which is how lupus-like MCTD activity is usually scored; alerts say the index is a proxy.
 
