@@ -7,7 +7,6 @@ import json
 import os
 import re
 import sys
-import time
 from pathlib import Path
 
 import click
@@ -83,16 +82,20 @@ def demo(events_file: Path | None, db: Path | None, patients: int, seed: int, fo
 def broker(port: int, partitions: int, log_path: Path | None) -> None:
     """Run the embedded Kafka-protocol broker (Tansu, in memory) alone, with pvwatch's topics, until Ctrl-C."""
     from pvwatch.errors import BrokerError
+    from pvwatch.stop import StopRequests
     from pvwatch.streams.broker import EmbeddedBroker
     from pvwatch.streams.topics import ensure_topics
 
+    stop = StopRequests()  # a Ctrl-C while kafka-python creates the topics would be swallowed there (pvwatch/stop.py)
+    stop.install()
     with EmbeddedBroker(port=port, log_path=log_path) as running:
-        ensure_topics(running.bootstrap, partitions)
-        click.echo(f"broker listening on {running.bootstrap} (data in memory only); Ctrl-C to stop")
         exit_code: int | None = None
         try:
+            ensure_topics(running.bootstrap, partitions)
+            stop.check()
+            click.echo(f"broker listening on {running.bootstrap} (data in memory only); Ctrl-C to stop")
             while running.process is not None and (exit_code := running.process.poll()) is None:
-                time.sleep(0.5)
+                stop.wait(0.5)
         except KeyboardInterrupt:
             return
     raise BrokerError(f"the broker stopped by itself with exit code {exit_code}"

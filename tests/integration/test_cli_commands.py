@@ -50,6 +50,22 @@ def test_broker_command_serves_the_kafka_protocol_with_the_topics_and_stops_on_c
         wait_for_port("127.0.0.1", port, 1)
 
 
+def test_broker_command_stops_on_ctrl_c_while_it_creates_the_topics():
+    """A CI run sent Ctrl-C as the topics appeared: kafka-python, still creating them, swallowed it and the broker
+    ran on. The Ctrl-C is now a flag read after the topics are made."""
+    port = free_port()
+    process = subprocess.Popen([sys.executable, "-m", "pvwatch", "broker", "--port", str(port)],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        wait_for_port("127.0.0.1", port, 15)  # Tansu listens; pvwatch is now creating the topics
+    finally:
+        process.send_signal(signal.SIGINT)
+        output, _ = process.communicate(timeout=15)
+    assert process.returncode == 0, output
+    with pytest.raises(BrokerError, match="nothing listening"):
+        wait_for_port("127.0.0.1", port, 1)
+
+
 def test_broker_command_refuses_a_port_something_else_listens_on():
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
