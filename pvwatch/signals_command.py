@@ -87,15 +87,22 @@ def run_signals(settings: Settings, *, reports: Path | None, from_store: bool, d
 
 def rebuild_signals(settings: Settings, db: Path) -> None:
     """`pvwatch replay`'s last step: recompute the `signals` table from the event log, as the worker's signal timer
-    does (new or strengthened signals go to the outbox, published by the next worker); the worker is stopped."""
+    does (new or strengthened signals go to the outbox, published by the next worker); the worker is stopped.
+
+    The rules' tables are rebuilt by then: a signal recomputation that fails is reported and leaves the table as it
+    was (the worker's timer recomputes it, and counts its own failures), it does not undo the replay."""
     from datetime import UTC, datetime
 
+    from pvwatch.errors import PvwatchError
     from pvwatch.store.eventstore import EventStore
     from pvwatch.store.signals import refresh_signals, thresholds_from_settings
 
     store = EventStore(db)
     try:
         refresh = refresh_signals(store.con, thresholds_from_settings(settings), datetime.now(UTC))
+    except (PvwatchError, duckdb.Error) as error:
+        click.echo(f"warning: the signals table was not rebuilt: {str(error).splitlines()[0]}", err=True)
+        return
     finally:
         store.close()
     active = "  ".join(f"{method.value} {count}" for method, count in refresh.active.items())

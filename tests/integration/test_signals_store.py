@@ -268,3 +268,29 @@ def test_replay_rebuilds_the_signals_table_from_the_log(tmp_path: Path) -> None:
         {("MSC-UC", "Pyrexia", "new")}
     assert "signals: 5 product-event pairs" in rebuilt.output
     assert f"{len(pending)} new or strengthened (published by the next worker)" in rebuilt.output
+
+
+def test_a_failing_signal_recomputation_is_reported_and_keeps_the_replayed_rule_tables(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import duckdb
+
+    import pvwatch.store.signals as signals_store
+
+    def broken(*args: object) -> None:
+        raise duckdb.IOException("IO Error: could not read the event log")
+
+    db = tmp_path / "pv.duckdb"
+    running = EventStore(db)
+    store_events(running, fever_cluster(0, 4) + background(100, 40))
+    running.close()
+    monkeypatch.setattr(signals_store, "refresh_signals", broken)
+    result = CliRunner().invoke(cli, ["replay", "--db", str(db), "--processes", "1"])
+    assert result.exit_code == 0, result.output
+    assert "replayed 44 events" in result.stdout
+    assert result.stderr.splitlines()[-1] == \
+        "warning: the signals table was not rebuilt: IO Error: could not read the event log"
+    running = EventStore(db)
+    try:
+        assert running.con.execute("SELECT count(*) FROM signals").fetchall() == [(0,)]  # left as it was
+    finally:
+        running.close()
