@@ -5,7 +5,7 @@ in the cohort's mix, or `adverse-events` only), pseudonymised, written to a fres
 stores them (no broker: replay never touches it). Then, on that file, best of --repeat runs each:
   1. plain scan: `SELECT type, payload FROM event_log ORDER BY occurred_at, event_id`, rows fetched, nothing done
      (the issue's baseline: the floor of any replay);
-  2. `pvwatch replay` in one process and in two (the default: 3 patients in 5 in a forked helper): read,
+  2. `pvwatch replay` in one process and in two (the default: 5 patients in 8 in a forked helper): read,
      decode, every rule, alerts and expedited clocks written in one transaction;
   3. the same in two processes without the screen of quiet lab results (`--no-screen`: every rule input decoded
      and evaluated), the path before the screen, as the same run's baseline for it.

@@ -234,7 +234,7 @@ def _owner_only_files() -> None:
 @click.option("--rsi", "rsi_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               envvar="PVWATCH_RSI_FILE", help="Reference safety information (default: the packaged rsi.yaml).")
 @click.option("--processes", type=click.IntRange(1, 2), default=2, show_default=True,
-              help="2: a second process derives 3 patients in 5 (the same tables; use 1 on a busy single core).")
+              help="2: a second process derives 5 patients in 8 (the same tables; use 1 on a busy single core).")
 @click.option("--signals/--no-signals", "with_signals", default=True, show_default=True,
               help="Also recompute the signals table (PVWATCH_SIGNAL_* thresholds), as the worker's signal timer does.")
 @click.option("--screen/--no-screen", default=True, show_default=True,
