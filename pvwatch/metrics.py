@@ -111,7 +111,8 @@ def bound(metric: _Labelled, *label_values: str) -> _Labelled:
     return metric.labels(*label_values)
 SIGNAL_RECOMPUTATIONS = Counter(
     "pv_signal_recomputations",
-    "Recomputations of the signals table by the worker's timer, by outcome: ok; ebgm-fit-failed (EBGM columns left "
-    "empty, PRR and IC computed); failed (nothing recomputed, retried at the next tick).",
-    ["outcome"], registry=REGISTRY,
+    "Ticks of the worker's signal timer, by part (disproportionality: the signals table; maxsprt: the MSC-infusion "
+    "surveillance) and outcome: ok; ebgm-fit-failed (EBGM columns left empty, PRR and IC computed); failed (retried "
+    "at the next tick).",
+    ["part", "outcome"], registry=REGISTRY,
 )

@@ -32,8 +32,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("pvwatch.signals")
 
-#: `pv_signal_recomputations_total{outcome}`: a failing timer is seen by Prometheus (SignalRecomputationFailing).
-RECOMPUTATION_OUTCOMES = ("ok", "ebgm-fit-failed", "failed")
+#: `pv_signal_recomputations_total{part, outcome}`: a failing timer is seen by Prometheus (SignalRecomputationFailing).
+DISPROPORTIONALITY_OUTCOMES = ("ok", "ebgm-fit-failed", "failed")
+MAXSPRT_OUTCOMES = ("ok", "failed")
+_STORE_ERRORS = (PvwatchError, duckdb.Error, ValueError)
 
 
 def initialise_signal_series(thresholds: SignalThresholds, msc_monitor: MaxSprtMonitor | None = None) -> None:
@@ -42,33 +44,49 @@ def initialise_signal_series(thresholds: SignalThresholds, msc_monitor: MaxSprtM
     at 1: no increase)."""
     for method in SignalMethod:
         metrics.SIGNALS_RAISED.labels(method.value, thresholds.criterion(method))
+    for outcome in DISPROPORTIONALITY_OUTCOMES:
+        metrics.SIGNAL_RECOMPUTATIONS.labels("disproportionality", outcome)
     if msc_monitor is not None:
         metrics.SIGNALS_RAISED.labels("maxsprt", _threshold(thresholds, "maxsprt"))
-    for outcome in RECOMPUTATION_OUTCOMES:
-        metrics.SIGNAL_RECOMPUTATIONS.labels(outcome)
+        for outcome in MAXSPRT_OUTCOMES:
+            metrics.SIGNAL_RECOMPUTATIONS.labels("maxsprt", outcome)
 
 
 async def refresh_and_publish(writer: WriterClient, topic: faust.TopicT, thresholds: SignalThresholds,
                               msc_monitor: MaxSprtMonitor | None = None) -> None:
-    """One timer tick; a failure is logged and retried at the next tick, never raised into the worker."""
+    """One timer tick; a failure is logged, counted and retried at the next tick, never raised into the worker.
+
+    The MaxSPRT surveillance of MSC infusions runs whether or not the disproportionality recomputation worked: a
+    failure of one never silences the other."""
     now = datetime.now(UTC)
     try:
         refresh = await writer.run_on_store("signals", refresh_signals, thresholds, now)
-        if msc_monitor is not None:
+    except _STORE_ERRORS as error:
+        log.warning("signal recomputation failed (retried at the next tick): %s", error)
+        metrics.SIGNAL_RECOMPUTATIONS.labels("disproportionality", "failed").inc()
+    else:
+        metrics.SIGNAL_RECOMPUTATIONS.labels("disproportionality",
+                                             "ebgm-fit-failed" if refresh.fit_error else "ok").inc()
+        for method, count in refresh.active.items():
+            metrics.SIGNALS_ACTIVE.labels(method.value, thresholds.criterion(method)).set(count)
+        if refresh.fit_error:
+            log.warning("EBGM columns left empty this run: %s", refresh.fit_error)
+    if msc_monitor is not None:
+        try:
             crossed = await writer.run_on_store("signals", check_maxsprt, msc_monitor, now)
+        except _STORE_ERRORS as error:
+            log.warning("MaxSPRT check failed (retried at the next tick): %s", error)
+            metrics.SIGNAL_RECOMPUTATIONS.labels("maxsprt", "failed").inc()
+        else:
+            metrics.SIGNAL_RECOMPUTATIONS.labels("maxsprt", "ok").inc()
             if crossed is not None:
                 log.warning("MaxSPRT boundary crossed: %s after MSC infusions (LLR %.3f >= CV %.3f)",
                             crossed.event, crossed.llr, crossed.critical_value)
-    except (PvwatchError, duckdb.Error, ValueError) as error:
-        log.warning("signal recomputation failed (retried at the next tick): %s", error)
-        metrics.SIGNAL_RECOMPUTATIONS.labels("failed").inc()
+    try:
+        pending = await writer.run_on_store("signals", unpublished_signals)
+    except _STORE_ERRORS as error:
+        log.warning("reading the signal outbox failed (retried at the next tick): %s", error)
         return
-    metrics.SIGNAL_RECOMPUTATIONS.labels("ebgm-fit-failed" if refresh.fit_error else "ok").inc()
-    for method, count in refresh.active.items():
-        metrics.SIGNALS_ACTIVE.labels(method.value, thresholds.criterion(method)).set(count)
-    if refresh.fit_error:
-        log.warning("EBGM columns left empty this run: %s", refresh.fit_error)
-    pending = await writer.run_on_store("signals", unpublished_signals)
     if not pending:
         return
     try:
