@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -154,27 +155,30 @@ def compute_signals(con: duckdb.DuckDBPyConnection, rows: ReportRows, thresholds
     stage(STAGES[0])
     table = count_pairs(con, rows, stratify)
     stage(STAGES[1])
-    frequent = frequentist(table.counts)
-    # IC and EBGM depend on a pair only through (a, E): compute them once per distinct (a, E).
-    points, key_of_pair = distinct_points(table.counts.a, table.expected)
-    key_a = points.n.astype(np.int64)
-    key_ic, key_ic025 = information_component(key_a, points.expected)
-    ic, ic025 = key_ic[key_of_pair], key_ic025[key_of_pair]
-    stage(STAGES[2])
-    fit: PriorFit | None = None
-    fit_error: str | None = None
-    try:
-        fit = fit_prior(points)
-    except PriorFitFailed as error:
-        if require_fit:
-            raise
-        fit_error = str(error)
-    stage(STAGES[3])
-    missing = np.full(len(table), np.nan)
-    ebgm, eb05, eb95 = missing, missing, missing
-    if fit is not None:
-        scores = empirical_bayes(fit.prior, key_a, points.expected)
-        ebgm, eb05, eb95 = scores.ebgm[key_of_pair], scores.eb05[key_of_pair], scores.eb95[key_of_pair]
+    # PRR and ROR in a second thread (numpy releases the GIL) while IC, the fit and EBGM run here
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        frequent_pending = pool.submit(frequentist, table.counts)
+        # IC and EBGM depend on a pair only through (a, E): compute them once per distinct (a, E).
+        points, key_of_pair = distinct_points(table.counts.a, table.expected)
+        key_a = points.n.astype(np.int64)
+        key_ic, key_ic025 = information_component(key_a, points.expected)
+        ic, ic025 = key_ic[key_of_pair], key_ic025[key_of_pair]
+        stage(STAGES[2])
+        fit: PriorFit | None = None
+        fit_error: str | None = None
+        try:
+            fit = fit_prior(points)
+        except PriorFitFailed as error:
+            if require_fit:
+                raise
+            fit_error = str(error)
+        stage(STAGES[3])
+        missing = np.full(len(table), np.nan)
+        ebgm, eb05, eb95 = missing, missing, missing
+        if fit is not None:
+            scores = empirical_bayes(fit.prior, key_a, points.expected)
+            ebgm, eb05, eb95 = scores.ebgm[key_of_pair], scores.eb05[key_of_pair], scores.eb95[key_of_pair]
+        frequent = frequent_pending.result()
     flags = signal_flags(thresholds, table.counts.a, frequent.prr, frequent.chi2_yates, eb05, ic025)
     counts = table.counts
     statistics = {

@@ -62,12 +62,14 @@ def _by_sets(rows: list[tuple[int, int, int]]) -> dict[tuple[int, int], tuple]:
     return table
 
 
-@pytest.mark.parametrize("key_bits, dense_max", [(63, counting.DENSE_PAIRS_MAX), (3, counting.DENSE_PAIRS_MAX),
-                                                 (63, 0), (3, 0)])
+@pytest.mark.parametrize("key_bits, dense_max, block", [(63, counting.DENSE_PAIRS_MAX, counting.BLOCK),
+                                                        (63, counting.DENSE_PAIRS_MAX, 7), (3, counting.BLOCK, 7),
+                                                        (63, 0, 7), (3, 0, counting.BLOCK)])
 def test_random_rows_match_the_definitions_on_every_path(monkeypatch: pytest.MonkeyPatch, key_bits: int,
-                                                         dense_max: int) -> None:
+                                                         dense_max: int, block: int) -> None:
     monkeypatch.setattr(counting, "KEY_BITS", key_bits)  # (report, pair) keys instead of (report, product, event)
     monkeypatch.setattr(counting, "DENSE_PAIRS_MAX", dense_max)  # pairs by np.unique instead of a dense count
+    monkeypatch.setattr(counting, "BLOCK", block)  # passes over the keys cross block boundaries mid-report
     assert _table(ROWS, 4, 2, 2) == BY_HAND
     rng = np.random.default_rng(7)
     rows = [(int(r), int(p), int(e)) for r, p, e in zip(rng.permutation(np.arange(400) % 50),
