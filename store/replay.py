@@ -229,72 +229,6 @@ def _screened(query: str, parameters: RuleParameters, screen: bool, patients: st
     return query.format(quiet=f"ANTI JOIN ({quiet}) quiet USING (event_id)")
 
 
-# --- the screen ----------------------------------------------------------------------------------------------
-#
-# Most of a clinical log is lab results, nearly all inside their reference range. A result that no rule can use
-# (pvwatch.domain.engine.quiet_lab_bands: below the CTCAE alert grade whatever the baseline, never half of a Hy's
-# law pair nor its exclusion) and that is not the first of its kind for the patient (the CTCAE baseline) changes
-# no derived table, so replay leaves it in the log: one vectorised query instead of ~12 us of Python per event.
-# The bands come from the domain (the rule parameters in force); this only writes them as SQL, comparing as
-# QuietBand.admits does (the same IEEE divisions and products), plus: the baseline must be known and positive.
-# Screened results are not validated again (the rest of the log is); `pvwatch replay --no-screen` validates all.
-# Likewise the disease-activity scores flare-after-taper cannot use (engine.flare_score_use): a third of the mix.
-
-_LAB_FIELDS = "['$.loinc_code', '$.unit', '$.value', '$.comparator', '$.reference_low', '$.reference_high']"
-
-
-def _number(x: float) -> str:
-    return f"CAST('{x!r}' AS DOUBLE)"  # the exact double (a bare 0.001 would be a DECIMAL literal)
-
-
-def _text(x: str) -> str:
-    return "'" + x.replace("'", "''") + "'"
-
-
-def _ceiling(ratio: str, ceiling: Ceiling) -> str:
-    return f"{ratio} {'<=' if ceiling.inclusive else '<'} {_number(ceiling.limit)}"
-
-
-def _band_sql(codes: list[str], band: QuietBand) -> str:
-    conditions = [f"loinc IN ({', '.join(map(_text, codes))})"]
-    if band.at_least is not None or band.at_least_lln:
-        units = []
-        for unit, factor in CANONICAL_UNITS[LOINC_ANALYTES[codes[0]]].items():
-            checks = [f"unit = {_text(unit)}"]
-            if band.at_least is not None:
-                checks.append(f"value * {_number(factor)} >= {_number(band.at_least)}")
-            if band.at_least_lln:
-                checks.append(f"value * {_number(factor)} >= low * {_number(factor)}")
-            units.append("(" + " AND ".join(checks) + ")")
-        conditions.append("(" + " OR ".join(units) + ")")
-    if band.uln is not None:
-        conditions.append(_ceiling("value / high", band.uln))
-    if band.baseline is not None:
-        conditions += ["isfinite(baseline)", "baseline > 0", _ceiling("value / baseline", band.baseline)]
-    return "(" + " AND ".join(conditions) + ")"
-
-
-def quiet_labs_sql(bands: dict[str, QuietBand], patients: str = "true") -> str | None:
-    """A query of the event ids of the quiet lab results of `patients` (an SQL condition on event_log), or None
-    when no result can be quiet. Never quiet: the first result of each (patient, LOINC code, unit) in replay order
-    (the engine's baseline, _first_labs), a comparator, a missing reference limit, a value that is not a finite
-    number, a LOINC code without a band."""
-    if not bands:
-        return None
-    by_band: dict[QuietBand, list[str]] = {}
-    for code, band in bands.items():
-        by_band.setdefault(band, []).append(code)
-    in_a_band = " OR ".join(_band_sql(codes, band) for band, codes in by_band.items())
-    return f"""
-        SELECT event_id FROM (
-            SELECT event_id, j[1] AS loinc, j[2] AS unit, TRY_CAST(j[3] AS DOUBLE) AS value, j[4] AS comparator,
-                   TRY_CAST(j[5] AS DOUBLE) AS low, TRY_CAST(j[6] AS DOUBLE) AS high,
-                   row_number() OVER kind AS nth, first_value(TRY_CAST(j[3] AS DOUBLE)) OVER kind AS baseline
-            FROM (SELECT event_id, patient, occurred_at, json_extract_string(payload, {_LAB_FIELDS}) AS j
-                  FROM event_log WHERE type = 'lab-result' AND ({patients}))
-            WINDOW kind AS (PARTITION BY patient, j[1], j[2] ORDER BY occurred_at, event_id))
-        WHERE nth > 1 AND comparator IS NULL AND isfinite(value) AND isfinite(low) AND isfinite(high) AND high > 0
-          AND ({in_a_band})"""
 #: Only the events some rule reads are read and decoded (the others feed projections, not rules: the same
 #: alerts and clocks, tests/unit/test_rule_engine_inputs.py); 7% of the clinical mix (treatment starts, dose
 #: changes). Neither query fetches event_id: a Python UUID per row cost ~1 us (the payload carries the id).
@@ -515,6 +449,74 @@ def replay(path: Path, *, progress: bool = False, parameters: RuleParameters | N
     return ReplayReport(derived.events, derived.alert_count, added, removed, time.perf_counter() - started)
 
 
+# --- the screen ----------------------------------------------------------------------------------------------
+#
+# Most of a clinical log is lab results, nearly all inside their reference range. A result that no rule can use
+# (pvwatch.domain.engine.quiet_lab_bands: below the CTCAE alert grade whatever the baseline, never half of a Hy's
+# law pair nor its exclusion) and that is not the first of its kind for the patient (the CTCAE baseline) changes
+# no derived table, so replay leaves it in the log: one vectorised query instead of ~12 us of Python per event.
+# The bands come from the domain (the rule parameters in force); this only writes them as SQL, comparing as
+# QuietBand.admits does (the same IEEE divisions and products), plus: the baseline must be known and positive.
+# Screened results are not validated again (the rest of the log is); `pvwatch replay --no-screen` validates all.
+# Likewise the disease-activity scores flare-after-taper cannot use (engine.flare_score_use): a third of the mix.
+
+_LAB_FIELDS = "['$.loinc_code', '$.unit', '$.value', '$.comparator', '$.reference_low', '$.reference_high']"
+
+
+def _number(x: float) -> str:
+    return f"CAST('{x!r}' AS DOUBLE)"  # the exact double (a bare 0.001 would be a DECIMAL literal)
+
+
+def _text(x: str) -> str:
+    return "'" + x.replace("'", "''") + "'"
+
+
+def _ceiling(ratio: str, ceiling: Ceiling) -> str:
+    return f"{ratio} {'<=' if ceiling.inclusive else '<'} {_number(ceiling.limit)}"
+
+
+def _band_sql(codes: list[str], band: QuietBand) -> str:
+    conditions = [f"loinc IN ({', '.join(map(_text, codes))})"]
+    if band.at_least is not None or band.at_least_lln:
+        units = []
+        for unit, factor in CANONICAL_UNITS[LOINC_ANALYTES[codes[0]]].items():
+            checks = [f"unit = {_text(unit)}"]
+            if band.at_least is not None:
+                checks.append(f"value * {_number(factor)} >= {_number(band.at_least)}")
+            if band.at_least_lln:
+                checks.append(f"value * {_number(factor)} >= low * {_number(factor)}")
+            units.append("(" + " AND ".join(checks) + ")")
+        conditions.append("(" + " OR ".join(units) + ")")
+    if band.uln is not None:
+        conditions.append(_ceiling("value / high", band.uln))
+    if band.baseline is not None:
+        conditions += ["isfinite(baseline)", "baseline > 0", _ceiling("value / baseline", band.baseline)]
+    return "(" + " AND ".join(conditions) + ")"
+
+
+def quiet_labs_sql(bands: dict[str, QuietBand], patients: str = "true") -> str | None:
+    """A query of the event ids of the quiet lab results of `patients` (an SQL condition on event_log), or None
+    when no result can be quiet. Never quiet: the first result of each (patient, LOINC code, unit) in replay order
+    (the engine's baseline, _first_labs), a comparator, a missing reference limit, a value that is not a finite
+    number, a LOINC code without a band."""
+    if not bands:
+        return None
+    by_band: dict[QuietBand, list[str]] = {}
+    for code, band in bands.items():
+        by_band.setdefault(band, []).append(code)
+    in_a_band = " OR ".join(_band_sql(codes, band) for band, codes in by_band.items())
+    return f"""
+        SELECT event_id FROM (
+            SELECT event_id, j[1] AS loinc, j[2] AS unit, TRY_CAST(j[3] AS DOUBLE) AS value, j[4] AS comparator,
+                   TRY_CAST(j[5] AS DOUBLE) AS low, TRY_CAST(j[6] AS DOUBLE) AS high,
+                   row_number() OVER kind AS nth, first_value(TRY_CAST(j[3] AS DOUBLE)) OVER kind AS baseline
+            FROM (SELECT event_id, patient, occurred_at, json_extract_string(payload, {_LAB_FIELDS}) AS j
+                  FROM event_log WHERE type = 'lab-result' AND ({patients}))
+            WINDOW kind AS (PARTITION BY patient, j[1], j[2] ORDER BY occurred_at, event_id))
+        WHERE nth > 1 AND comparator IS NULL AND unit IS NOT NULL AND isfinite(value) AND isfinite(low)
+          AND isfinite(high) AND high > 0 AND ({in_a_band})"""
+
+
 def quiet_scores_sql(use: FlareScoreUse, patients: str = "true") -> str:
     """A query of the event ids of the disease-activity scores of `patients` that flare-after-taper cannot use
     (FlareScoreUse): a known instrument it does not read, or one it reads that is neither the latest of its kind
@@ -525,14 +527,14 @@ def quiet_scores_sql(use: FlareScoreUse, patients: str = "true") -> str:
     read = ", ".join(map(_text, sorted(use.instruments))) or "NULL"
     return f"""
         SELECT event_id FROM (
-            SELECT event_id, patient, occurred_at AS at, j[1] AS instrument,
+            SELECT event_id, patient, occurred_at AS at, j[1] AS instrument, j[2] AS assessed_by,
                    lead(occurred_at) OVER (PARTITION BY patient, j[1], j[2] ORDER BY occurred_at, event_id) AS next_at
             FROM (SELECT event_id, patient, occurred_at,
                          json_extract_string(payload, ['$.instrument', '$.assessed_by']) AS j
                   FROM event_log WHERE type = 'disease-activity' AND ({patients}))) score
-        WHERE instrument IN ({other}) OR (instrument IN ({read}) AND NOT EXISTS (
+        WHERE assessed_by IS NOT NULL AND (instrument IN ({other}) OR (instrument IN ({read}) AND NOT EXISTS (
             SELECT 1 FROM event_log taper
             WHERE taper.type IN ('treatment-tapered', 'treatment-stopped') AND taper.patient = score.patient
               AND ((score.at <= taper.occurred_at AND (score.next_at IS NULL OR taper.occurred_at < score.next_at))
                    OR (taper.occurred_at < score.at
-                       AND score.at - INTERVAL {use.window.days + 1} DAY <= taper.occurred_at))))"""
+                       AND score.at - INTERVAL {use.window.days + 1} DAY <= taper.occurred_at)))))"""
