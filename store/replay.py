@@ -2,8 +2,9 @@
 
 The bulk path: the log is read in large ordered chunks straight from DuckDB, validated again and run through the
 same SafetyEngine as the live worker, in two processes by default (patients split between them, see
-derive_in_two); then the derived tables are replaced in one transaction, alerts as column lists. Run it with the
-worker stopped (DuckDB allows one writer).
+derive_in_two); then the derived tables are replaced in one transaction, alerts as column lists. The events no
+rule can use (lab results inside the domain's quiet bands, scores far from any taper: see "the screen" below) are
+left out by the query itself. Run it with the worker stopped (DuckDB allows one writer).
 """
 
 from __future__ import annotations
