@@ -224,10 +224,11 @@ def load_reports_store(con: duckdb.DuckDBPyConnection, stratify: Sequence[str] =
 
 
 def _check_rows(con: duckdb.DuckDBPyConnection, where: str) -> None:
-    empty = con.execute("SELECT count(*) FROM signal_rows WHERE report_id IS NULL OR report_id = '' "
-                        "OR product IS NULL OR product = '' OR event IS NULL OR event = ''").fetchone()
-    if empty and empty[0]:
-        raise ReportsInvalid(f"{where}: {empty[0]} row(s) with an empty report_id, product or event")
-    total = con.execute("SELECT count(*) FROM signal_rows").fetchone()
-    if not total or not total[0]:
+    # fetchall, not fetchone: DuckDB refuses the next statement on a connection whose result is not read to its end
+    [(empty,)] = con.execute("SELECT count(*) FROM signal_rows WHERE report_id IS NULL OR report_id = '' "
+                             "OR product IS NULL OR product = '' OR event IS NULL OR event = ''").fetchall()
+    if empty:
+        raise ReportsInvalid(f"{where}: {empty} row(s) with an empty report_id, product or event")
+    [(total,)] = con.execute("SELECT count(*) FROM signal_rows").fetchall()
+    if not total:
         raise ReportsInvalid(f"{where}: no report-product-event rows")
