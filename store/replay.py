@@ -282,16 +282,16 @@ def _reader(path: Path) -> duckdb.DuckDBPyConnection:
     return con
 
 
-def _migrated_reader(path: Path) -> duckdb.DuckDBPyConnection:
-    """A reader of the store at `path`, migrated first only if it needs it: a read-write open, its checkpoint at
-    close and the reader's open cost ~50 ms together, a tenth of a 40,000-event replay."""
-    if path.exists():
-        con = _reader(path)
-        if is_current(con):
-            return con
-        con.close()
-    EventStore(path).close()  # creates or migrates the store
-    return _reader(path)
+def _current_reader(path: Path) -> duckdb.DuckDBPyConnection | None:
+    """A reader of the store at `path` when it needs no migration, else None with nothing left open (migrating
+    needs a read-write open: ~50 ms with its checkpoint, a tenth of a 40,000-event replay, so only if needed)."""
+    if not path.exists():
+        return None
+    con = _reader(path)
+    if is_current(con):
+        return con
+    con.close()
+    return None
 
 
 def _derive_share(con: duckdb.DuckDBPyConnection, helper: bool, with_lots: bool, parameters: RuleParameters,
@@ -331,13 +331,19 @@ def _derive_share(con: duckdb.DuckDBPyConnection, helper: bool, with_lots: bool,
 
 def _helper_main(connection: Connection, path: Path, parameters: RuleParameters, now: datetime,
                  screen: bool) -> None:
-    """The helper process: on the go-ahead, derive its share and send back its alerts and clocks."""
+    """The helper process: derive its share and send back its alerts and clocks. It starts at once when the store
+    needs no migration (the parent finds the same, and both only read); otherwise it says it holds nothing open
+    and waits for the go-ahead (the parent migrates the store meanwhile)."""
     gc.disable()
-    if connection.recv() is None:
-        return
     retained: list[object] = []
     try:
-        share = _derive_share(_reader(path), True, False, parameters, now, lambda n: connection.send(("progress", n)),
+        con = _current_reader(path)
+        if con is None:
+            connection.send(("waiting", 0))
+            if connection.recv() is None:
+                return
+            con = _reader(path)
+        share = _derive_share(con, True, False, parameters, now, lambda n: connection.send(("progress", n)),
                               retained, screen)
     except PvwatchError as error:  # raised by the parent, as if it were its own (a one-message error pickles)
         connection.send(("error", error if isinstance(error, StoredEventInvalid) else PvwatchError(str(error))))
@@ -351,7 +357,8 @@ def _helper_main(connection: Connection, path: Path, parameters: RuleParameters,
 
 class ReplayHelper:
     """The second replay process. Forked before the parent opens the store (a fork after DuckDB has started its
-    threads could inherit a held lock); it waits for `start` (the store migrated and closed) before reading."""
+    threads could inherit a held lock). It reads at once a store that needs no migration; else it waits, holding
+    nothing, for `start` (the store migrated and closed)."""
 
     def __init__(self, path: Path, parameters: RuleParameters, now: datetime, screen: bool = True) -> None:
         load_validators()
@@ -362,9 +369,20 @@ class ReplayHelper:
         self._process.start()
         child.close()
         self._result: _ShareDerived | None = None
+        self._waiting = self._started = False
 
     def start(self) -> None:
-        self._connection.send("start")
+        """Let a waiting helper read (see wait_until_idle)."""
+        self._started = True
+        if self._result is None:  # else it found the store current after all, derived and left
+            self._connection.send("start")
+
+    def wait_until_idle(self) -> None:
+        """Wait until the helper has found that the store needs migrating and holds nothing open (or, if the store
+        changed between its check and this process's, has derived its share already)."""
+        while not self._waiting and self._result is None:
+            self._connection.poll(1.0)
+            self.progress()
 
     def progress(self) -> int:
         """Events the helper has derived since the last call (without waiting)."""
@@ -380,12 +398,17 @@ class ReplayHelper:
                 self._result = value
             elif kind == "error":
                 raise value
+            elif kind == "waiting":
+                self._waiting = True
             else:
                 done += value
         return done
 
     def result(self, progress: Callable[[int], object]) -> _ShareDerived:
+        """The helper's share (the store is current by now: a helper still waiting is let go, not left hanging)."""
         while self._result is None:
+            if self._waiting and not self._started:
+                self.start()
             self._connection.poll(1.0)
             progress(self.progress())
         return self._result
@@ -405,12 +428,16 @@ def derive_in_two(path: Path, helper: ReplayHelper, parameters: RuleParameters, 
                   progress: bool = False, screen: bool = True) -> Derived:
     """What `derive` gives, with 5 patients in 8 derived by `helper` at the same time (see above). The store is
     migrated first if it needs it; this process reads it through a read-only connection like the helper's."""
-    con = _migrated_reader(path)
+    con = _current_reader(path)  # the helper, forked before, checks the same and reads at once when it may
+    if con is None:
+        helper.wait_until_idle()
+        EventStore(path).close()  # creates or migrates the store
+        con = _reader(path)
+        helper.start()
     try:
         row = con.execute("SELECT count(*) FROM event_log").fetchone()
         total = int(row[0]) if row else 0
         with paused_gc(), tqdm(total=total, unit="ev", desc="replay", disable=not progress) as bar:
-            helper.start()  # the store is migrated: the helper may read it
             mine = _derive_share(con, False, True, parameters, now, lambda n: bar.update(n + helper.progress()),
                                  screen=screen)
             theirs = helper.result(bar.update)
