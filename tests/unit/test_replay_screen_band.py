@@ -101,6 +101,7 @@ PARAMETER_SETS = [
             hys_law=hys)
     for grade in range(0, 6)
     for disabled in ((), (HYS_LAW,), (CTCAE_LAB,))
+    if grade == 3 or disabled != (CTCAE_LAB,)  # the alert grade means nothing with ctcae-lab off
     for hys in (hys_law.HysLawParameters(), hys_law.HysLawParameters(transaminase_uln_multiple=5.0,
                                                                       bilirubin_uln_multiple=3.0,
                                                                       alp_uln_multiple=1.5))
