@@ -13,8 +13,11 @@ Late and out-of-order reports are normal, so each alert's existence must depend 
 on the order they arrived in (otherwise the live worker and a replay would disagree):
 - a lot has at most one k-events cluster alert: "this lot had k events within the window" (its members are the
   earliest such window, revised as late reports arrive);
-- a clinic runs for years, so its k-events alerts are per calendar block of `window_days` days (counted from
-  1970-01-01): the block's alert exists once the block holds k events;
+- a clinic runs for years, so its k-events alerts are per calendar block of `window_days` days (W, counted from
+  1970-01-01) in which a cluster STARTS: block b alerts once k events have onsets within W days of an event in
+  it (the window may reach into the next block); its members are the earliest such window, revised as late
+  reports arrive. Every cluster starts in one block, so none is missed, and a clinic gets at most one such alert
+  per W days. Version 1 required the whole cluster inside one block and missed one straddling a block's edge;
 - a serious event is its own alert, per lot and per clinic.
 """
 
@@ -60,8 +63,8 @@ def _order(e: AttributedEvent) -> tuple[datetime, str]:
     return (e.at, e.case_id)
 
 
-def _block(at: datetime, days: int) -> int:
-    return (at.date().toordinal() - _EPOCH_ORDINAL) // days
+def _day(at: datetime) -> int:
+    return at.date().toordinal() - _EPOCH_ORDINAL
 
 
 _EPOCH_ORDINAL = datetime(1970, 1, 1).date().toordinal()
@@ -82,15 +85,19 @@ def clusters(scope: str, key: str, events: Iterable[AttributedEvent], p: LotClus
 
 def _windows(scope: str, key: str, ordered: list[AttributedEvent], k: int, trigger: str,
              p: LotClusterParameters) -> list[Cluster]:
+    window = timedelta(days=p.window_days)
     if scope == "lot":
-        window = timedelta(days=p.window_days)
         for i, event in enumerate(ordered):
             members = tuple(e for e in ordered[: i + 1] if event.at - e.at <= window)
             if len(members) >= k:
                 return [Cluster(scope, key, trigger, event, members, "first")]
         return []
-    blocks: dict[int, list[AttributedEvent]] = {}
-    for event in ordered:
-        blocks.setdefault(_block(event.at, p.window_days), []).append(event)
-    return [Cluster(scope, key, trigger, members[k - 1], tuple(members), f"block-{block}")
-            for block, members in sorted(blocks.items()) if len(members) >= k]
+    found: dict[int, Cluster] = {}
+    for i, start in enumerate(ordered):
+        block = _day(start.at) // p.window_days
+        if block in found:
+            continue  # the block's earliest cluster is its alert
+        members = tuple(e for e in ordered[i:] if e.at - start.at <= window)
+        if len(members) >= k:
+            found[block] = Cluster(scope, key, trigger, members[k - 1], members, f"block-{block}")
+    return list(found.values())

@@ -9,7 +9,7 @@ from uuid import uuid4
 
 from pvwatch.domain.lot_cluster import AttributedEvent, LotClusterParameters, clusters
 
-T0 = datetime(2026, 4, 1, tzinfo=UTC)  # in the 90-day block 2026-03-08 .. 2026-06-05
+T0 = datetime(2026, 4, 1, tzinfo=UTC)  # 2026-03-08 .. 2026-06-05 is a multiple of 90 days from 1970-01-01
 P = LotClusterParameters()
 
 
@@ -45,12 +45,30 @@ def test_each_serious_event_is_its_own_cluster_alert():
     assert keys(found) == [("serious", "A"), ("serious", "B")]
 
 
-def test_clinic_k_events_are_counted_per_calendar_block_of_the_window():
-    in_block = [ae("A", 0), ae("B", 30), ae("C", 60)]
-    (cluster,) = clusters("clinic", "c", in_block, P)
-    assert cluster.anchor.startswith("block-")
-    straddling = [ae("A", 60), ae("B", 64), ae("C", 70)]  # the next block starts 2026-06-06 (day 66)
-    assert clusters("clinic", "c", straddling, P) == []
+def test_a_clinic_cluster_straddling_a_block_boundary_is_found():
+    # Version 1 counted disjoint 90-day blocks; the one holding T0 ends 2026-06-05 (day 65), so these three
+    # events within 10 days fell into two blocks and raised nothing.
+    straddling = [ae("A", 60), ae("B", 64), ae("C", 70)]
+    found = clusters("clinic", "c", straddling, P)
+    assert found, "three events within 10 days at one clinic are a cluster"
+    assert {tuple(m.case_id for m in c.members) for c in found} == {("A", "B", "C")}
+
+
+def test_a_clinic_cluster_is_one_alert_wherever_it_falls_and_only_within_the_window():
+    for start in range(0, 90, 5):  # the cluster's start anywhere in a block, its end in the same or the next one
+        found = clusters("clinic", "c", [ae("A", start), ae("B", start + 20), ae("C", start + 40)], P)
+        assert [[m.case_id for m in c.members] for c in found] == [["A", "B", "C"]], (start, keys(found))
+    assert clusters("clinic", "c", [ae("A", 0), ae("B", 45), ae("C", 90.01)], P) == []
+
+
+def test_a_clinic_has_new_alerts_as_time_goes_on():
+    """A clinic runs for years: a cluster next year is news, not a revision of this year's alert."""
+    this_year = [ae("A", 0), ae("B", 5), ae("C", 10)]
+    next_year = [ae("D", 365), ae("E", 370), ae("F", 375)]
+    now_anchors = {c.anchor for c in clusters("clinic", "c", this_year, P)}
+    later = clusters("clinic", "c", this_year + next_year, P)
+    assert now_anchors < {c.anchor for c in later}
+    assert {tuple(m.case_id for m in c.members) for c in later} == {("A", "B", "C"), ("D", "E", "F")}
 
 
 def test_the_alert_keys_do_not_depend_on_arrival_order():
@@ -63,3 +81,18 @@ def test_the_alert_keys_do_not_depend_on_arrival_order():
         known = keys(clusters("lot", "L", partial, P)) + keys(clusters("clinic", "c", partial, P))
         assert set(known) <= set(expected)  # ... is never an alert the full log would not raise
         assert keys(clusters("lot", "L", shuffled, P)) + keys(clusters("clinic", "c", shuffled, P)) == expected
+
+
+def test_a_clinic_alerts_exactly_when_some_window_holds_k_events():
+    """The definition (k cases with onsets within window_days), checked by brute force on random onsets."""
+    rng = random.Random(7)
+    for _ in range(300):
+        events = [ae(f"C{i}", rng.uniform(0, 400)) for i in range(rng.randint(1, 6))]
+        ordered = sorted(events, key=lambda e: e.at)
+        in_some_window = any(
+            sum(1 for e in ordered if timedelta(0) <= last.at - e.at <= timedelta(days=P.window_days)) >= P.min_events
+            for last in ordered)
+        found = clusters("clinic", "c", events, P)
+        assert bool(found) == in_some_window, [e.at for e in ordered]
+        for cluster in found:
+            assert cluster.members[-1].at - cluster.members[0].at <= timedelta(days=P.window_days)
