@@ -380,7 +380,9 @@ class SafetyEngine:
         """The version as a SUSAR (serious + unexpected + suspect product), or None when it is not one."""
         if not report.seriousness.is_serious:
             return None
-        suspects = [p.name for p in report.products if p.role == "suspect"]
+        # E2B(R3) G.k.1 "interacting" (3) marks a drug suspected of causing the reaction through an interaction:
+        # a suspect drug for the SUSAR test, as the signals count it (store/signal_reports.py).
+        suspects = [p.name for p in report.products if p.role in ("suspect", "interacting")]
         unexpected = unexpected_suspects(self.p.rsi, suspects, report.term, report.meddra_pt_code,
                                          report.awareness_date)
         if not unexpected:

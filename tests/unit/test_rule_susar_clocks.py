@@ -71,6 +71,12 @@ def test_a_serious_event_with_no_suspect_product_is_not_a_susar():
     assert clocks(report(products=[], hospitalisation=True)) == {}
 
 
+def test_an_interacting_product_is_a_suspect_for_the_susar_test():
+    interacting = [{"name": CLINIC_MSC, "role": "interacting"}]
+    assert clocks(report(products=interacting, hospitalisation=True)) == {
+        "15-day": (MONDAY, date(2026, 3, 17), f"{CLINIC_MSC}: no RSI")}
+
+
 def test_expectedness_is_judged_on_the_rsi_version_in_force_at_day_0_and_recorded():
     # pvwatch/rsi.yaml: tocilizumab lists "Drug-induced liver injury" from TCZ-RSI-2 (effective 2026-01-01) on.
     tocilizumab = [{"name": "tocilizumab", "role": "suspect"}]
