@@ -108,21 +108,22 @@ def _pairs_and_products(report: CodeArray, product: CodeArray, event: CodeArray,
     # one pass over the sorted (report, product, event) keys: each distinct triple's pair, and each distinct
     # (report, product)'s product (that prefix is sorted too)
     _pack(keys, (report, product_bits + event_bits), (product, event_bits), (event, 0))
-    pair_of_triple = np.empty(n, dtype=np.int64)
+    # the distinct triples' pairs go to the front of the same buffer: they never overtake the block being read
+    pair_of_triple = keys
     triples = 0
     n_product = np.zeros(products, dtype=np.int64)
     product_mask, event_mask = (1 << product_bits) - 1, (1 << event_bits) - 1
     previous = -1
     for start in range(0, n, BLOCK):
         block = keys[start:start + BLOCK]
-        distinct = block[_firsts(block, previous)]
+        distinct = block[_firsts(block, previous)]  # a copy
+        report_product = distinct >> event_bits
+        n_product += np.bincount(report_product[_firsts(report_product, previous >> event_bits)] & product_mask,
+                                 minlength=products)
+        previous = int(block[-1])
         pair_of_triple[triples:triples + distinct.size] = (
             ((distinct >> event_bits) & product_mask) * events + (distinct & event_mask))
         triples += distinct.size
-        report_product = distinct >> event_bits
-        first_product = _firsts(report_product, previous >> event_bits)
-        n_product += np.bincount(report_product[first_product] & product_mask, minlength=products)
-        previous = int(block[-1])
     pair, a = _pair_reports(pair_of_triple[:triples], products * events)
     return pair, a, n_product
 

@@ -29,6 +29,9 @@ CountArray = NDArray[np.int64]
 
 #: 97.5% standard-normal quantile for two-sided 95% Wald intervals.
 Z_975 = 1.959963984540054
+#: Pairs (or distinct (a, E) points) scored at a time: the temporaries (~1 MB each) stay in cache, and no fresh
+#: memory is faulted in per step (at 10M reports the unchunked EBGM scores spent ~2 s of system time on it).
+SCORE_CHUNK = 1 << 17
 
 
 @dataclass(frozen=True)
@@ -75,7 +78,21 @@ def frequentist(counts: PairCounts) -> FrequentistStatistics:
     PRR = [a/(a+b)] / [c/(c+d)]. Pearson chi-square of the 2x2 table N(ad-bc)^2 / ((a+b)(c+d)(a+c)(b+d)); with
     Yates' continuity correction N(max(0, |ad-bc| - N/2))^2 / (same), the usual convention of not letting the
     correction overshoot zero. ROR = ad/(bc), 95% CI exp(ln ROR +- 1.96 sqrt(1/a + 1/b + 1/c + 1/d)).
+    Computed in chunks of pairs (cache-sized temporaries; each pair's values are its own).
     """
+    size = counts.a.size
+    if size <= SCORE_CHUNK:
+        return _frequentist(counts)
+    columns = {name: np.empty(size) for name in ("prr", "chi2", "chi2_yates", "ror", "ror_lo95", "ror_hi95")}
+    for start in range(0, size, SCORE_CHUNK):
+        part = slice(start, start + SCORE_CHUNK)
+        chunk = _frequentist(PairCounts(counts.a[part], counts.b[part], counts.c[part], counts.d[part]))
+        for name, values in columns.items():
+            values[part] = getattr(chunk, name)
+    return FrequentistStatistics(**columns)
+
+
+def _frequentist(counts: PairCounts) -> FrequentistStatistics:
     a, b, c, d = (x.astype(np.float64) for x in (counts.a, counts.b, counts.c, counts.d))
     n = a + b + c + d
     prr = _safe_divide(a * (c + d), (a + b) * c)
@@ -171,17 +188,30 @@ def empirical_bayes(prior: GammaMixturePrior, a: CountArray, expected: FloatArra
     Q Gamma(alpha1 + a, beta1 + E) + (1 - Q) Gamma(alpha2 + a, beta2 + E) (DuMouchel 1999, eqs. 5-7).
 
     Quantiles are exact roots of the mixture CDF (to 1e-10 relative), not openEBGM's 2-decimal bisection.
+    Chunks of points are scored on two threads (scipy's ufuncs release the GIL, so they run on two cores); each
+    point's scores are its own, whatever the chunking.
     """
     n = a.astype(np.float64)
+    ebgm, eb05, eb95 = np.empty(n.size), np.empty(n.size), np.empty(n.size)
+
+    def score(start: int) -> None:
+        part = slice(start, start + SCORE_CHUNK)
+        ebgm[part], eb05[part], eb95[part] = _scores(prior, n[part], expected[part])
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        for _ in pool.map(score, range(0, n.size, SCORE_CHUNK)):
+            pass
+    return EmpiricalBayesScores(ebgm=ebgm, eb05=eb05, eb95=eb95)
+
+
+def _scores(prior: GammaMixturePrior, n: FloatArray, expected: FloatArray) -> tuple[FloatArray, FloatArray,
+                                                                                     FloatArray]:
     q = posterior_weight(prior, n, expected)
     shape1, rate1 = prior.alpha1 + n, prior.beta1 + expected
     shape2, rate2 = prior.alpha2 + n, prior.beta2 + expected
     mean_log = q * (special.digamma(shape1) - np.log(rate1)) + (1.0 - q) * (special.digamma(shape2) - np.log(rate2))
-    # the two quantiles in two threads: scipy's ufuncs release the GIL, so they run on two cores
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        eb05 = pool.submit(mixture_quantile, 0.05, q, shape1, rate1, shape2, rate2)
-        eb95 = pool.submit(mixture_quantile, 0.95, q, shape1, rate1, shape2, rate2)
-        return EmpiricalBayesScores(ebgm=np.exp(mean_log), eb05=eb05.result(), eb95=eb95.result())
+    return (np.exp(mean_log), mixture_quantile(0.05, q, shape1, rate1, shape2, rate2),
+            mixture_quantile(0.95, q, shape1, rate1, shape2, rate2))
 
 
 def mixture_quantile(probability: float, q: FloatArray, shape1: FloatArray, rate1: FloatArray,
