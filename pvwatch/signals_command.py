@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -34,12 +35,28 @@ def parse_strata(value: str | None) -> tuple[str, ...]:
     return names
 
 
+def _numpy_small_pages() -> None:
+    """numpy asks for transparent huge pages for arrays of 4 MB and more. On the 2-core VM a fresh huge page
+    costs far more to fault in than the small pages it replaces: `pvwatch signals` at 10M reports spent
+    6.0-6.4 s of system time with them and 3.9-4.1 s without, for the same user time (docs/signals.md, Speed).
+    The command is its own process, so it turns them off, unless NUMPY_MADVISE_HUGEPAGE (numpy's own switch,
+    read at import) says otherwise."""
+    if "NUMPY_MADVISE_HUGEPAGE" in os.environ:
+        return
+    import numpy._core.multiarray as multiarray
+
+    setter = getattr(multiarray, "_set_madvise_hugepage", None)
+    if setter is not None:
+        setter(False)
+
+
 def run_signals(settings: Settings, *, reports: Path | None, from_store: bool, db: Path | None, out: Path,
                 hyperparameters_out: Path | None, stratify: Sequence[str], plot: Path | None, top: int) -> None:
     if (reports is None) == (not from_store):
         raise ConfigError("give exactly one source: --reports FILE.csv or --from-store")
     if plot is not None and plot.suffix.lower() not in {".png", ".svg"}:
         raise ConfigError(f"--plot {plot}: the file name must end in .png or .svg")
+    _numpy_small_pages()
     if from_store:
         from pvwatch.store.eventstore import connect
 
