@@ -483,8 +483,8 @@ def replay(path: Path, *, progress: bool = False, parameters: RuleParameters | N
 #
 # Most of a clinical log is lab results, nearly all inside their reference range. A result that no rule can use
 # (pvwatch.domain.engine.quiet_lab_bands: below the CTCAE alert grade whatever the baseline, never half of a Hy's
-# law pair nor its exclusion) and that is not the first of its kind for the patient (the CTCAE baseline) changes
-# no derived table, so replay leaves it in the log: one vectorised query instead of ~12 us of Python per event.
+# law pair nor its exclusion, and not the first of its kind for the patient where that is the CTCAE baseline)
+# changes no derived table, so replay leaves it in the log: one vectorised query instead of ~12 us of Python per event.
 # The bands come from the domain (the rule parameters in force); this only writes them as SQL, comparing as
 # QuietBand.admits does (the same IEEE divisions and products), plus: the baseline must be known and positive.
 # Screened results are not validated again (the rest of the log is); `pvwatch replay --no-screen` validates all.
@@ -506,7 +506,7 @@ def _ceiling(ratio: str, ceiling: Ceiling) -> str:
 
 
 def _band_sql(codes: list[str], band: QuietBand) -> str:
-    conditions = [f"loinc IN ({', '.join(map(_text, codes))})"]
+    conditions = [f"loinc IN ({', '.join(map(_text, codes))})"] + (["nth > 1"] if band.first_is_baseline else [])
     if band.at_least is not None or band.at_least_lln:
         units = []
         for unit, factor in CANONICAL_UNITS[LOINC_ANALYTES[codes[0]]].items():
@@ -527,8 +527,8 @@ def _band_sql(codes: list[str], band: QuietBand) -> str:
 def quiet_labs_sql(bands: dict[str, QuietBand], patients: str = "true") -> str | None:
     """A query of the event ids of the quiet lab results of `patients` (an SQL condition on event_log), or None
     when no result can be quiet. Never quiet: the first result of each (patient, LOINC code, unit) in replay order
-    (the engine's baseline, _first_labs), a comparator, a missing reference limit, a value that is not a finite
-    number, a LOINC code without a band."""
+    when it is the CTCAE baseline of the later ones (QuietBand.first_is_baseline), a comparator, a missing
+    reference limit, a value that is not a finite number, a LOINC code without a band."""
     if not bands:
         return None
     by_band: dict[QuietBand, list[str]] = {}
@@ -543,7 +543,7 @@ def quiet_labs_sql(bands: dict[str, QuietBand], patients: str = "true") -> str |
             FROM (SELECT event_id, patient, occurred_at, json_extract_string(payload, {_LAB_FIELDS}) AS j
                   FROM event_log WHERE type = 'lab-result' AND ({patients}))
             WINDOW kind AS (PARTITION BY patient, j[1], j[2] ORDER BY occurred_at, event_id))
-        WHERE nth > 1 AND comparator IS NULL AND unit IS NOT NULL AND isfinite(value) AND isfinite(low)
+        WHERE comparator IS NULL AND unit IS NOT NULL AND isfinite(value) AND isfinite(low)
           AND isfinite(high) AND high > 0 AND ({in_a_band})"""
 
 

@@ -249,16 +249,20 @@ class QuietBand:
     at_least_lln: bool = False
     uln: Ceiling | None = None
     baseline: Ceiling | None = None
+    #: the patient's first result of the kind is the baseline later results are graded against: never quiet
+    first_is_baseline: bool = False
 
     def __and__(self, other: QuietBand) -> QuietBand:
         """Both bands at once (a result quiet for every rule)."""
         floors = [f for f in (self.at_least, other.at_least) if f is not None]
         return QuietBand(max(floors) if floors else None, self.at_least_lln or other.at_least_lln,
-                         _tighter(self.uln, other.uln), _tighter(self.baseline, other.baseline))
+                         _tighter(self.uln, other.uln), _tighter(self.baseline, other.baseline),
+                         self.first_is_baseline or other.first_is_baseline)
 
     def admits(self, analyte: Analyte, value: float, unit: str, low: float | None, high: float | None,
                baseline: float | None, comparator: str | None = None) -> bool:
-        """Whether this result lies in the band (the definition store/replay.py turns into SQL)."""
+        """Whether this result lies in the band (the definition store/replay.py turns into SQL), `baseline` being
+        the patient's first result of the kind; whether that first result may be quiet: `first_is_baseline`."""
         if comparator is not None or low is None or high is None or not high > 0:
             return False
         if self.at_least is not None or self.at_least_lln:

@@ -78,14 +78,16 @@ def quiet_lab_bands(p: RuleParameters) -> dict[str, ctcae.QuietBand]:
     """Per LOINC code, the lab results no rule can use (ctcae-lab grades them below its alert grade whatever the
     baseline, hys-law can make neither a pair nor an exclusion of them), the replay screen's definition.
 
-    A quiet result that is not the first of its kind for the patient (CTCAE's baseline, `_first_labs`) changes no
-    alert, clock or later evaluation: the engine reads a patient's labs back only in `_to_grade` (when the first
-    of a kind arrives late: a replay reads in order) and in `_liver_results` (Hy's law pairs and exclusions); no
-    other rule reads lab results. A disabled rule only widens the band; codes missing here are never quiet."""
+    A quiet result changes no alert, clock or later evaluation: the engine reads a patient's labs back only in
+    `_to_grade` (when the first of a kind arrives late: a replay reads in order), in `_liver_results` (Hy's law
+    pairs and exclusions) and as the CTCAE baseline (`_first_labs`, read for BASELINE_GRADED analytes only: their
+    first result is never quiet); no other rule reads lab results. A disabled rule only widens the band; codes
+    missing here are never quiet."""
     bands: dict[str, ctcae.QuietBand] = {}
     for code, analyte in ctcae.LOINC_ANALYTES.items():
         band = ctcae.QuietBand()
         if analyte is not ctcae.Analyte.ALP and p.enabled(CTCAE_LAB):  # as _evaluate_lab
+            band = ctcae.QuietBand(first_is_baseline=analyte in BASELINE_GRADED)
             graded = ctcae.quiet_band(analyte, p.ctcae_lab.alert_from_grade)
             if graded is None:
                 continue  # every grade alerts: no result is quiet

@@ -123,7 +123,8 @@ def demo_pseudonymiser_module():
 
 
 def admitted_by_the_band(events: list[EventEnvelope], parameters: RuleParameters) -> set[UUID]:
-    """The lab results QuietBand.admits, each against the first result of its kind (replay order) as baseline."""
+    """The lab results QuietBand.admits, each against the first result of its kind (replay order) as baseline;
+    that first result only where it is no baseline (QuietBand.first_is_baseline)."""
     bands = quiet_lab_bands(parameters)
     labs = sorted((e for e in events if isinstance(e, LabResultReported)),
                   key=lambda e: (e.occurred_at, e.event_id.int))
@@ -131,10 +132,11 @@ def admitted_by_the_band(events: list[EventEnvelope], parameters: RuleParameters
     found = set()
     for result in labs:
         kind = (result.patient, result.loinc_code, result.unit)
+        band = bands.get(result.loinc_code)
         if kind not in first:
             first[kind] = result
-            continue
-        band = bands.get(result.loinc_code)
+            if band is None or band.first_is_baseline:
+                continue
         if band is not None and band.admits(ctcae.LOINC_ANALYTES[result.loinc_code], result.value, result.unit,
                                             result.reference_low, result.reference_high, first[kind].value,
                                             result.comparator):

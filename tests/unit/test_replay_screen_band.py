@@ -186,3 +186,14 @@ def assert_no_hys_law_use(analyte: ctcae.Analyte, value: float, uln: float, p: h
     elif analyte is ctcae.Analyte.ALP:
         alt, bilirubin = liver(ctcae.Analyte.ALT, far, 1.0, 1), liver(ctcae.Analyte.BILIRUBIN, far, 1.0, 2)
         assert len(hys_law.cases_with(alt, [alt, bilirubin, result], p)) == 1, (value, uln)  # not excluded
+
+
+def test_the_first_result_is_kept_only_where_ctcae_grades_later_ones_against_it():
+    """CTCAE v5.0 grades ALT, AST, bilirubin and creatinine increases by multiples of the baseline (engine
+    BASELINE_GRADED): their first result stays; the first count, haemoglobin or ALP may be quiet like any other."""
+    firsts = {ctcae.LOINC_ANALYTES[code].value: band.first_is_baseline
+              for code, band in quiet_lab_bands(DEFAULT).items()}
+    assert firsts == {"alt": True, "ast": True, "bilirubin": True, "creatinine": True,
+                      "neutrophils": False, "platelets": False, "haemoglobin": False, "alp": False}
+    ctcae_off = replace(DEFAULT, disabled=frozenset({CTCAE_LAB}))
+    assert not any(band.first_is_baseline for band in quiet_lab_bands(ctcae_off).values())
