@@ -70,7 +70,11 @@ def _valid_ucum(unit: str, info: ValidationInfo) -> str:
 
 #: UCUM (ucum.org) case-sensitive code, checked against the UCUM grammar and essence: 10*9/L, U/L, mg/dL, mg/kg.
 #: "mcg", "cells" or "mg/kgg" are not UCUM (ug, {cells}); an invalid unit is dead-lettered as `invalid_unit`.
-UcumUnit = Annotated[str, StringConstraints(pattern=r"^[!-~]{1,40}$"), AfterValidator(_valid_ucum)]
+#: What a UCUM unit and a LOINC code look like (the replay screen reads stored payloads against these too).
+UCUM_UNIT_PATTERN = r"^[!-~]{1,40}$"
+LOINC_CODE_PATTERN = r"^[0-9]{1,7}-[0-9]$"
+
+UcumUnit = Annotated[str, StringConstraints(pattern=UCUM_UNIT_PATTERN), AfterValidator(_valid_ucum)]
 
 #: ISO 3166-1 alpha-2 country code.
 CountryCode = Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")]
@@ -107,7 +111,7 @@ def _valid_loinc(code: str) -> str:
 
 
 #: LOINC code (loinc.org), with its check digit verified: 751-8 neutrophils, 1742-6 ALT, 1975-2 bilirubin.
-LoincCode = Annotated[str, StringConstraints(pattern=r"^[0-9]{1,7}-[0-9]$"), AfterValidator(_valid_loinc)]
+LoincCode = Annotated[str, StringConstraints(pattern=LOINC_CODE_PATTERN), AfterValidator(_valid_loinc)]
 
 
 def _valid_year_month(value: str) -> str:

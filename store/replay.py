@@ -42,7 +42,7 @@ from pvwatch.events.alert import SafetyAlert
 from pvwatch.events.codec import describe_validation_error, load_validators
 from pvwatch.events.envelope import EventEnvelope
 from pvwatch.events.registry import EVENT_TYPES
-from pvwatch.events.vocabulary import FROM_LOG
+from pvwatch.events.vocabulary import FROM_LOG, LOINC_CODE_PATTERN, UCUM_UNIT_PATTERN
 from pvwatch.rulebook import load_rule_parameters
 from pvwatch.store.eventstore import EventStore, connect
 from pvwatch.store.expedited import replace_clocks
@@ -171,7 +171,8 @@ def derive(store: EventStore, *, progress: bool = False, parameters: RuleParamet
            screen: bool = True) -> Derived:
     """Every alert and expedited clock the log implies, computed as the live path would, in occurred_at order;
     time-driven alerts (due-soon, overdue) as of now. One process; `derive_in_two` gives the same in two.
-    `screen`: quiet lab results are left in the log (see quiet_labs_sql), the same tables."""
+    `screen`: quiet lab results and unusable scores are left in the log (quiet_labs_sql, quiet_scores_sql), the
+    same tables."""
     parameters = parameters or load_rule_parameters()  # the packaged rules.yaml by default
     now = datetime.now(UTC)
     engine = SafetyEngine(parameters)
@@ -454,8 +455,9 @@ def derive_in_two(path: Path, helper: ReplayHelper, parameters: RuleParameters, 
 def replay(path: Path, *, progress: bool = False, parameters: RuleParameters | None = None,
            processes: int = 2, screen: bool = True) -> ReplayReport:
     """Rebuild the derived tables of the store at `path`; with `processes=2` 5 patients in 8 are derived in a second
-    process (the same tables, see derive_in_two); `screen`: quiet lab results are not read (the same tables, see
-    quiet_labs_sql; False validates every stored event again). Nothing else may hold the store (one writer)."""
+    process (the same tables, see derive_in_two); `screen`: quiet lab results and unusable scores are not read (the
+    same tables, see quiet_labs_sql and quiet_scores_sql; False validates every stored event again). Nothing else
+    may hold the store (one writer)."""
     started = time.perf_counter()
     parameters = parameters or load_rule_parameters()
     now = datetime.now(UTC)
@@ -528,22 +530,27 @@ def quiet_labs_sql(bands: dict[str, QuietBand], patients: str = "true") -> str |
     """A query of the event ids of the quiet lab results of `patients` (an SQL condition on event_log), or None
     when no result can be quiet. Never quiet: the first result of each (patient, LOINC code, unit) in replay order
     when it is the CTCAE baseline of the later ones (QuietBand.first_is_baseline), a comparator, a missing
-    reference limit, a value that is not a finite number, a LOINC code without a band."""
+    reference limit, a value that is not a finite number, a LOINC code without a band, and every result of a
+    patient with a LOINC code or unit not stored in its canonical form: validation strips whitespace (" 2160-0"),
+    so the engine's kind and first result could differ from the raw strings this query groups by."""
     if not bands:
         return None
-    by_band: dict[QuietBand, list[str]] = {}
+    by_band: dict[tuple[object, QuietBand], list[str]] = {}  # per analyte too: _band_sql reads its units
     for code, band in bands.items():
-        by_band.setdefault(band, []).append(code)
-    in_a_band = " OR ".join(_band_sql(codes, band) for band, codes in by_band.items())
+        by_band.setdefault((LOINC_ANALYTES[code], band), []).append(code)
+    in_a_band = " OR ".join(_band_sql(codes, band) for (_, band), codes in by_band.items())
     return f"""
         SELECT event_id FROM (
             SELECT event_id, j[1] AS loinc, j[2] AS unit, TRY_CAST(j[3] AS DOUBLE) AS value, j[4] AS comparator,
                    TRY_CAST(j[5] AS DOUBLE) AS low, TRY_CAST(j[6] AS DOUBLE) AS high,
-                   row_number() OVER kind AS nth, first_value(TRY_CAST(j[3] AS DOUBLE)) OVER kind AS baseline
+                   row_number() OVER kind AS nth, first_value(TRY_CAST(j[3] AS DOUBLE)) OVER kind AS baseline,
+                   bool_and(coalesce(regexp_matches(j[1], {_text(LOINC_CODE_PATTERN)})
+                                     AND regexp_matches(j[2], {_text(UCUM_UNIT_PATTERN)}), false))
+                       OVER (PARTITION BY patient) AS canonical
             FROM (SELECT event_id, patient, occurred_at, json_extract_string(payload, {_LAB_FIELDS}) AS j
                   FROM event_log WHERE type = 'lab-result' AND ({patients}))
             WINDOW kind AS (PARTITION BY patient, j[1], j[2] ORDER BY occurred_at, event_id))
-        WHERE comparator IS NULL AND unit IS NOT NULL AND isfinite(value) AND isfinite(low)
+        WHERE canonical AND comparator IS NULL AND unit IS NOT NULL AND isfinite(value) AND isfinite(low)
           AND isfinite(high) AND high > 0 AND ({in_a_band})"""
 
 

@@ -250,3 +250,28 @@ def test_the_boundary_labs_raise_what_the_rules_say(log):
     assert {("751-8", math.nextafter(1.0, 0)), ("1742-6", 200.1), ("2160-0", 0.58), ("2160-0", 0.6),
             ("2160-0", 2.11)} <= graded
     assert ("2160-0", 0.57) not in graded and ("1742-6", 200.0) not in graded and ("751-8", 1.0) not in graded
+
+
+def test_a_result_stored_with_a_padded_code_does_not_move_the_baseline(tmp_path):
+    """The live path stores payloads as received and validation strips whitespace, so " 2160-0" is the engine's
+    creatinine while the raw strings differ: the screen must not take a later result for this patient's baseline
+    (a review found replay with the screen losing the second grade-3 alert here)."""
+    patient = "pt-" + "c" * 20
+    results = [lab(patient, "2160-0", 0.19, 0, "mg/dL", 0.3, 0.7),  # the baseline, sent as " 2160-0"
+               lab(patient, "2160-0", 0.6, 1, "mg/dL", 0.3, 0.7),  # 3.2 x baseline: grade 3 (CTCAE v5.0)
+               lab(patient, "2160-0", 0.6, 2, "mg/dL", 0.3, 0.7)]
+    raw = results[0].model_dump_json().replace('"loinc_code":"2160-0"', '"loinc_code":" 2160-0"').encode()
+    assert b'" 2160-0"' in raw and LabResultReported.model_validate_json(raw).loinc_code == "2160-0"
+    alerts = {}
+    for screen in (False, True):
+        path = tmp_path / f"screen-{screen}.duckdb"
+        store = EventStore(path)
+        with store.transaction():
+            store.insert_events([(e, None) for e in results], datetime.now(UTC), [raw, None, None])
+        store.close()
+        replay(path, processes=1, screen=screen)
+        con = duckdb.connect(str(path), read_only=True)
+        alerts[screen] = con.execute("SELECT alert_id FROM alerts WHERE rule_id = 'ctcae-lab' ORDER BY 1").fetchall()
+        con.close()
+    assert len(alerts[False]) == 2
+    assert alerts[True] == alerts[False]
