@@ -16,13 +16,15 @@ on the order they arrived in (otherwise the live worker and a replay would disag
 - a clinic runs for years, so its k-events alerts are per calendar block of `window_days` days (W, counted from
   1970-01-01) in which a cluster STARTS: block b alerts once k events have onsets within W days of an event in
   it (the window may reach into the next block); its members are the earliest such window, revised as late
-  reports arrive. Every cluster starts in one block, so none is missed, and a clinic gets at most one such alert
-  per W days. Version 1 required the whole cluster inside one block and missed one straddling a block's edge;
+  reports arrive. Every cluster starts in one block, so none is missed; a block has at most one such alert, and
+  a cluster with k events on both sides of a block edge alerts in both blocks (the second's members are those
+  after the edge). Version 1 required the whole cluster inside one block and missed one straddling the edge;
 - a serious event is its own alert, per lot and per clinic.
 """
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -93,11 +95,12 @@ def _windows(scope: str, key: str, ordered: list[AttributedEvent], k: int, trigg
                 return [Cluster(scope, key, trigger, event, members, "first")]
         return []
     found: dict[int, Cluster] = {}
+    onsets = [e.at for e in ordered]
     for i, start in enumerate(ordered):
         block = _day(start.at) // p.window_days
         if block in found:
             continue  # the block's earliest cluster is its alert
-        members = tuple(e for e in ordered[i:] if e.at - start.at <= window)
+        members = tuple(ordered[i:bisect_right(onsets, start.at + window, lo=i)])  # onsets within the window
         if len(members) >= k:
             found[block] = Cluster(scope, key, trigger, members[k - 1], members, f"block-{block}")
     return list(found.values())

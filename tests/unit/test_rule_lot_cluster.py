@@ -96,3 +96,11 @@ def test_a_clinic_alerts_exactly_when_some_window_holds_k_events():
         assert bool(found) == in_some_window, [e.at for e in ordered]
         for cluster in found:
             assert cluster.members[-1].at - cluster.members[0].at <= timedelta(days=P.window_days)
+
+
+def test_a_clinic_cluster_with_k_cases_on_both_sides_of_a_block_edge_alerts_in_both_blocks():
+    """What the set of events implies, whatever the arrival order: the block the cluster starts in, and the next
+    block, where k of its cases also start a window (T0's block ends at day 65)."""
+    found = clusters("clinic", "c", [ae("A", 63), ae("B", 64), ae("C", 66), ae("D", 67), ae("E", 68)], P)
+    assert [[m.case_id for m in c.members] for c in found] == [["A", "B", "C", "D", "E"], ["C", "D", "E"]]
+    assert len({c.anchor for c in found}) == 2
