@@ -78,3 +78,13 @@ def test_random_rows_match_the_definitions_on_every_path(monkeypatch: pytest.Mon
     products, events = len({p for _, p, _ in rows}), len({e for _, _, e in rows})
     assert (products, events) == (9, 13)  # every code occurs, as tabulate requires
     assert _table(rows, 50, 9, 13) == _by_sets(rows)
+
+
+@pytest.mark.parametrize("huge", [False, True])
+def test_a_whole_block_of_one_repeated_row_counts_once(monkeypatch: pytest.MonkeyPatch, huge: bool) -> None:
+    """A block holding only repeats of the key before it has no distinct key: it raised IndexError (review)."""
+    monkeypatch.setattr(counting, "BLOCK", 2)
+    if huge:
+        monkeypatch.setattr(counting, "KEY_BITS", 2)  # the path for vocabularies too large for one 63-bit key
+    rows = [(0, 0, 0)] * 5 + [(1, 1, 1)]
+    assert _table(rows, 2, 2, 2) == {(0, 0): (1, 0, 0, 1, 0.5), (1, 1): (1, 0, 0, 1, 0.5)}

@@ -51,6 +51,8 @@ def _bits(size: int) -> int:
 def _firsts(keys: NDArray[np.int64], previous: int) -> NDArray[np.bool_]:
     """Which of these sorted keys differ from the key before them (`previous` before the first)."""
     first = np.empty(keys.size, dtype=np.bool_)
+    if keys.size == 0:  # a block of repeats of the key before it leaves no distinct keys to look at
+        return first
     first[0] = keys[0] != previous
     np.not_equal(keys[1:], keys[:-1], out=first[1:])
     return first
