@@ -43,7 +43,10 @@ def _numpy_small_pages() -> None:
     read at import) says otherwise."""
     if "NUMPY_MADVISE_HUGEPAGE" in os.environ:
         return
-    import numpy._core.multiarray as multiarray
+    try:
+        import numpy._core.multiarray as multiarray  # numpy's own switch lives here from numpy 2 on
+    except ImportError:
+        return
 
     setter = getattr(multiarray, "_set_madvise_hugepage", None)
     if setter is not None:
@@ -117,7 +120,7 @@ def rebuild_signals(settings: Settings, db: Path) -> None:
     store = EventStore(db)
     try:
         refresh = refresh_signals(store.con, thresholds_from_settings(settings), datetime.now(UTC))
-    except (PvwatchError, duckdb.Error) as error:
+    except (PvwatchError, duckdb.Error, ValueError) as error:  # as the worker's timer (pyarrow raises ValueErrors)
         click.echo(f"warning: the signals table was not rebuilt: {str(error).splitlines()[0]}", err=True)
         return
     finally:
