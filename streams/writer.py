@@ -307,7 +307,7 @@ class InProcessWriter(WriterClient):
         with self._batch_lock:
             result = getattr(self.writer, method)(*args)
             if method == "process":
-                self.writer.checkpoint_if_due()
+                self.writer.checkpoint_if_due()  # unlike the child's, before this batch's reply: a debug mode
             return result
 
     async def call(self, method: str, *args: Any) -> Any:
