@@ -128,9 +128,10 @@ def test_a_writer_told_to_stop_by_sigterm_leaves_every_stored_batch_in_the_store
     con.close()
 
 
-def test_the_writer_checkpoints_between_batches_once_the_wal_passes_its_bound(tmp_path: Path, demo_pseudonymiser):
-    """A checkpoint blocks the writer: it runs between batches (after a reply) once the WAL passes its bound, never
-    inside a batch's COMMIT as DuckDB's own does; below the bound the WAL is left to grow."""
+def test_checkpoint_if_due_checkpoints_only_once_the_wal_passes_its_bound(tmp_path: Path, demo_pseudonymiser):
+    """A checkpoint blocks the writer, so the child calls checkpoint_if_due between batches (after a reply, or when
+    the traffic pauses), never inside a batch's COMMIT as DuckDB's own does: below the bound the WAL is left to
+    grow; past it, the store file alone holds every batch. (Where serve() calls it is read in review, not here.)"""
     events = cohort_events(200, seed=14, pseudonymiser=demo_pseudonymiser)
     store = tmp_path / "store.duckdb"
     writer = StoreWriter(store, None, None)
