@@ -81,7 +81,7 @@ class Outbox:
         #: sent, not yet marked published in the store
         self.sent_alert_ids: dict[str, None] = {}
         self.sent_dead_letter_ids: list[str] = []
-        #: every dead letter this worker has sent (few: bad input is rare)
+        #: dead letters sent whose published mark is not yet in the store (forgotten once it is: see _flush)
         self.dead_letters_sent: set[str] = set()
         self._one_at_a_time = asyncio.Lock()
         self._flushing: set[asyncio.Task[None]] = set()
@@ -134,6 +134,8 @@ class Outbox:
         # taken now: a batch that dead-letters more while this flush awaits sets it again for the next flush
         want_letters, self.has_pending_letters = self.has_pending_letters, False
         letters = await self.writer.unpublished_dead_letters() if want_letters else []
+        if want_letters:  # a sent letter missing from the store's unpublished ones has its mark stored: forget it
+            self.dead_letters_sent &= {row[0] for row in letters}
         # a letter this worker sent stays unpublished in the store until a later batch carries its mark: never twice
         letters = [row for row in letters if row[0] not in self.dead_letters_sent]
         futures = [await self.alert_topic.send(key=alert.key, value=alert.value) for alert in alerts]

@@ -203,3 +203,46 @@ def test_a_batch_redelivered_in_part_stores_and_alerts_its_new_events_once(tmp_p
     unpublished = {str(row[0]) for row in rows}
     con.close()
     assert sent and unpublished == {alert.alert_id for alert in second.new_alerts}, "the first batch's marks kept"
+
+
+class RecordingTopic:
+    """Stands in for a Faust topic: records what is sent (the outbox awaits send, then the future)."""
+
+    def __init__(self) -> None:
+        self.sent: list[dict[str, bytes]] = []
+
+    async def send(self, key: object, value: bytes, headers: dict[str, bytes] | None = None) -> asyncio.Future[None]:
+        self.sent.append(headers or {})
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        future.set_result(None)
+        return future
+
+
+def test_the_outbox_sends_each_dead_letter_once_and_forgets_it_once_its_mark_is_stored(tmp_path: Path,
+                                                                                        demo_pseudonymiser):
+    from pvwatch.streams.app import Outbox
+    from pvwatch.streams.writer import InProcessWriter
+
+    events = cohort_events(10, seed=12, pseudonymiser=demo_pseudonymiser)
+
+    async def scenario() -> tuple[int, int, int, int]:
+        writer = InProcessWriter(StoreWriter(tmp_path / "store.duckdb", None, None))
+        letters = RecordingTopic()
+        outbox = Outbox(writer, RecordingTopic(), letters, [])  # type: ignore[arg-type]
+        try:
+            outbox.add(await writer.process(raw_batch(events[:5], [b"{not json"])))
+            await outbox.flush()  # sends the dead letter; its mark waits for the next batch
+            outbox.has_pending_letters = True
+            await outbox.flush()  # still unpublished in the store: not sent again
+            sent_before_mark, remembered = len(letters.sent), len(outbox.dead_letters_sent)
+            outbox.add(await writer.process(raw_batch(events[5:]), *outbox.take_marks()))  # carries the mark
+            outbox.has_pending_letters = True
+            await outbox.flush()
+            return sent_before_mark, remembered, len(letters.sent), len(outbox.dead_letters_sent)
+        finally:
+            await writer.close()
+
+    sent_before_mark, remembered, sent, left = asyncio.run(scenario())
+    assert (sent_before_mark, remembered) == (1, 1)
+    assert sent == 1, "a dead letter is published once"
+    assert left == 0, "once its mark is stored the outbox forgets it: the set does not grow with every bad message"
