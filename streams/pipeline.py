@@ -20,10 +20,12 @@ from pvwatch.domain.engine import EXPEDITED_DUE_SOON, EXPEDITED_OVERDUE, RULE_ID
 from pvwatch.domain.expedited import ClockCategory
 from pvwatch.domain.parameters import RuleParameters
 from pvwatch.errors import InvalidEvent
+from pvwatch.events.adverse_event import AdverseEventReported
 from pvwatch.events.alert import SafetyAlert
 from pvwatch.events.codec import decode_event
 from pvwatch.events.envelope import EventEnvelope
 from pvwatch.events.registry import DEAD_LETTER_TOPIC, EVENT_TYPES
+from pvwatch.events.report_submission import ExpeditedReportSubmitted
 from pvwatch.rulebook import load_rule_parameters
 from pvwatch.store.eventstore import (
     DeadLetter,
@@ -152,6 +154,7 @@ class BatchProcessor:
         letters: list[DeadLetter] = []
         resolutions: list[DeadLetterResolution] = []
         duplicates_in_batch: list[EventEnvelope] = []
+        cases_in_batch: dict[str, str] = {}  # case id -> patient, for the reports of this batch
         for message in messages:
             if message.origin.topic == DEAD_LETTER_TOPIC:
                 resolution = resolution_in(message.headers, now)
@@ -167,6 +170,15 @@ class BatchProcessor:
             except InvalidEvent as error:
                 letters.append(DeadLetter(message.origin, error.reason, error.detail, message.value, now))
                 continue
+            if isinstance(event, AdverseEventReported | ExpeditedReportSubmitted):
+                owner = self.engine.case_patient(event.case_id) or cases_in_batch.get(event.case_id)
+                if owner is not None and owner != event.patient:
+                    letters.append(DeadLetter(message.origin, "case_conflict", (
+                        f"case_id {event.case_id} is already the case of another patient: each case id names one "
+                        "patient's case (its clocks and alerts are keyed on it); send this report under its own "
+                        "case id"), message.value, now))
+                    continue
+                cases_in_batch[event.case_id] = event.patient
             if event.event_id in valid:
                 duplicates_in_batch.append(event)
             else:

@@ -153,6 +153,9 @@ class SafetyEngine:
         self._flare_inputs: dict[UUID, tuple[flare.Taper | flare.ActivityScore, EventEnvelope]] = {}
         #: (patient, LOINC code, unit) -> the first result in occurred_at order: CTCAE's baseline for the later ones
         self._first_labs: dict[tuple[str, str, str], LabResultReported] = {}
+        #: case id -> the patient whose case it is: clocks and case alerts are keyed on the case id alone, so the
+        #: live path refuses another patient's report under it (streams/pipeline.py, dead letter `case_conflict`)
+        self._case_patients: dict[str, str] = {}
 
     # --- loading and applying ---------------------------------------------------------------------------------
 
@@ -204,6 +207,8 @@ class SafetyEngine:
         if isinstance(event, DiseaseActivityAssessed | TreatmentTapered | TreatmentStopped):
             self._index_flare_input(event)
             return
+        if isinstance(event, AdverseEventReported | ExpeditedReportSubmitted):
+            self._case_patients.setdefault(event.case_id, event.patient)
         if isinstance(event, PatientEnrolled | PatientUpdated):
             self._diagnoses.pop(event.patient, None)
         if isinstance(event, MscInfusionGiven):
@@ -213,6 +218,10 @@ class SafetyEngine:
         if event.patient in self._infused_from and isinstance(event, MscInfusionGiven | AdverseEventReported):
             for scope in self._infused_from[event.patient]:
                 self._stale[scope].add(event.patient)
+
+    def case_patient(self, case_id: str) -> str | None:
+        """The patient whose case `case_id` is, once one of its reports or submissions has been seen."""
+        return self._case_patients.get(case_id)
 
     def _enabled(self, rule_id: str, output: EngineOutput) -> bool:
         if rule_id in self.p.disabled:  # RuleParameters.enabled, without the call (asked for every event)

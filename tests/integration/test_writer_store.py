@@ -11,6 +11,7 @@ import json
 import os
 import signal
 import time
+import uuid
 from collections import Counter
 from pathlib import Path
 
@@ -246,3 +247,44 @@ def test_the_outbox_sends_each_dead_letter_once_and_forgets_it_once_its_mark_is_
     assert (sent_before_mark, remembered) == (1, 1)
     assert sent == 1, "a dead letter is published once"
     assert left == 0, "once its mark is stored the outbox forgets it: the set does not grow with every bad message"
+
+
+def test_a_report_under_another_patients_case_id_is_dead_lettered_not_merged(tmp_path: Path, demo_pseudonymiser):
+    """Clocks and case alerts are keyed on the case id, so a second patient's report under it would overwrite the
+    first patient's clock and serious-ae alert. It is refused with a reason instead, in a later batch, in the same
+    batch, and after a restart (the engine's memory of the log knows whose case it is)."""
+    first = cohort_events(1, seed=21, pseudonymiser=demo_pseudonymiser)[0]
+    other = next(e for e in cohort_events(40, seed=22, pseudonymiser=demo_pseudonymiser) if e.patient != first.patient)
+    imposter = other.model_copy(update={"case_id": first.case_id})
+    follow_up = first.model_copy(update={"event_id": uuid.uuid4(), "report_kind": "follow-up"})
+    db = tmp_path / "store.duckdb"
+    writer = StoreWriter(db, None, None)
+    try:
+        writer.process(raw_batch([first]))
+        later = writer.process(raw_batch([imposter, follow_up]))
+    finally:
+        writer.close()
+    writer = StoreWriter(db, None, None)  # a restarted worker
+    try:
+        again = writer.process(raw_batch([imposter.model_copy(update={"event_id": uuid.uuid4()})]))
+    finally:
+        writer.close()
+    fresh = tmp_path / "fresh.duckdb"
+    writer = StoreWriter(fresh, None, None)
+    try:
+        same_batch = writer.process(raw_batch([first, imposter]))
+    finally:
+        writer.close()
+
+    for reply in (later, again, same_batch):
+        assert reply.metrics.rejected == Counter({(AE_TOPIC, "case_conflict"): 1}) and reply.new_dead_letters
+    assert later.metrics.ingested == Counter({"adverse-event": 1}), "the first patient's follow-up is stored"
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        patients = con.execute("SELECT DISTINCT patient FROM event_log WHERE type = 'adverse-event'").fetchall()
+        detail = con.execute("SELECT reason, detail FROM dead_letters").fetchall()
+    finally:
+        con.close()
+    assert patients == [(first.patient,)]
+    assert all(reason == "case_conflict" and first.case_id in text and other.patient not in text
+               for reason, text in detail) and len(detail) == 2
