@@ -56,6 +56,17 @@ def store_events(store: EventStore, events: list[EventEnvelope]) -> None:
                             [encode_event(e) for e in events])
 
 
+def store_with_a_signal_row(tmp_path: Path, product: str, event: str) -> Path:
+    """A store holding a fever cluster and background reports, and one signals row from an earlier run."""
+    db = tmp_path / "pv.duckdb"
+    running = EventStore(db)
+    store_events(running, fever_cluster(0, 4) + background(100, 40))
+    running.con.execute("INSERT INTO signals SELECT ?, ?, 1, 0, 0, 0, 1, NULL, NULL, NULL, NULL, NULL, NULL, 0, 0, "
+                        "NULL, NULL, NULL, false, false, false, now()", [product, event])
+    running.close()
+    return db
+
+
 def signals_rows(store: EventStore) -> dict[tuple[str, str], dict[str, object]]:
     cursor = store.con.execute("SELECT * FROM signals")
     names = [d[0] for d in cursor.description or []]
@@ -238,12 +249,7 @@ def test_live_maxsprt_records_one_signal_when_the_boundary_is_crossed(store: Eve
 def test_replay_rebuilds_the_signals_table_from_the_log(tmp_path: Path) -> None:
     """`pvwatch replay` rebuilds every derived table, the signals too (issue 5: "every derived table"), as the
     worker's timer would: a stale table is replaced, and the news waits in the outbox for the next worker."""
-    db = tmp_path / "pv.duckdb"
-    running = EventStore(db)
-    store_events(running, fever_cluster(0, 4) + background(100, 40))
-    running.con.execute("INSERT INTO signals SELECT 'Stale', 'Left over', 1, 0, 0, 0, 1, NULL, NULL, NULL, NULL, "
-                        "NULL, NULL, 0, 0, NULL, NULL, NULL, false, false, false, now()")
-    running.close()
+    db = store_with_a_signal_row(tmp_path, "Stale", "Left over")
 
     kept = CliRunner().invoke(cli, ["replay", "--db", str(db), "--processes", "1", "--no-signals"])
     assert kept.exit_code == 0, kept.output
@@ -284,12 +290,7 @@ def test_a_failing_signal_recomputation_is_reported_and_keeps_the_replayed_rule_
     def broken(*args: object) -> None:
         raise duckdb.IOException("IO Error: could not read the event log")
 
-    db = tmp_path / "pv.duckdb"
-    running = EventStore(db)
-    store_events(running, fever_cluster(0, 4) + background(100, 40))
-    running.con.execute("INSERT INTO signals SELECT 'Earlier', 'Signal', 1, 0, 0, 0, 1, NULL, NULL, NULL, NULL, "
-                        "NULL, NULL, 0, 0, NULL, NULL, NULL, false, false, false, now()")
-    running.close()
+    db = store_with_a_signal_row(tmp_path, "Earlier", "Signal")
     monkeypatch.setattr(signals_store, "refresh_signals", broken)
     result = CliRunner().invoke(cli, ["replay", "--db", str(db), "--processes", "1"])
     assert result.exit_code == 0, result.output
