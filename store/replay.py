@@ -221,7 +221,6 @@ _SHARE_FROM = """
 #: The whole log in replay order (one process).
 _LOG_FROM = """SELECT type, payload FROM event_log {quiet} WHERE list_contains($types, type)
                ORDER BY occurred_at, event_id"""
-_SHARE, _LOG = _SHARE_FROM.format(quiet=""), _LOG_FROM.format(quiet="")  # without the screen
 
 
 def _screened(query: str, parameters: RuleParameters, screen: bool, patients: str = "true") -> str:

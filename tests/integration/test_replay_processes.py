@@ -14,7 +14,7 @@ from pvwatch.cohort import generate_cohort
 from pvwatch.domain.engine import RULE_INPUT_TYPES
 from pvwatch.events.codec import parse_event
 from pvwatch.store.eventstore import EventStore
-from pvwatch.store.replay import _LOG, _RULE_INPUTS, HELPER_PATIENTS, StoredEventInvalid, _decode, replay
+from pvwatch.store.replay import _LOG_FROM, _RULE_INPUTS, HELPER_PATIENTS, StoredEventInvalid, _decode, replay
 from tests.integration.test_replay import DERIVED_ALERT_COLUMNS, expedited_reports_of
 from tests.scenarios.stories import all_stories
 
@@ -157,7 +157,7 @@ def test_the_log_is_read_in_the_engines_order(demo_pseudonymiser, tmp_path):
     store = EventStore(path)
     with store.transaction():
         store.insert_events([(event, None) for event in [*events, *tied]], datetime.now(UTC))
-        rows = store.con.execute(_LOG, _RULE_INPUTS).fetchall()
+        rows = store.con.execute(_LOG_FROM.format(quiet=""), _RULE_INPUTS).fetchall()  # unscreened
     store.close()
     read = [(event.occurred_at, event.event_id.int) for event in (_decode(*row) for row in rows)]
     assert {n for _, n in read} >= set(ids) and read == sorted(read)
