@@ -108,6 +108,8 @@ ULN_MULTIPLES: dict[Analyte, tuple[float, float, float]] = {
 BASELINE_GRADE1_FROM: dict[Analyte, float | None] = {Analyte.ALT: 1.5, Analyte.AST: 1.5, Analyte.BILIRUBIN: None}
 #: "Creatinine increased" grades 2 and 3 by multiples of baseline too: >1.5-3.0 x baseline; >3.0 x baseline.
 CREATININE_BASELINE_MULTIPLES: tuple[float, float] = (1.5, 3.0)
+#: The analytes `grade` reads a baseline for (the patient's first result of the kind).
+BASELINE_GRADED = frozenset({*BASELINE_GRADE1_FROM, Analyte.CREATININE})
 
 
 class UngradableResult(ValueError):

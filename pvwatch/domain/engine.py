@@ -57,7 +57,6 @@ RULE_IDS: tuple[str, ...] = (
     EXPEDITED_OVERDUE, INFUSION_TEMPORAL, LOT_CLUSTER, FLARE_AFTER_TAPER, UNDOCUMENTED_BENEFIT,
 )
 
-BASELINE_GRADED = frozenset({ctcae.Analyte.ALT, ctcae.Analyte.AST, ctcae.Analyte.BILIRUBIN, ctcae.Analyte.CREATININE})
 LIVER = frozenset({ctcae.Analyte.ALT, ctcae.Analyte.AST, ctcae.Analyte.BILIRUBIN, ctcae.Analyte.ALP})
 
 #: The event types some rule reads, as they arrive or from a patient's history. The others (treatment starts and
@@ -73,21 +72,20 @@ RULE_INPUT_TYPES: frozenset[str] = frozenset({
 })
 
 
-
 def quiet_lab_bands(p: RuleParameters) -> dict[str, ctcae.QuietBand]:
     """Per LOINC code, the lab results no rule can use (ctcae-lab grades them below its alert grade whatever the
     baseline, hys-law can make neither a pair nor an exclusion of them), the replay screen's definition.
 
     A quiet result changes no alert, clock or later evaluation: the engine reads a patient's labs back only in
     `_to_grade` (when the first of a kind arrives late: a replay reads in order), in `_liver_results` (Hy's law
-    pairs and exclusions) and as the CTCAE baseline (`_first_labs`, read for BASELINE_GRADED analytes only: their
-    first result is never quiet); no other rule reads lab results. A disabled rule only widens the band; codes
-    missing here are never quiet."""
+    pairs and exclusions) and as the CTCAE baseline (`_first_labs`, read for ctcae.BASELINE_GRADED analytes only:
+    their first result is never quiet); no other rule reads lab results. A disabled rule only widens the band;
+    codes missing here are never quiet."""
     bands: dict[str, ctcae.QuietBand] = {}
     for code, analyte in ctcae.LOINC_ANALYTES.items():
         band = ctcae.QuietBand()
         if analyte is not ctcae.Analyte.ALP and p.enabled(CTCAE_LAB):  # as _evaluate_lab
-            band = ctcae.QuietBand(first_is_baseline=analyte in BASELINE_GRADED)
+            band = ctcae.QuietBand(first_is_baseline=analyte in ctcae.BASELINE_GRADED)
             graded = ctcae.quiet_band(analyte, p.ctcae_lab.alert_from_grade)
             if graded is None:
                 continue  # every grade alerts: no result is quiet
@@ -237,7 +235,7 @@ class SafetyEngine:
         if analyte is not ctcae.Analyte.ALP and self._enabled(CTCAE_LAB, output):
             # CTCAE v5.0 grades only these against the patient's baseline (ctcae.grade ignores it for the others)
             first = self._first_labs[(event.patient, event.loinc_code, event.unit)] if (
-                analyte in BASELINE_GRADED) else None
+                analyte in ctcae.BASELINE_GRADED) else None
             for lab in self._to_grade(event, patient, first):
                 baseline = first.value if first is not None and first.occurred_at < lab.occurred_at else None
                 alert = self._graded(lab, analyte, now, baseline)

@@ -189,8 +189,9 @@ def assert_no_hys_law_use(analyte: ctcae.Analyte, value: float, uln: float, p: h
 
 
 def test_the_first_result_is_kept_only_where_ctcae_grades_later_ones_against_it():
-    """CTCAE v5.0 grades ALT, AST, bilirubin and creatinine increases by multiples of the baseline (engine
-    BASELINE_GRADED): their first result stays; the first count, haemoglobin or ALP may be quiet like any other."""
+    """CTCAE v5.0 grades ALT, AST, bilirubin and creatinine increases by multiples of the baseline
+    (ctcae.BASELINE_GRADED): their first result stays; the first count, haemoglobin or ALP may be quiet like any
+    other."""
     firsts = {ctcae.LOINC_ANALYTES[code].value: band.first_is_baseline
               for code, band in quiet_lab_bands(DEFAULT).items()}
     assert firsts == {"alt": True, "ast": True, "bilirubin": True, "creatinine": True,
