@@ -24,7 +24,7 @@ on the order they arrived in (otherwise the live worker and a replay would disag
 
 from __future__ import annotations
 
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -88,14 +88,14 @@ def clusters(scope: str, key: str, events: Iterable[AttributedEvent], p: LotClus
 def _windows(scope: str, key: str, ordered: list[AttributedEvent], k: int, trigger: str,
              p: LotClusterParameters) -> list[Cluster]:
     window = timedelta(days=p.window_days)
+    onsets = [e.at for e in ordered]  # sorted: each window is a slice found by bisection
     if scope == "lot":
         for i, event in enumerate(ordered):
-            members = tuple(e for e in ordered[: i + 1] if event.at - e.at <= window)
+            members = tuple(ordered[bisect_left(onsets, event.at - window, hi=i + 1):i + 1])
             if len(members) >= k:
                 return [Cluster(scope, key, trigger, event, members, "first")]
         return []
     found: dict[int, Cluster] = {}
-    onsets = [e.at for e in ordered]
     for i, start in enumerate(ordered):
         block = _day(start.at) // p.window_days
         if block in found:
