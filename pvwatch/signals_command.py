@@ -113,14 +113,13 @@ def rebuild_signals(settings: Settings, db: Path) -> None:
     was (the worker's timer recomputes it, and counts its own failures), it does not undo the replay."""
     from datetime import UTC, datetime
 
-    from pvwatch.errors import PvwatchError
     from pvwatch.store.eventstore import EventStore
-    from pvwatch.store.signals import refresh_signals, thresholds_from_settings
+    from pvwatch.store.signals import RECOMPUTATION_ERRORS, refresh_signals, thresholds_from_settings
 
     store = EventStore(db)
     try:
         refresh = refresh_signals(store.con, thresholds_from_settings(settings), datetime.now(UTC))
-    except (PvwatchError, duckdb.Error, ValueError) as error:  # as the worker's timer (pyarrow raises ValueErrors)
+    except RECOMPUTATION_ERRORS as error:
         click.echo(f"warning: the signals table was not rebuilt: {str(error).splitlines()[0]}", err=True)
         return
     finally:

@@ -15,7 +15,7 @@ import json
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 
@@ -36,6 +36,7 @@ from pvwatch.domain.signals.disproportionality import (
     information_component,
 )
 from pvwatch.domain.signals.ebgm_fit import PriorFit, PriorFitFailed, distinct_points, fit_prior
+from pvwatch.errors import PvwatchError
 from pvwatch.events.signal import SignalDetected, signal_id_for
 from pvwatch.store.signal_reports import ReportRows, ReportsInvalid, load_reports_store
 from pvwatch.store.signal_reports import load_reports_csv as load_reports_csv  # re-exported beside the counting
@@ -77,9 +78,8 @@ def count_pairs(con: duckdb.DuckDBPyConnection, rows: ReportRows, stratify: Sequ
     event = pa.DictionaryArray.from_arrays(counted.event.astype(np.int32), rows.events)
     table = PairTable(counted.counts, counted.expected, counted.reports, pair_index, product, event, tuple(stratify))
     _register_pairs(con, table)
-    if stratify:
-        table = PairTable(counted.counts, _stratified_expected(con, stratify, pair_index.size), counted.reports,
-                          pair_index, product, event, tuple(stratify))
+    if stratify:  # E over strata, from the pairs just registered
+        table = replace(table, expected=_stratified_expected(con, stratify, pair_index.size))
         _register_pairs(con, table)
     return table
 
@@ -230,6 +230,10 @@ def _sql_path(path: Path) -> str:
 
 
 # --- the live table: recomputed over the store by the worker's timer, new or strengthened signals published ----
+
+#: What a recomputation over the store may raise and its callers report rather than let through (the worker's
+#: timer counts it and retries; `pvwatch replay` warns): pvwatch's own errors, DuckDB's, and pyarrow's ValueErrors.
+RECOMPUTATION_ERRORS = (PvwatchError, duckdb.Error, ValueError)
 
 
 @dataclass(frozen=True)

@@ -13,13 +13,12 @@ import logging
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-import duckdb
 import faust
 
 from pvwatch import metrics
 from pvwatch.domain.signals.criteria import SignalMethod, SignalThresholds
-from pvwatch.errors import PvwatchError
 from pvwatch.store.signals import (
+    RECOMPUTATION_ERRORS,
     MaxSprtMonitor,
     check_maxsprt,
     mark_signals_published,
@@ -35,7 +34,6 @@ log = logging.getLogger("pvwatch.signals")
 #: `pv_signal_recomputations_total{part, outcome}`: a failing timer is seen by Prometheus (SignalRecomputationFailing).
 DISPROPORTIONALITY_OUTCOMES = ("ok", "ebgm-fit-failed", "failed")
 MAXSPRT_OUTCOMES = ("ok", "failed")
-_STORE_ERRORS = (PvwatchError, duckdb.Error, ValueError)
 
 
 def initialise_signal_series(thresholds: SignalThresholds, msc_monitor: MaxSprtMonitor | None = None) -> None:
@@ -61,7 +59,7 @@ async def refresh_and_publish(writer: WriterClient, topic: faust.TopicT, thresho
     now = datetime.now(UTC)
     try:
         refresh = await writer.run_on_store("signals", refresh_signals, thresholds, now)
-    except _STORE_ERRORS as error:
+    except RECOMPUTATION_ERRORS as error:
         log.warning("signal recomputation failed (retried at the next tick): %s", error)
         metrics.SIGNAL_RECOMPUTATIONS.labels("disproportionality", "failed").inc()
     else:
@@ -74,7 +72,7 @@ async def refresh_and_publish(writer: WriterClient, topic: faust.TopicT, thresho
     if msc_monitor is not None:
         try:
             crossed = await writer.run_on_store("signals", check_maxsprt, msc_monitor, now)
-        except _STORE_ERRORS as error:
+        except RECOMPUTATION_ERRORS as error:
             log.warning("MaxSPRT check failed (retried at the next tick): %s", error)
             metrics.SIGNAL_RECOMPUTATIONS.labels("maxsprt", "failed").inc()
         else:
@@ -84,7 +82,7 @@ async def refresh_and_publish(writer: WriterClient, topic: faust.TopicT, thresho
                             crossed.event, crossed.llr, crossed.critical_value)
     try:
         pending = await writer.run_on_store("signals", unpublished_signals)
-    except _STORE_ERRORS as error:
+    except RECOMPUTATION_ERRORS as error:
         log.warning("reading the signal outbox failed (retried at the next tick): %s", error)
         return
     if not pending:
