@@ -124,7 +124,6 @@ class FrozenCollector:
             return False
         gc.unfreeze()
         gc.collect()  # its survivors are frozen again by _freeze_survivors
-        gc.freeze()
         self._last = time.monotonic()
         return True
 
