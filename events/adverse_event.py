@@ -13,6 +13,10 @@ from pvwatch.events.envelope import EventEnvelope, ShortText
 from pvwatch.events.vocabulary import AtcCode, LotId
 
 CaseId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")]
+#: Keyed-hash pseudonym of the person who reported (pvwatch.pseudonym, reporter domain): the raw name, e-mail or
+#: registration number is replaced at the edge (`reporter_ref`) and never travels.
+REPORTER_PSEUDONYM_PATTERN = r"^rp-[0-9a-f]{20}$"
+ReporterPseudonym = Annotated[str, StringConstraints(pattern=REPORTER_PSEUDONYM_PATTERN)]
 
 
 class SeriousnessCriteria(BaseModel):
@@ -94,6 +98,9 @@ class AdverseEventReported(EventEnvelope):
     report_kind: Literal["initial", "follow-up"] = Field(
         default="initial", description="initial, or follow-up (a new version of the same case_id).")
     reporter_type: ReporterType = Field(description="Primary source qualification (E2B(R3) C.2.r.4).")
+    reporter: ReporterPseudonym | None = Field(
+        default=None, description="Pseudonym of the primary source (E2B(R3) C.2.r.1-2), 'rp-' and 20 hex digits: "
+                                  "send the raw identifier as reporter_ref, the edge replaces it. Optional.")
     awareness_date: date = Field(description="ICH day 0: first awareness of the four minimum criteria.")
     onset_date: date | None = Field(default=None, description="Start of the event (E2B(R3) E.i.4).")
     resolution_date: date | None = Field(default=None, description="When the event resolved (E2B(R3) E.i.5).")

@@ -45,6 +45,12 @@ def event_schema(type_name: str, *, ingest: bool = True) -> dict[str, Any]:
             "`patient`, a keyed-hash pseudonym; it never reaches Kafka, the store, logs or metrics.",
         }
         schema["oneOf"] = [{"required": ["patient_ref"]}, {"required": ["patient"]}]
+        if "reporter" in schema["properties"]:
+            schema["properties"]["reporter_ref"] = {
+                "type": ["string", "integer"], "minLength": 1, "title": "Reporter Ref",
+                "description": "The reporter's own identifier (name, e-mail or registration number). Replaced at "
+                "the ingest edge by `reporter`, a keyed-hash pseudonym; it never reaches Kafka or the store.",
+            }
     else:
         schema["required"].append("patient")
     return schema
