@@ -31,6 +31,9 @@ from pvwatch.domain.parameters import (
 from pvwatch.errors import ConfigError
 
 COMMON_KEYS = {"version", "source", "enabled"}
+#: libyaml's parser with PyYAML's safe constructor (the same documents, the same types): rules.yaml and rsi.yaml
+#: parse in ~1 ms instead of ~17 ms, which every `pvwatch replay` (a ~0.3 s run) and worker start pays.
+_SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 def _read_yaml(path: Path | None, packaged: str) -> tuple[str, Any]:
@@ -44,7 +47,7 @@ def _read_yaml(path: Path | None, packaged: str) -> tuple[str, Any]:
             raise ConfigError(f"cannot read {path}: {error.strerror}") from None
         name = str(path)
     try:
-        return name, yaml.safe_load(text)
+        return name, yaml.load(text, Loader=_SAFE_LOADER)
     except yaml.YAMLError as error:
         raise ConfigError(f"{name} is not valid YAML: {error}") from None
 
