@@ -15,7 +15,12 @@ The model's choice, documented in docs/interop.md:
   different reports that reuse the same identifiers (FDA's own examples do) are both kept, not one dropped;
 * the patient pseudonym is the keyed hash of the first patient record number D.1.1.1-4, or else of the case
   id; initials (D.1) never leave this module; sex (D.5) and the birth date (D.2.1) cut to year-month go out as
-  one `patient-updated` per ICSR.
+  one `patient-updated` per ICSR;
+* the reporter pseudonym (`reporter`, what duplicate-case compares) is the keyed hash, in the reporter domain, of
+  the primary source's name C.2.r.1.2-4 with its organisation C.2.r.2.1; no name (absent or masked) gives none.
+  Nothing else of C.2.r (title, address, telephone, e-mail) leaves this module. The pseudonym is left out of the
+  event id's digest, so ids are those of imports made before reporters were read, and an export (which has no
+  name to write) re-imports to the same ids.
 """
 
 from __future__ import annotations
@@ -80,9 +85,14 @@ WHO_UMC = {"certain": "certain", "probable": "probable", "likely": "probable", "
            "unassessable": "unassessable", "unclassifiable": "unassessable",
            "unassessable/unclassifiable": "unassessable"}
 
+#: C.2.r primary source: the author of a sourceReport relatedInvestigation (name C.2.r.1, organisation C.2.r.2,
+#: qualification C.2.r.4 under it).
+PRIMARY_SOURCE_AUTHOR = "hl7:subjectOf2/hl7:controlActEvent/hl7:author/hl7:assignedEntity"
+
 #: pvwatch field -> E2B(R3) data element, so a rejection names the field the sender knows.
 E2B_FIELDS = {"case_id": "C.1.8.1", "awareness_date": "C.1.4/C.1.5", "recorded_at": "C.1.5",
-              "reporter_type": "C.2.r.4", "onset_date": "E.i.4", "term": "E.i.1", "meddra_pt_code": "E.i.2.1b",
+              "reporter_type": "C.2.r.4", "reporter": "C.2.r.1-2", "onset_date": "E.i.4", "term": "E.i.1",
+              "meddra_pt_code": "E.i.2.1b",
               "meddra_version": "E.i.2.1a", "resolution_date": "E.i.5", "birth_year_month": "D.2.1",
               "sex": "D.5",
               "seriousness": "E.i.3.2", "outcome": "E.i.7", "products": "G.k", "narrative": "H.1"}
@@ -211,6 +221,7 @@ class IcsrReader:
         self.assessment = icsr.find("hl7:component/hl7:adverseEventAssessment", NS)
         self.role = None if self.assessment is None else self.assessment.find(
             "hl7:subject1/hl7:primaryRole", NS)
+        self.reporter: str | None = None  # the primary source's pseudonym, set by read()
 
     def _id(self, root: str) -> str | None:
         for identifier in self.icsr.iterfind("hl7:id", NS):
@@ -261,20 +272,41 @@ class IcsrReader:
             return (onset - born).days / 365.25
         return None
 
-    def _reporter_type(self, onset: date | None) -> str | None:
-        """C.2.r.4 of the primary source for regulatory purposes (C.2.r.5), else of the first primary source."""
-        qualifications: list[tuple[bool, str | None]] = []
+    @cached_property
+    def _primary_source(self) -> etree._Element | None:
+        """The primary source (C.2.r) for regulatory purposes (C.2.r.5), else the first; None when there is none."""
+        sources: list[tuple[bool, etree._Element]] = []
         for relation in self.icsr.iterfind("hl7:outboundRelationship", NS):
             investigation = relation.find("hl7:relatedInvestigation", NS)
-            if _attr(investigation, "hl7:code", "code") != "2":  # 2 = sourceReport (C.2.r)
+            if investigation is None or _attr(investigation, "hl7:code", "code") != "2":  # 2 = sourceReport (C.2.r)
                 continue
-            person = ("hl7:subjectOf2/hl7:controlActEvent/hl7:author/hl7:assignedEntity/hl7:assignedPerson/"
-                      "hl7:asQualifiedEntity/hl7:code")
-            regulatory = relation.find("hl7:priorityNumber", NS) is not None
-            qualifications.append((regulatory, _attr(investigation, person, "code")))
-        if not qualifications:
+            sources.append((relation.find("hl7:priorityNumber", NS) is not None, investigation))
+        return sorted(sources, key=lambda item: not item[0])[0][1] if sources else None
+
+    def _reporter_ref(self) -> str | None:
+        """The primary source's given, middle and family names (C.2.r.1.2-4) with its organisation (C.2.r.2.1):
+        the raw identity the reporter pseudonym is made from. None without a name (absent, or masked with a
+        nullFlavor, as E2B(R3) allows for privacy): an organisation alone is no person (two clinicians of one
+        hospital are two reporters). The title C.2.r.1.1 is left out: "Dr" and "Doctor" are one person."""
+        source = self._primary_source
+        author = None if source is None else source.find(PRIMARY_SOURCE_AUTHOR, NS)
+        name = None if author is None else author.find("hl7:assignedPerson/hl7:name", NS)
+        if author is None or name is None:
             return None
-        code = sorted(qualifications, key=lambda item: not item[0])[0][1]
+        parts = [" ".join(part.text.split()) for part in name
+                 if part.tag in (f"{{{NS['hl7']}}}given", f"{{{NS['hl7']}}}family") and part.text and part.text.strip()]
+        if not parts:
+            return None
+        organisation = _text(author, "hl7:representedOrganization/hl7:assignedEntity/hl7:representedOrganization/"
+                                     "hl7:name")
+        return " ".join(parts) + (f" | {organisation}" if organisation else "")
+
+    def _reporter_type(self, onset: date | None) -> str | None:
+        """C.2.r.4 of the primary source for regulatory purposes (C.2.r.5), else of the first primary source."""
+        source = self._primary_source
+        if source is None:
+            return None
+        code = _attr(source, f"{PRIMARY_SOURCE_AUTHOR}/hl7:assignedPerson/hl7:asQualifiedEntity/hl7:code", "code")
         if code in PROFESSIONAL_REPORTERS:
             return PROFESSIONAL_REPORTERS[code]
         if code in NON_PROFESSIONAL_REPORTERS:
@@ -351,6 +383,8 @@ class IcsrReader:
                                "must withdraw it in pvwatch (nothing imported)")
             return
         patient = self.pseudonymiser.pseudonym(self._patient_ref(case_id))
+        reporter_ref = self._reporter_ref()
+        self.reporter = None if reporter_ref is None else self.pseudonymiser.reporter_pseudonym(reporter_ref)
         products = self._products()
         reactions = list(_observations(self.role, CODE_REACTION)) if self.role is not None else []
         if not reactions:
@@ -412,6 +446,7 @@ class IcsrReader:
             "case_id": case_id,
             "report_kind": "follow-up" if is_follow_up else "initial",
             "reporter_type": self._reporter_type(onset_date),
+            "reporter": self.reporter,
             "awareness_date": awareness.date(),
             "onset_date": onset_date,
             "term": term,
@@ -430,7 +465,8 @@ class IcsrReader:
         if end is not None and end.date() is not None:
             record["resolution_date"] = end.date()
         record = {key: value for key, value in record.items() if value is not None}
-        record["event_id"] = import_event_id("e2b", content_digest(record))
+        identified = {key: value for key, value in record.items() if key != "reporter"}  # see the module docstring
+        record["event_id"] = import_event_id("e2b", content_digest(identified))
         self.result.add(where, record, E2B_FIELDS)
 
 

@@ -266,7 +266,11 @@ def test_export_then_import_gives_the_same_events(tmp_path, pseudonymiser):
         target.write_bytes(build_icsr(adverse_events(ImportResult(items=list(events))), sender="PVWATCH",
                                       receiver="ZZFDA", now=datetime.now(UTC), patient=patient))
         again = import_e2b(target, pseudonymiser).events
-        assert [e.model_dump() for e in again] == [e.model_dump() for e in events], source.name
+        # the reporter's name is not in pvwatch to write (only its pseudonym): the re-import has no reporter, and
+        # the same event ids, as the pseudonym is not part of an id
+        assert [e.model_dump(exclude={"reporter"}) for e in again] == \
+            [e.model_dump(exclude={"reporter"}) for e in events], source.name
+        assert {getattr(e, "reporter", None) for e in again} == {None}
 
 
 def test_a_follow_up_exports_with_the_first_awareness_as_c14_and_reimports_as_a_follow_up(tmp_path, pseudonymiser):
@@ -280,7 +284,8 @@ def test_a_follow_up_exports_with_the_first_awareness_as_c14_and_reimports_as_a_
     target = tmp_path / "follow-up-export.xml"
     target.write_bytes(etree.tostring(icsr))
     again = adverse_events(import_e2b(target, pseudonymiser))
-    assert [e.model_dump() for e in again] == [e.model_dump() for e in follow_up]
+    assert [e.model_dump(exclude={"reporter"}) for e in again] == \
+        [e.model_dump(exclude={"reporter"}) for e in follow_up]  # the reporter's name is not exported
 
 
 def test_a_pvwatch_case_exports_with_its_clinical_content(tmp_path, pseudonymiser):
@@ -365,3 +370,41 @@ def test_a_partial_onset_date_is_not_invented_and_the_operator_is_told(tmp_path,
     first = adverse_events(result)[0]
     assert first.onset_date is None and first.occurred_at.date() == date(2022, 6, 14)  # falls back to day 0
     assert any("partial onset date 201410 (E.i.4)" in note for note in result.notes)
+
+
+# --- the primary source's identity (C.2.r.1-2) as a reporter pseudonym ---
+
+NAMED = ("<given>Roger</given>", "<family>Robertson</family>")  # scenario 1, C.2.r.1.2 and C.2.r.1.4 (lines 784-787)
+
+
+def test_the_primary_source_s_name_becomes_a_reporter_pseudonym_and_goes_no_further(pseudonymiser):
+    result = import_e2b(SCENARIO_1, pseudonymiser)
+    assert {e.reporter for e in adverse_events(result)} == {pseudonymiser.reporter_pseudonym("Roger Robertson")}
+    wire = b"".join(encode_event(event) for event in result.events)
+    for raw in (b"Roger", b"Robertson", b"Elm St", b"6102227777", b"alladdresses@site.com"):  # C.2.r.1-2 (766-787)
+        assert raw not in wire
+
+
+def test_the_title_is_not_part_of_the_reporter_but_the_organisation_is(tmp_path, pseudonymiser):
+    def reporters(*replacements: tuple[str, str]) -> set[str | None]:
+        path = variant(tmp_path, SCENARIO_1, *replacements) if replacements else SCENARIO_1
+        return {e.reporter for e in adverse_events(import_e2b(path, pseudonymiser))}
+
+    # C.2.r.2.2 department and C.2.r.2.1 organisation, where the IG puts them (as the sender's C.3.3.1 and C.3.2)
+    text = SCENARIO_1.read_text(encoding="utf-8")
+    closing = text[text.index("</assignedPerson>", text.index(NAMED[1])):]
+    closing = closing[:closing.index("</assignedEntity>") + len("</assignedEntity>")]
+    organisation = (closing, "</assignedPerson><representedOrganization><name>Cardiology</name><assignedEntity>"
+                             "<representedOrganization><name>Metropolis General</name></representedOrganization>"
+                             "</assignedEntity></representedOrganization></assignedEntity>")
+    assert reporters(("<prefix>Doctor</prefix>", "<prefix>Dr</prefix>")) == reporters()
+    assert reporters(organisation) == {pseudonymiser.reporter_pseudonym("Roger Robertson | Metropolis General")}
+
+
+def test_a_masked_or_missing_name_gives_no_reporter_and_the_same_event_ids(tmp_path, pseudonymiser):
+    named = adverse_events(import_e2b(SCENARIO_1, pseudonymiser))
+    masked = adverse_events(import_e2b(variant(tmp_path, SCENARIO_1, (NAMED[0], '<given nullFlavor="MSK"/>'),
+                                               (NAMED[1], '<family nullFlavor="MSK"/>')), pseudonymiser))
+    assert [e.reporter for e in masked] == [None, None]
+    assert [e.reporter_type for e in masked] == [e.reporter_type for e in named]  # C.2.r.4 still read
+    assert [e.event_id for e in masked] == [e.event_id for e in named]
