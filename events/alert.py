@@ -1,4 +1,10 @@
-"""A safety alert: a derived fact, published on pv.safety.alert.v1 and stored in the `alerts` table."""
+"""A safety alert: a derived fact, published on pv.safety.alert.v1 and stored in the `alerts` table.
+
+An alert the complete log no longer supports (a late result removed the condition it stood on: docs/rules.md,
+"Late and out-of-order events") is withdrawn: deleted from `alerts` and published once more on the same topic,
+under the same alert_id, with `withdrawal` saying why and which event made it untrue. Messages without
+`withdrawal` (every message before it existed) are raised or revised alerts.
+"""
 
 from __future__ import annotations
 
@@ -28,6 +34,16 @@ def alert_id_for(rule_id: str, rule_version: int, dedupe_key: str) -> UUID:
     return uuid5(ALERT_NAMESPACE, f"{rule_id}/{rule_version}/{dedupe_key}")
 
 
+class AlertWithdrawal(BaseModel):
+    """Why an alert was withdrawn: the reason in the officer's words and the event that made it untrue."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    reason: Annotated[str, StringConstraints(max_length=300)]
+    event_id: UUID = Field(description="The event whose arrival made the alert untrue.")
+    withdrawn_at: AwareDatetime = Field(description="When pvwatch withdrew the alert.")
+
+
 class SafetyAlert(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -44,3 +60,14 @@ class SafetyAlert(BaseModel):
     raised_at: AwareDatetime = Field(description="When pvwatch raised the alert.")
     summary: Annotated[str, StringConstraints(max_length=300)]
     details: dict[str, AlertDetail] = Field(default_factory=dict)
+    withdrawal: AlertWithdrawal | None = Field(
+        default=None, description="Set on the message that withdraws the alert; absent while it stands.")
+
+    @property
+    def withdrawn(self) -> bool:
+        return self.withdrawal is not None
+
+    def wire_json(self) -> bytes:
+        """The message for pv.safety.alert.v1: `withdrawal` only when set, so a standing alert's message is what it
+        was before withdrawals existed (a consumer built on that schema still reads it)."""
+        return self.model_dump_json(exclude=None if self.withdrawn else {"withdrawal"}).encode()

@@ -7,6 +7,12 @@ pvwatch/rules.yaml. Because alert ids are derived from the evidence (rule, versi
 the same log yields the same alerts whether it arrives live, late, out of order or is replayed in bulk.
 Time-driven alerts (`expedited-due-soon`, `expedited-overdue`) come from `clock_alerts(now)`, called on a timer
 by the worker and once at the end of a replay; their occurred_at is the deadline instant, not the call time.
+
+Some alerts stand on the absence of something (WITHDRAWABLE_RULES: no cholestatic ALP near a Hy's law pair, no
+later score before a taper than a flare's baseline, no submission before a clock's deadline). An event that
+arrives late can remove that absence after the alert was raised; the engine then withdraws the alert
+(`EngineOutput.withdrawn`), so the standing alerts are a function of the set of events whatever their arrival order,
+and live and replay agree (docs/rules.md, "Late and out-of-order events").
 """
 
 from __future__ import annotations
@@ -32,7 +38,7 @@ from pvwatch.domain.expectedness import unexpected_suspects
 from pvwatch.domain.history import History, PatientHistory
 from pvwatch.domain.parameters import RuleParameters
 from pvwatch.events.adverse_event import AdverseEventReported
-from pvwatch.events.alert import AlertDetail, SafetyAlert, Severity, alert_id_for
+from pvwatch.events.alert import AlertDetail, AlertWithdrawal, SafetyAlert, Severity, alert_id_for
 from pvwatch.events.disease_activity import DiseaseActivityAssessed, Instrument
 from pvwatch.events.envelope import EventEnvelope
 from pvwatch.events.infusion import MscInfusionGiven
@@ -56,6 +62,11 @@ RULE_IDS: tuple[str, ...] = (
     serious_ae.RULE_ID, duplicate_case.RULE_ID, CTCAE_LAB, HYS_LAW, EXPEDITED_CLOCK, EXPEDITED_DUE_SOON,
     EXPEDITED_OVERDUE, INFUSION_TEMPORAL, LOT_CLUSTER, FLARE_AFTER_TAPER, UNDOCUMENTED_BENEFIT,
 )
+
+#: Rules whose alerts need the absence of an event, so that a late event can make a raised alert untrue: the engine
+#: withdraws it (hys-law: an ALP >= 2 x ULN near the pair; flare-after-taper: a later baseline score before the
+#: taper, or the diagnoses as last recorded; due-soon/overdue: a submission dated before the crossing).
+WITHDRAWABLE_RULES: frozenset[str] = frozenset({HYS_LAW, FLARE_AFTER_TAPER, EXPEDITED_DUE_SOON, EXPEDITED_OVERDUE})
 
 LIVER = frozenset({ctcae.Analyte.ALT, ctcae.Analyte.AST, ctcae.Analyte.BILIRUBIN, ctcae.Analyte.ALP})
 
@@ -129,6 +140,12 @@ class EngineOutput:
     evaluations: dict[str, int] = field(default_factory=lambda: dict.fromkeys(RULE_IDS, 0))
     #: clocks started or changed by this batch (upsert into expedited_reports)
     clocks: dict[tuple[str, str], ClockRow] = field(default_factory=dict)
+    #: alerts standing before this call that its events made untrue: alert id -> why and which event (delete them
+    #: from `alerts` and publish the withdrawal). An alert raised and made untrue within the call is in neither list.
+    withdrawn: dict[UUID, AlertWithdrawal] = field(default_factory=dict)
+    #: bookkeeping of the call: ids that began to stand in it, ids withdrawn in it (see SafetyEngine._withdraw)
+    _stood: set[UUID] = field(default_factory=set, repr=False)
+    _unstood: set[UUID] = field(default_factory=set, repr=False)
 
 
 class SafetyEngine:
@@ -154,6 +171,9 @@ class SafetyEngine:
         #: case id -> the patient whose case it is: clocks and case alerts are keyed on the case id alone, so the
         #: live path refuses another patient's report under it (streams/pipeline.py, dead letter `case_conflict`)
         self._case_patients: dict[str, str] = {}
+        #: (patient, rule) -> ids of the standing alerts of WITHDRAWABLE_RULES: raised by this engine and not
+        #: withdrawn, or (a worker starting) stored (`remember_alerts`)
+        self._standing: dict[tuple[str, str], set[UUID]] = defaultdict(set)
 
     # --- loading and applying ---------------------------------------------------------------------------------
 
@@ -168,6 +188,42 @@ class SafetyEngine:
         for pseudonym, case_id in touched:
             self._recompute_clocks(self.history.patient(pseudonym), case_id)
 
+    def remember_alerts(self, stored: Iterable[tuple[UUID, str, int, str]]) -> None:
+        """Stored alerts (alert id, rule, rule version, patient) as standing (worker start-up), so that a late event
+        can withdraw an alert raised before the restart. Only the current version's: replay derives no other."""
+        for alert_id, rule_id, version, patient in stored:
+            if rule_id in WITHDRAWABLE_RULES and version == self.p.version(rule_id):
+                self._standing[(patient, rule_id)].add(alert_id)
+
+    def standing(self, alerts: Iterable[SafetyAlert]) -> list[SafetyAlert]:
+        """`alerts`, derivations gathered over several `apply` calls (replay), without those withdrawn since."""
+        held = self._standing
+        return [alert for alert in alerts if alert.rule_id not in WITHDRAWABLE_RULES
+                or alert.alert_id in held.get((alert.patient, alert.rule_id), ())]
+
+    def _stand(self, alert: SafetyAlert, output: EngineOutput | None) -> None:
+        """`alert` (of WITHDRAWABLE_RULES) is supported by the events seen: it stands."""
+        standing = self._standing[(alert.patient, alert.rule_id)]
+        if alert.alert_id in standing:
+            return
+        standing.add(alert.alert_id)
+        if output is not None and output.withdrawn.pop(alert.alert_id, None) is None:
+            output._stood.add(alert.alert_id)  # not withdrawn earlier in this call: it begins to stand in it
+
+    def _withdraw(self, alert_id: UUID, rule_id: str, patient: str, reason: str, event_id: UUID, now: datetime,
+                  output: EngineOutput) -> None:
+        """`alert_id`, if it stands, is no longer supported by the events seen: it is withdrawn."""
+        standing = self._standing.get((patient, rule_id))
+        if standing is None or alert_id not in standing:
+            return
+        standing.discard(alert_id)
+        self._emitted.pop(alert_id, None)  # derived again later (a flare's baseline changes back): news again
+        output._unstood.add(alert_id)
+        if alert_id in output._stood:
+            output._stood.discard(alert_id)  # raised and made untrue in this call: never stored, nothing to say
+        else:
+            output.withdrawn[alert_id] = AlertWithdrawal(reason=reason[:300], event_id=event_id, withdrawn_at=now)
+
     def apply(self, events: Iterable[EventEnvelope], now: datetime, *, in_order: bool = False) -> EngineOutput:
         """Evaluate `events` in (occurred_at, event id) order; `in_order`: they come in that order already (replay
         reads the log so: ORDER BY occurred_at, event_id, and DuckDB orders UUIDs as their integers), no sort."""
@@ -179,6 +235,12 @@ class SafetyEngine:
             patient = add(event)
             index(event)
             evaluate(event, patient, now, output)
+        if output.clocks:
+            self._withdraw_clock_alerts(output.clocks.values(), now, output)
+        if output._unstood:  # derivations of alerts withdrawn in this call (and not raised again) are not news
+            held = self._standing
+            output.alerts = [alert for alert in output.alerts if alert.alert_id not in output._unstood
+                             or alert.alert_id in held.get((alert.patient, alert.rule_id), ())]
         output.alerts = self._changed(output.alerts)
         return output
 
@@ -242,7 +304,10 @@ class SafetyEngine:
                 if alert is not None:
                     output.alerts.append(alert)
         if analyte in LIVER and self._enabled(HYS_LAW, output):
-            output.alerts.extend(self._hys_law(event, analyte, patient, now))
+            if analyte is ctcae.Analyte.ALP:
+                self._withdraw_hys_law(event, patient, now, output)
+            else:
+                output.alerts.extend(self._hys_law(event, analyte, patient, now, output))
 
     def _evaluate(self, event: EventEnvelope, patient: PatientHistory, now: datetime, output: EngineOutput) -> None:
         if isinstance(event, LabResultReported):  # most events are lab results: one test, not a chain of them
@@ -282,7 +347,10 @@ class SafetyEngine:
                     event.drug_class not in self.p.tapered_classes):
                 return
             if self._enabled(FLARE_AFTER_TAPER, output):
-                alerts.extend(self._flares(event, patient, now))
+                alerts.extend(self._flares(event, patient, now, output))
+        elif isinstance(event, PatientEnrolled | PatientUpdated):
+            if FLARE_AFTER_TAPER not in self.p.disabled:  # not counted: most enrolments have no taper to judge
+                alerts.extend(self._flares_rejudged(event, patient, now, output))
         elif isinstance(event, OutcomeClaimReported) and event.direction == "improved":
             # a claimed benefit; a claimed worsening is not a benefit claim (and may be an adverse event to report)
             if self._enabled(UNDOCUMENTED_BENEFIT, output) and undocumented_benefit.benefit_is_undocumented(
@@ -354,7 +422,7 @@ class SafetyEngine:
         return found
 
     def _hys_law(self, event: LabResultReported, analyte: ctcae.Analyte, patient: PatientHistory,
-                 now: datetime) -> list[SafetyAlert]:
+                 now: datetime, output: EngineOutput) -> list[SafetyAlert]:
         p = self.p.hys_law
         if not event.reference_high or event.comparator is not None:
             return []
@@ -370,8 +438,8 @@ class SafetyEngine:
         alerts = []
         for case in hys_law.cases_with(new, [r for _, r in results.values()], self.p.hys_law):
             t, b = case.transaminase, case.bilirubin
-            # The alert is the pair: an ALP that arrives after it cannot change what was raised, so the ALP is
-            # not part of its content (replay and live then agree whatever order the results came in).
+            # The alert is the pair; the ALP seen so far is not part of its content (an ALP that arrives later
+            # either leaves it as it is or withdraws it: _withdraw_hys_law), so live and replay say the same.
             alerts.append(self._alert(
                 HYS_LAW, f"{t.event_id}|{b.event_id}", Severity.CRITICAL, event.patient,
                 (labs[t.event_id], labs[b.event_id]), now,
@@ -381,7 +449,29 @@ class SafetyEngine:
                 {"transaminase": t.analyte.value, "transaminase_x_uln": round(t.times_uln, 2),
                  "bilirubin_x_uln": round(b.times_uln, 2)},
             ))
+            self._stand(alerts[-1], output)
         return alerts
+
+    def _withdraw_hys_law(self, event: LabResultReported, patient: PatientHistory, now: datetime,
+                          output: EngineOutput) -> None:
+        """An ALP >= `alp_uln_multiple` x ULN withdraws the standing pairs within the window of both of its results
+        (hys_law.excluded_by: the order-independent reading of the FDA's "no initial findings of cholestasis")."""
+        p = self.p.hys_law
+        if (not event.reference_high or event.comparator is not None
+                or event.value / event.reference_high < p.alp_uln_multiple
+                or not self._standing.get((event.patient, HYS_LAW))):
+            return  # most ALPs: normal, or the patient has no standing Hy's law alert
+        results = self._liver_results(patient)
+        if event.event_id not in results:
+            return
+        alp = results[event.event_id][1]
+        version = self.p.version(HYS_LAW)
+        for t, b in hys_law.excluded_by(alp, [r for _, r in results.values()], p):
+            self._withdraw(
+                alert_id_for(HYS_LAW, version, f"{t.event_id}|{b.event_id}"), HYS_LAW, event.patient,
+                f"ALP {alp.times_uln:.1f} x ULN on {alp.taken_at.date().isoformat()}, within "
+                f"{p.pairing_window_days} days of both results: a cholestatic pattern, not a potential Hy's law case "
+                "(FDA DILI guidance 2009: no initial findings of cholestasis)", event.event_id, now, output)
 
     # --- expedited-clock --------------------------------------------------------------------------------------------
 
@@ -450,11 +540,7 @@ class SafetyEngine:
         alerts = []
         for row in self.clocks.values() if rows is None else rows:
             clock = row.clock
-            for rule_id, crossed, at, severity in (
-                (EXPEDITED_DUE_SOON, clock.became_due_soon(now, self.p.clocks), clock.due_soon_at(self.p.clocks),
-                 Severity.WARNING),
-                (EXPEDITED_OVERDUE, clock.became_overdue(now), clock.due_at, Severity.CRITICAL),
-            ):
+            for rule_id, crossed, at, severity in self._crossings(clock, now):
                 if not crossed or not self.p.enabled(rule_id):
                     continue
                 version = self.p.version(rule_id)
@@ -469,7 +555,39 @@ class SafetyEngine:
                     details={"category": clock.category.value, "due_date": clock.due_date.isoformat(),
                              "submitted": clock.submitted_at is not None},
                 ))
+                self._stand(alerts[-1], None)
         return self._changed(alerts)  # the timer asks every minute: only news reaches the store
+
+    def _crossings(self, clock: expedited.ExpeditedClock,
+                   now: datetime) -> tuple[tuple[str, bool, datetime, Severity], ...]:
+        """(rule, whether the clock has crossed its instant by `now`, the instant, severity) for due-soon and overdue:
+        functions of the log (the submission's occurred_at) and `now` only."""
+        return (
+            (EXPEDITED_DUE_SOON, clock.became_due_soon(now, self.p.clocks), clock.due_soon_at(self.p.clocks),
+             Severity.WARNING),
+            (EXPEDITED_OVERDUE, clock.became_overdue(now), clock.due_at, Severity.CRITICAL),
+        )
+
+    def _withdraw_clock_alerts(self, rows: Iterable[ClockRow], now: datetime, output: EngineOutput) -> None:
+        """Withdraw the standing due-soon and overdue alerts of changed clocks that had not crossed after all: a
+        `report-submitted` dated before the crossing arrived after the wall clock had passed it."""
+        for row in rows:
+            clock = row.clock
+            for rule_id, crossed, at, _ in self._crossings(clock, now):
+                standing = self._standing.get((row.patient, rule_id))
+                if crossed or not standing:
+                    continue
+                alert_id = alert_id_for(rule_id, self.p.version(rule_id), f"{clock.case_id}|{clock.category.value}")
+                if clock.submitted_at is not None and clock.submission_event_id is not None:
+                    reason = (f"{clock.category.value} report submitted {clock.submitted_at.isoformat()}, before "
+                              f"{'its due-soon window opened' if rule_id == EXPEDITED_DUE_SOON else 'its deadline'} "
+                              f"({at.isoformat()})")
+                    cause = clock.submission_event_id
+                else:
+                    reason = f"the clock's {'due-soon window' if rule_id == EXPEDITED_DUE_SOON else 'deadline'} " \
+                             f"moved to {at.isoformat()}"
+                    cause = clock.evidence_event_ids[-1]
+                self._withdraw(alert_id, rule_id, row.patient, reason, cause, now, output)
 
     def _hours(self) -> str:
         return f"{self.p.clocks.due_soon_hours:g} h"
@@ -624,9 +742,11 @@ class SafetyEngine:
             self._flare_index(event.patient).add_taper(fact)
         self._flare_inputs[event.event_id] = (fact, event)
 
-    def _flares(self, event: EventEnvelope, patient: PatientHistory, now: datetime) -> list[SafetyAlert]:
+    def _flares(self, event: EventEnvelope, patient: PatientHistory, now: datetime,
+                output: EngineOutput) -> list[SafetyAlert]:
         """The flares `event` takes part in (as the taper, the baseline or the later score), from the patient's
-        FlareIndex: bisection, not a scan of the history per event."""
+        FlareIndex: bisection, not a scan of the history per event. A score that arrives late and becomes the
+        baseline of a taper withdraws that taper's standing flares it no longer supports."""
         known = self._flare_inputs.get(event.event_id)
         if known is None:
             return []  # a score of another instrument
@@ -640,6 +760,43 @@ class SafetyEngine:
             triples.sort(key=lambda triple: triple[0].stopped)
         if not triples:
             return []  # most scores: the patient has no taper near them
+        alerts = self._flare_alerts(triples, patient, now, output)
+        if isinstance(fact, flare.ActivityScore) and self._standing.get((event.patient, FLARE_AFTER_TAPER)):
+            supported = {alert.alert_id for alert in alerts}
+            version = self.p.version(FLARE_AFTER_TAPER)
+            for taper, baseline, after in triples:
+                if baseline is not fact:
+                    continue  # the score is the later one: no other flare changed
+                alert_id = alert_id_for(FLARE_AFTER_TAPER, version, f"{taper.event_id}|{after.event_id}")
+                if alert_id not in supported:
+                    self._withdraw(
+                        alert_id, FLARE_AFTER_TAPER, event.patient,
+                        f"{fact.instrument} {fact.score:g} ({fact.assessed_by}) on {fact.at.date().isoformat()} is "
+                        f"the latest score before {taper.drug} was {'stopped' if taper.stopped else 'tapered'}: "
+                        f"from that baseline {after.score:g} is no flare", fact.event_id, now, output)
+        return alerts
+
+    def _flares_rejudged(self, event: PatientEnrolled | PatientUpdated, patient: PatientHistory, now: datetime,
+                         output: EngineOutput) -> list[SafetyAlert]:
+        """Every flare of the patient judged again by the diagnoses as last recorded (which index, which JIA
+        category's cut-offs); the standing flares they no longer support are withdrawn."""
+        index = self._flare_indexes.get(event.patient)
+        if index is None or not index.tapers:
+            return []  # most patients: no taper, no flare
+        triples = [triple for taper in index.tapers for triple in index.after_taper(taper)]
+        alerts = self._flare_alerts(triples, patient, now, output) if triples else []
+        standing = self._standing.get((event.patient, FLARE_AFTER_TAPER))
+        if standing:
+            conditions = ", ".join(self._conditions(patient)) or "none"
+            for alert_id in sorted(standing - {alert.alert_id for alert in alerts}):
+                self._withdraw(alert_id, FLARE_AFTER_TAPER, event.patient,
+                               f"no flare by the index of the diagnoses as last recorded ({conditions})",
+                               event.event_id, now, output)
+        return alerts
+
+    def _flare_alerts(self, triples: list[flare.Triple], patient: PatientHistory, now: datetime,
+                      output: EngineOutput) -> list[SafetyAlert]:
+        """The triples that are flares by the patient's disease index, as alerts (which then stand)."""
         conditions = self._conditions(patient)
         jia = next((c for c in conditions if c.startswith("JIA")), None)
         diseases = [(flare.Disease.JIA, self.p.jia_categories.category_of(jia or ""))]
@@ -664,6 +821,7 @@ class SafetyEngine:
                      "from_level": found.from_level, "to_level": found.to_level, "drug": found.taper.drug,
                      "days_after_taper": (found.after.at - found.taper.at).days, "proxy_index": found.proxy},
                 ))
+                self._stand(alerts[-1], output)
         return alerts
 
     # --- undocumented-benefit -------------------------------------------------------------------------------------

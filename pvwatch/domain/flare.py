@@ -143,6 +143,11 @@ class FlareIndex:
         self._score_keys: dict[tuple[str, str], list[tuple[datetime, int]]] = {}
         self._scores: dict[tuple[str, str], list[ActivityScore]] = {}
 
+    @property
+    def tapers(self) -> list[Taper]:
+        """The tapers and stops in occurred_at order (a view: do not modify)."""
+        return self._tapers
+
     def add_taper(self, taper: Taper) -> None:
         _insert(self._taper_keys, self._tapers, (taper.at, taper.event_id.int), taper)
 

@@ -7,8 +7,12 @@ and without another cause. The guidance fixes no ALP cut-off and no time window:
 window of 30 days are analysis-plan conventions, so both are parameters (`HysLawParameters`).
 
 Pure: callers pass the patient's liver results; the rule finds every qualifying transaminase/bilirubin pair.
-Each pair is one alert (its id comes from the two result ids), so the set of alerts does not depend on the
-order the results arrive in.
+Each pair is one alert (its id comes from the two result ids).
+
+"Without initial findings of cholestasis" read so that the alerts are a function of the set of results, not of
+the order they arrive in: a pair is a case when no ALP >= `alp_uln_multiple` x ULN was taken within
+`pairing_window_days` of both of its results (before, between or after them). An ALP that arrives after the pair
+was raised therefore withdraws it (`excluded_by`), and a replay of the complete log never raises it.
 """
 
 from __future__ import annotations
@@ -90,6 +94,18 @@ def cases_with(new: LiverResult, results: Iterable[LiverResult], p: HysLawParame
             continue
         found.append(HysLawCase(transaminase, bilirubin, highest))
     return found
+
+
+def excluded_by(alp: LiverResult, results: Iterable[LiverResult],
+                p: HysLawParameters) -> list[tuple[LiverResult, LiverResult]]:
+    """The (transaminase, bilirubin) pairs among `results` that `alp` excludes: both within the window of the ALP
+    and of each other, as `cases_with` reads them. None unless `alp` is an ALP at or above `alp_uln_multiple`."""
+    if alp.analyte is not Analyte.ALP or alp.times_uln < p.alp_uln_multiple:
+        return []
+    window = timedelta(days=p.pairing_window_days)
+    near = [r for r in results if abs(r.taken_at - alp.taken_at) <= window]
+    return [(t, b) for t in near if _elevated_transaminase(t, p) for b in near if _elevated_bilirubin(b, p)
+            and abs(t.taken_at - b.taken_at) <= window]
 
 
 def quiet_band(analyte: Analyte, p: HysLawParameters) -> QuietBand:
