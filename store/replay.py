@@ -186,7 +186,7 @@ def derive(store: EventStore, *, progress: bool = False, parameters: RuleParamet
             bar.update(len(rows))
         bar.update(events - bar.n)  # the events no rule reads (never decoded)
         alerts.extend(engine.clock_alerts(now))
-        return _derived(events, alert_columns(alerts), list(engine.clocks.values()))
+        return _derived(events, alert_columns(engine.standing(alerts)), list(engine.clocks.values()))
 
 
 def _derived(events: int, alerts: dict[str, list[object]], clocks: list[ClockRow]) -> Derived:
@@ -328,7 +328,7 @@ def _derive_share(con: duckdb.DuckDBPyConnection, helper: bool, with_lots: bool,
     finally:
         con.close()
     alerts.extend(patients.clock_alerts(now))
-    return _ShareDerived(alert_columns(alerts), list(patients.clocks.values()))
+    return _ShareDerived(alert_columns(patients.standing(alerts)), list(patients.clocks.values()))
 
 
 def _helper_main(connection: Connection, path: Path, parameters: RuleParameters, now: datetime,
