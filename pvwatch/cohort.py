@@ -9,7 +9,8 @@ parent-reported global scores and parent-reported benefit that no measure docume
 Background patients are kept clinically quiet, so that the rules fire on the PLANTED safety stories and tests
 can find them with `planted_stories()`: an infusion reaction within hours, a lot cluster, a flare after a
 taper, a grade 3 neutropenia, a death, a Hy's-law lab pair and a duplicate report. Records carry a raw-looking
-`patient_ref` (a synthetic MRN) so that every run exercises pseudonymisation at the edge.
+`patient_ref` (a synthetic MRN), and adverse events a raw-looking `reporter_ref` (the parent's e-mail, or the
+treating rheumatologist's at the patient's site), so that every run exercises pseudonymisation at the edge.
 
 Doses are weight-based approximations of the paediatric labels (e.g. etanercept 0.8 mg/kg weekly, max 50 mg;
 tocilizumab 8 mg/kg IV; tofacitinib 4 mg twice daily from 20 kg, 5 mg from 40 kg); ATC codes are the WHO ATC/DDD
@@ -504,6 +505,14 @@ class _PatientStory:
             onset = self.enrolled + timedelta(days=rng.randint(2, (first_infusion - self.enrolled).days - 3))
             self._adverse_event(onset, term, "clinician", criteria, outcome="recovered")
 
+    def _reporter_ref(self, reporter: str) -> str:
+        """The child's parent, or one of three rheumatologists at the child's site: the same person for every
+        report of that type about this child. Derived from the patient, never drawn from `rng`, so adding it left
+        every other record of the cohort as it was."""
+        if reporter == "parent":
+            return f"parent.{self.p.seed:03d}.{self.p.index:06d}@parents.example"
+        return f"rheumatologist.{self.p.index % 3 + 1}@{self.site}.example"
+
     def _adverse_event(self, onset: datetime, term: str, reporter: str, criteria: dict[str, bool], *,
                        outcome: str = "recovered", case: str | None = None, aware_days: int | None = None,
                        **fields: Any) -> str:
@@ -516,7 +525,7 @@ class _PatientStory:
             "adverse-event", onset, aware - onset + timedelta(hours=3),
             "parent-app" if reporter == "parent" else "clinic-emr",
             case_id=case or f"CASE-{self.p.seed}-{self.p.index:06d}-{self.p.uid()[:8]}", report_kind="initial",
-            reporter_type=reporter,
+            reporter_type=reporter, reporter_ref=self._reporter_ref(reporter),
             awareness_date=aware.date().isoformat(), onset_date=onset.date().isoformat(), term=term,
             seriousness=criteria, outcome=outcome, **fields)
 
@@ -566,6 +575,7 @@ class _PatientStory:
             follow_up = p.add(
                 "adverse-event", onset, self.death_at - onset + timedelta(days=1), "clinic-emr", case_id=case,
                 report_kind="follow-up", follow_up_number=1, reporter_type="clinician",
+                reporter_ref=self._reporter_ref("clinician"),
                 awareness_date=onset.date().isoformat(), onset_date=onset.date().isoformat(),
                 term="Pulmonary embolism", meddra_pt_code="10037377", ctcae_term="Thromboembolic event",
                 ctcae_grade=5, seriousness={"death": True, "life_threatening": True, "hospitalisation": True},

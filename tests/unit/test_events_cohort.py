@@ -162,7 +162,20 @@ def test_planted_duplicate_is_one_event_reported_twice_by_different_reporters(by
     first, second = sorted(of("duplicate-report", by_id, "adverse-event"), key=at)
     assert first["term"] == second["term"] and first["case_id"] != second["case_id"]
     assert {first["reporter_type"], second["reporter_type"]} == {"parent", "clinician"}
+    assert first["reporter_ref"] != second["reporter_ref"]
     assert at(second) - at(first) <= timedelta(days=3)
+    events = [parse_event(EDGE.pseudonymise_record(r)) for r in (first, second)]
+    alerts, _ = evaluate_events(events, max(e.recorded_at for e in events))
+    assert [a.details["reporter_match"] for a in alerts if a.rule_id == "duplicate-case"] == ["different-reporters"]
+
+
+def test_every_adverse_event_names_one_reporter_per_reporter_type_and_child(records):
+    reports = [r for r in records if r["type"] == "adverse-event"]
+    reporters: dict[tuple[str, str], set[str]] = defaultdict(set)
+    for report in reports:
+        reporters[(report["patient_ref"], report["reporter_type"])].add(report["reporter_ref"])
+    assert all(len(refs) == 1 for refs in reporters.values())
+    assert {EDGE.pseudonymise_record(r)["reporter"][:3] for r in reports} == {"rp-"}
 
 
 def test_the_rules_catch_every_planted_story_and_no_background_child_grades_or_flares(records):
