@@ -38,9 +38,7 @@ def adverse_event(number: int, case_id: str, reporter_type: str, reporter_ref: s
                      reporter_type=reporter_type, occurred_at=f"{onset}T15:30:00+01:00",
                      recorded_at=f"{onset}T20:00:00+01:00", awareness_date=onset, onset_date=onset,
                      resolution_date=None, term=term, meddra_pt_code=None, meddra_version=None, ctcae_term=None,
-                     ctcae_grade=None, seriousness={}, products=[], narrative=None)
-    if reporter_ref is not None:
-        record["reporter_ref"] = reporter_ref
+                     ctcae_grade=None, seriousness={}, products=[], narrative=None, reporter_ref=reporter_ref)
     return record
 
 
