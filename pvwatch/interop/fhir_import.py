@@ -270,7 +270,9 @@ class BundleReader:
                 continue
             for record in records:
                 record["source"] = SOURCE
-                record["event_id"] = import_event_id("fhir", content_digest(record))
+                # the reporter pseudonym stays out of the id: ids are those of imports made before it was read
+                identified = {key: value for key, value in record.items() if key != "reporter"}
+                record["event_id"] = import_event_id("fhir", content_digest(identified))
                 self.result.add(where, record, FHIR_ELEMENTS)
 
     # --- patients -------------------------------------------------------------------------------------------
@@ -281,6 +283,15 @@ class BundleReader:
             if _code(identifier.get("type"), "http://terminology.hl7.org/CodeSystem/v2-0203") == "MR":
                 return str(identifier["value"])
         return str(identifiers[0]["value"]) if identifiers else f"fhir:{reference}"
+
+    def reporter_pseudonym_of(self, reference: str) -> str:
+        """The reporter pseudonym of a recorder: of its first identifier (system|value) when the bundle holds the
+        resource, else of its reference (a logical id is stable on its server)."""
+        identifiers = [i for i in (self.index.get(reference) or {}).get("identifier") or []
+                       if isinstance(i, dict) and i.get("value")]
+        raw = (f"{identifiers[0].get('system') or ''}|{identifiers[0]['value']}" if identifiers
+               else f"fhir:{reference}")
+        return self.pseudonymiser.reporter_pseudonym(raw)
 
     def pseudonym_of(self, resource: dict[str, Any], element: str = "subject") -> str:
         subject = resource.get(element) or resource.get("patient")
@@ -720,9 +731,9 @@ class BundleReader:
             raise Invalid("event: neither text nor a coding display names the event")
         identifier = resource.get("identifier") or {}
         case_id = (identifier.get("value") if isinstance(identifier, dict) else None) or resource.get("id")
-        recorder = str((resource.get("recorder") or {}).get("reference", "")).split("/")[0]
+        recorded_by = str((resource.get("recorder") or {}).get("reference", ""))
         reporter = {"Practitioner": "clinician", "PractitionerRole": "clinician", "RelatedPerson": "parent",
-                    "Patient": "patient"}.get(recorder)
+                    "Patient": "patient"}.get(recorded_by.split("/")[0])
         if reporter is None:
             raise Invalid("recorder: a Practitioner, RelatedPerson or Patient reference must say who reported it")
         serious = _code(resource.get("seriousness"),
@@ -739,6 +750,7 @@ class BundleReader:
         yield {
             "type": "adverse-event", "patient": self.pseudonym_of(resource), "case_id": str(case_id),
             "occurred_at": onset or aware, "recorded_at": recorded or aware, "reporter_type": reporter,
+            "reporter": self.reporter_pseudonym_of(recorded_by),
             "awareness_date": aware.date(), "term": term[:200],
             **({"onset_date": onset.date()} if onset else {}),
             **({"meddra_pt_code": code} if (code := _code(event, MEDDRA)) else {}),

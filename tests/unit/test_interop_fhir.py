@@ -386,3 +386,17 @@ def test_another_childs_score_cannot_document_a_claim(tmp_path):
     (rejection,) = result.rejections
     assert "/clinician-claim-1)" in rejection.message() and "another patient" in rejection.message()
     assert [e.score for e in by_type(result)["disease-activity"]] == [12, 6]  # the scores themselves are imported
+
+
+def test_the_recorder_becomes_a_reporter_pseudonym_from_its_identifier_or_its_reference(tmp_path):
+    # msc-story-bundle.json: AdverseEvent fever-1 recorder RelatedPerson/mother, a resource the bundle lacks
+    (fever,) = by_type(import_fhir(DATA / "msc-story-bundle.json", EDGE))["adverse-event"]
+    assert fever.reporter == EDGE.reporter_pseudonym("fhir:RelatedPerson/mother")
+    bundle = json.loads((DATA / "msc-story-bundle.json").read_text())
+    bundle["entry"].append({"resource": {"resourceType": "RelatedPerson", "id": "mother",
+                                         "identifier": [{"system": "urn:example:parent-app", "value": "M-4711"}]}})
+    path = tmp_path / "with-mother.json"
+    path.write_text(json.dumps(bundle))
+    (named,) = by_type(import_fhir(path, EDGE))["adverse-event"]
+    assert named.reporter == EDGE.reporter_pseudonym("urn:example:parent-app|M-4711")
+    assert named.event_id == fever.event_id  # the reporter is not part of the id
