@@ -39,6 +39,11 @@ ALERTS_RAISED = Counter(
     "pv_alerts_raised", "Safety alerts raised for the first time, by rule and severity.",
     ["rule", "severity"], registry=REGISTRY,
 )
+ALERTS_WITHDRAWN = Counter(
+    "pv_alerts_withdrawn",
+    "Safety alerts withdrawn because an event that arrived later made them untrue (deleted from alerts), by rule.",
+    ["rule"], registry=REGISTRY,
+)
 ALERT_NOTIFICATIONS = Counter(
     "pv_alert_notifications", "Direct posts of critical alerts to Alertmanager, by outcome (sent, failed).",
     ["outcome"], registry=REGISTRY,

@@ -10,17 +10,18 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from uuid import UUID
+from typing import Any
+from uuid import UUID, uuid5
 
 import duckdb
 
 from pvwatch.errors import PvwatchError
-from pvwatch.events.alert import SafetyAlert
+from pvwatch.events.alert import ALERT_NAMESPACE, AlertWithdrawal, SafetyAlert
 from pvwatch.events.envelope import EventEnvelope
 from pvwatch.events.registry import EVENT_TYPES
 from pvwatch.events.vocabulary import FROM_LOG
@@ -87,6 +88,31 @@ def _alert_row(alert: SafetyAlert) -> dict[str, object]:
         "summary": alert.summary,
         "details": json.dumps(alert.details, sort_keys=True),
     }
+
+
+#: The `alerts` columns a SafetyAlert is read back from, in `_stored_alert`'s order.
+_ALERT_FIELDS = """alert_id, rule_id, rule_version, severity, patient, case_id, evidence_event_ids, occurred_at,
+                   raised_at, summary, details"""
+
+
+def _stored_alert(row: tuple[Any, ...], withdrawal: AlertWithdrawal | None = None) -> SafetyAlert:
+    return SafetyAlert(
+        alert_id=row[0], rule_id=row[1], rule_version=row[2], severity=row[3], patient=row[4], case_id=row[5],
+        evidence_event_ids=tuple(row[6]), occurred_at=row[7], raised_at=row[8], summary=row[9],
+        details=json.loads(row[10]), withdrawal=withdrawal,
+    )
+
+
+def _withdrawal_row(message: SafetyAlert, withdrawal: AlertWithdrawal) -> dict[str, str]:
+    return {"id": str(withdrawal_id(message.alert_id, withdrawal)), "alert_id": str(message.alert_id),
+            "rule_id": message.rule_id, "patient": message.patient, "reason": withdrawal.reason,
+            "event_id": str(withdrawal.event_id), "withdrawn_at": withdrawal.withdrawn_at.isoformat(),
+            "message": message.wire_json().decode()}
+
+
+def withdrawal_id(alert_id: UUID, withdrawal: AlertWithdrawal) -> UUID:
+    """One withdrawal per (alert, the event that made it untrue): a redelivered batch stores it once."""
+    return uuid5(ALERT_NAMESPACE, f"withdrawal/{alert_id}/{withdrawal.event_id}")
 
 
 def connect(
@@ -276,6 +302,35 @@ class EventStore:
         ).fetchall()
         return [latest[row[0]] for row in revised]
 
+    def withdraw_alerts(self, withdrawn: Mapping[UUID, AlertWithdrawal]) -> list[SafetyAlert]:
+        """Delete the stored alerts that a later event made untrue (SafetyEngine's `withdrawn`) and keep each one's
+        withdrawal message for the outbox; return those messages (the alert as it was, with `withdrawal`). An id
+        not stored (never raised here) is skipped."""
+        if not withdrawn:
+            return []
+        rows = self.con.execute(
+            f"DELETE FROM alerts WHERE alert_id IN (SELECT unnest($ids::UUID[])) RETURNING {_ALERT_FIELDS}",
+            {"ids": [str(alert_id) for alert_id in withdrawn]},
+        ).fetchall()
+        messages = [_stored_alert(row, withdrawn[row[0]]) for row in rows]
+        if messages:
+            self.con.execute(
+                """INSERT OR IGNORE INTO alert_withdrawals (withdrawal_id, alert_id, rule_id, patient, reason,
+                       withdrawn_by_event_id, withdrawn_at, message)
+                   SELECT r.id::UUID, r.alert_id::UUID, r.rule_id, r.patient, r.reason, r.event_id::UUID,
+                       r.withdrawn_at::TIMESTAMPTZ, r.message::JSON
+                   FROM (SELECT unnest($rows) AS r)""",
+                {"rows": [_withdrawal_row(m, withdrawn[m.alert_id]) for m in messages]},
+            )
+        return messages
+
+    def standing_alerts(self, rule_ids: Iterable[str]) -> list[tuple[UUID, str, int, str]]:
+        """(alert id, rule, version, patient) of the stored alerts of `rule_ids`: what a starting worker's engine
+        may have to withdraw (SafetyEngine.remember_alerts)."""
+        return [(row[0], row[1], row[2], row[3]) for row in self.con.execute(
+            "SELECT alert_id, rule_id, rule_version, patient FROM alerts WHERE list_contains($rules, rule_id)",
+            {"rules": sorted(rule_ids)}).fetchall()]
+
     def insert_dead_letters(self, letters: Sequence[DeadLetter]) -> list[DeadLetter]:
         if not letters:
             return []
@@ -302,19 +357,18 @@ class EventStore:
     # --- outbox: derived facts are durable here first, then published; unpublished ones are retried ---
 
     def unpublished_alerts(self) -> list[SafetyAlert]:
+        """Alerts and withdrawals not yet on pv.safety.alert.v1, in the order they were raised or withdrawn."""
         rows = self.con.execute(
-            """SELECT alert_id, rule_id, rule_version, severity, patient, case_id, evidence_event_ids,
-                      occurred_at, raised_at, summary, details
-               FROM alerts WHERE published_at IS NULL ORDER BY raised_at, alert_id"""
+            f"SELECT {_ALERT_FIELDS} FROM alerts WHERE published_at IS NULL ORDER BY raised_at, alert_id"
         ).fetchall()
-        return [
-            SafetyAlert(
-                alert_id=r[0], rule_id=r[1], rule_version=r[2], severity=r[3], patient=r[4], case_id=r[5],
-                evidence_event_ids=tuple(r[6]), occurred_at=r[7], raised_at=r[8], summary=r[9],
-                details=json.loads(r[10]),
-            )
-            for r in rows
-        ]
+        alerts = [_stored_alert(row) for row in rows]
+        withdrawals = [SafetyAlert.model_validate_json(row[0]) for row in self.con.execute(
+            "SELECT message FROM alert_withdrawals WHERE published_at IS NULL ORDER BY withdrawn_at, withdrawal_id"
+        ).fetchall()]
+        if not withdrawals:
+            return alerts
+        return sorted(alerts + withdrawals,
+                      key=lambda a: a.withdrawal.withdrawn_at if a.withdrawal is not None else a.raised_at)
 
     def unpublished_dead_letters(self) -> list[tuple[str, str, str, str, bytes | None]]:
         """(id, topic, reason, detail, payload) of dead letters not yet on the dead-letter topic."""
@@ -328,9 +382,14 @@ class EventStore:
         now = datetime.now(UTC)
         alert_list = [str(a) for a in alert_ids]
         letter_list = list(dead_letter_ids)
-        if alert_list:
+        if alert_list:  # an alert's id marks its withdrawal too: the outbox sends both under it (streams/app.py)
             self.con.execute(
                 "UPDATE alerts SET published_at = $now WHERE alert_id IN (SELECT unnest($ids::UUID[]))",
+                {"now": now, "ids": alert_list},
+            )
+            self.con.execute(
+                "UPDATE alert_withdrawals SET published_at = $now "
+                "WHERE published_at IS NULL AND alert_id IN (SELECT unnest($ids::UUID[]))",
                 {"now": now, "ids": alert_list},
             )
         if letter_list:

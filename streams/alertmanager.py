@@ -19,6 +19,10 @@ per alert while the direct post works, and the rule's alert still pages (the saf
 mute is per rule, so a failed post while another direct alert of its rule fires would page nobody through the
 rule: the failure counter pages on its own (SafetyPageFailed, which nothing mutes).
 Annotations carry the alert id and summary (event term and seriousness criteria), never a narrative.
+
+A withdrawn alert (a late event made it untrue: docs/rules.md) is posted again with the same labels and `endsAt`
+now, which resolves it in Alertmanager (the v2 API: an alert whose endsAt has passed is resolved); the description
+says why it was withdrawn.
 """
 
 from __future__ import annotations
@@ -144,18 +148,25 @@ def initialise_alert_series(routes: DirectRoutes, rule_ids: Iterable[str] = RULE
 def alertmanager_alert(alert: SafetyAlert, route: DirectRoute, posted_at: datetime | None = None) -> dict[str, Any]:
     """One element of the v2 `postableAlerts` body (Alertmanager OpenAPI spec, `postableAlert`): the rule's
     labels plus `alert_id`. It fires for DIRECT_ALERT_FIRING from when it is posted, not from when it was
-    raised: a crashed worker's alert re-paged by the next worker an hour later must not arrive already ended."""
+    raised: a crashed worker's alert re-paged by the next worker an hour later must not arrive already ended.
+    A withdrawn alert ends when it is posted: Alertmanager resolves it."""
     posted_at = posted_at or datetime.now(UTC)
+    description = f"pvwatch alert {alert.alert_id}: {alert.summary}"
+    ends_at = max(alert.raised_at, posted_at)
+    if alert.withdrawal is not None:
+        description = f"pvwatch alert {alert.alert_id} withdrawn: {alert.withdrawal.reason}"
+    else:
+        ends_at += DIRECT_ALERT_FIRING
     return {
         "labels": {**route.alert_labels(alert.rule_id), "alert_id": str(alert.alert_id)},
         "annotations": {
             "summary": route.rendered_summary(alert.rule_id),
-            "description": f"pvwatch alert {alert.alert_id}: {alert.summary}",
+            "description": description,
             "runbook_url": route.runbook_url,
             "pvwatch_alert_id": str(alert.alert_id),
         },
         "startsAt": alert.raised_at.isoformat(),
-        "endsAt": (max(alert.raised_at, posted_at) + DIRECT_ALERT_FIRING).isoformat(),
+        "endsAt": ends_at.isoformat(),
     }
 
 
@@ -176,7 +187,8 @@ class AlertmanagerNotifier:
         self._failed = metrics.ALERT_NOTIFICATIONS.labels("failed")
 
     def post(self, alerts: Iterable[SafetyAlert]) -> None:
-        """Schedule a post of every critical alert that a shipped alerting rule pages for; returns at once."""
+        """Schedule a post of every critical alert that a shipped alerting rule pages for (a withdrawn one: its
+        resolution); returns at once."""
         body = [
             alertmanager_alert(alert, route) for alert in alerts
             if alert.severity is Severity.CRITICAL and (route := self.routes.route_for(alert.rule_id)) is not None

@@ -87,12 +87,17 @@ class Outbox:
         self._flushing: set[asyncio.Task[None]] = set()
 
     def add(self, reply: BatchReply | ClockReply) -> None:
-        """A batch's (or clock tick's) new alerts, and revisions to send again."""
+        """A batch's (or clock tick's) new alerts, revisions to send again and withdrawals.
+
+        The store marks an alert and its withdrawal published by the alert id they share, so a send of an id made
+        before this reply must not mark what the reply stored under it since (a revision, a withdrawal, an alert
+        raised again after its withdrawal): that mark waits for the new message's own send."""
         if isinstance(reply, ClockReply):
             self.pending_alerts.extend(reply.alerts)
             return
-        self.pending_alerts.extend(reply.new_alerts + reply.revised_alerts)
-        for alert in reply.revised_alerts:  # stored as unpublished again: an earlier send no longer counts
+        changed = reply.new_alerts + reply.revised_alerts + reply.withdrawn_alerts
+        self.pending_alerts.extend(changed)
+        for alert in changed:
             self.sent_alert_ids.pop(alert.alert_id, None)
         self.has_pending_letters |= reply.new_dead_letters
 
@@ -305,7 +310,7 @@ def build_app(settings: Settings) -> faust.App:
                 """Store a batch, hand its alerts to the outbox, then acknowledge its events."""
                 reply = await writer.process([_incoming(event) for event in batch], *outbox.take_marks())
                 record_metrics(reply.metrics)
-                _page(reply.new_alerts)  # the alerts are durable in DuckDB now; page before publishing them
+                _page(reply.new_alerts + reply.withdrawn_alerts)  # durable in DuckDB now; page (or resolve) first
                 outbox.add(reply)
                 outbox.flush_soon()  # beside the next batch; the store republishes them if the worker dies first
                 for event in batch:  # offsets move only now, after the batch is durable

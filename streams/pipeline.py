@@ -16,7 +16,14 @@ from datetime import UTC, datetime
 from uuid import UUID
 
 from pvwatch import metrics
-from pvwatch.domain.engine import EXPEDITED_DUE_SOON, EXPEDITED_OVERDUE, RULE_IDS, EngineOutput, SafetyEngine
+from pvwatch.domain.engine import (
+    EXPEDITED_DUE_SOON,
+    EXPEDITED_OVERDUE,
+    RULE_IDS,
+    WITHDRAWABLE_RULES,
+    EngineOutput,
+    SafetyEngine,
+)
 from pvwatch.domain.expedited import ClockCategory
 from pvwatch.domain.parameters import RuleParameters
 from pvwatch.errors import InvalidEvent
@@ -66,6 +73,7 @@ class MetricFacts:
     evaluations: Counter[str] = field(default_factory=Counter)
     rejected: Counter[tuple[str, str]] = field(default_factory=Counter)
     alerts_raised: Counter[tuple[str, str]] = field(default_factory=Counter)
+    alerts_withdrawn: Counter[str] = field(default_factory=Counter)
     dead_letters_change: int = 0
     #: the open dead letters counted in the store (at start), replacing the running gauge
     dead_letters_open: int | None = None
@@ -83,6 +91,8 @@ class BatchOutcome:
     new_alerts: list[SafetyAlert] = field(default_factory=list)
     #: alerts raised before whose evidence or details a late event changed (republished, not counted again)
     revised_alerts: list[SafetyAlert] = field(default_factory=list)
+    #: alerts deleted because a late event made them untrue, each with its `withdrawal` (published, counted)
+    withdrawn_alerts: list[SafetyAlert] = field(default_factory=list)
     new_dead_letters: list[DeadLetter] = field(default_factory=list)
     #: broker (produce) time of each stored event, for the latency histograms
     broker_timestamps: dict[UUID, float] = field(default_factory=dict)
@@ -96,6 +106,8 @@ def initialise_metric_series() -> None:
         metrics.EVENTS_DUPLICATE.labels(event_type)
     for rule in RULE_IDS:
         metrics.RULE_EVALUATIONS.labels(rule)
+    for rule in sorted(WITHDRAWABLE_RULES):
+        metrics.ALERTS_WITHDRAWN.labels(rule)
 
 
 def record_metrics(facts: MetricFacts) -> None:
@@ -111,6 +123,8 @@ def record_metrics(facts: MetricFacts) -> None:
         metrics.bound(metrics.EVENTS_REJECTED, topic, reason).inc(count)
     for (rule, severity), count in facts.alerts_raised.items():
         metrics.bound(metrics.ALERTS_RAISED, rule, severity).inc(count)
+    for rule, count in facts.alerts_withdrawn.items():
+        metrics.bound(metrics.ALERTS_WITHDRAWN, rule).inc(count)
     if facts.dead_letters_open is not None:
         metrics.DEAD_LETTERS.set(facts.dead_letters_open)
     if facts.dead_letters_change:
@@ -141,6 +155,8 @@ class BatchProcessor:
         self.engine = SafetyEngine(parameters or load_rule_parameters())  # the packaged rules.yaml by default
         for stored in store.iter_events():  # the log is the truth: rebuild the rules' memory from it
             self.engine.remember(stored)
+        # the stored alerts a late event may make untrue (the engine withdraws only what stands)
+        self.engine.remember_alerts(store.standing_alerts(WITHDRAWABLE_RULES))
 
     def process(self, messages: Sequence[IncomingMessage],
                 published: tuple[Sequence[str], Sequence[str]] = ((), ())) -> BatchOutcome:
@@ -208,6 +224,7 @@ class BatchProcessor:
         facts.rejected.update((letter.origin.topic, letter.reason) for letter in outcome.new_dead_letters)
         facts.dead_letters_change = len(outcome.new_dead_letters) - len(resolved)
         facts.alerts_raised.update((alert.rule_id, alert.severity.value) for alert in outcome.new_alerts)
+        facts.alerts_withdrawn.update(alert.rule_id for alert in outcome.withdrawn_alerts)
         finished = time.time()
         outcome.broker_timestamps = {
             e.event_id: timestamps[e.event_id] for e in outcome.stored if e.event_id in timestamps
@@ -236,6 +253,8 @@ class BatchProcessor:
             again = {alert_id for alert_id, count in derivations.items() if alert_id not in raised or count > 1}
             revised = self.store.revise_alerts([alert for alert in alerts if alert.alert_id in again])
             outcome.revised_alerts = [alert for alert in revised if alert.alert_id not in raised]
+            # a late event made these untrue (the engine never lists an id it also raised in this batch)
+            outcome.withdrawn_alerts = self.store.withdraw_alerts(derived.withdrawn)
             upsert_clocks(self.store.con, derived.clocks.values())
             outcome.new_dead_letters = self.store.insert_dead_letters(letters)
             resolved = self.store.resolve_dead_letters(resolutions)

@@ -138,7 +138,8 @@ def _lower_priority() -> None:
 
 
 class PublishableAlert(NamedTuple):
-    """An alert as the outbox sends it: serialised where it was derived, so the parent only forwards bytes."""
+    """An alert (or its withdrawal: the alert with `withdrawal` set) as the outbox sends it: serialised where it was
+    derived, so the parent only forwards bytes."""
 
     alert_id: str
     key: bytes  # the patient pseudonym: partition key of pv.safety.alert.v1
@@ -152,7 +153,7 @@ class PublishableAlert(NamedTuple):
 
 
 def publishable(alert: SafetyAlert, produced_at: float | None = None) -> PublishableAlert:
-    return PublishableAlert(str(alert.alert_id), alert.patient.encode(), alert.model_dump_json().encode(),
+    return PublishableAlert(str(alert.alert_id), alert.patient.encode(), alert.wire_json(),
                             alert.severity is Severity.CRITICAL, produced_at)
 
 
@@ -161,7 +162,7 @@ class WriterOpening:
     """What the worker needs from the store at start."""
 
     schema_version: int
-    #: alerts stored but never published (a crashed worker's), then the clock alerts due now
+    #: alerts and withdrawals stored but never published (a crashed worker's), then the clock alerts due now
     pending_alerts: list[PublishableAlert]
     metrics: MetricFacts
 
@@ -171,6 +172,9 @@ class BatchReply:
     new_alerts: list[PublishableAlert] = field(default_factory=list)
     #: alerts raised before whose evidence or details a late event changed (republished, not counted again)
     revised_alerts: list[PublishableAlert] = field(default_factory=list)
+    #: alerts a late event made untrue: deleted from the store, their withdrawal to publish (and resolve in
+    #: Alertmanager)
+    withdrawn_alerts: list[PublishableAlert] = field(default_factory=list)
     new_dead_letters: bool = False
     metrics: MetricFacts = field(default_factory=MetricFacts)
 
@@ -215,6 +219,7 @@ class StoreWriter:
         return BatchReply(
             new_alerts=[publishable(a, produced.get(a.evidence_event_ids[-1])) for a in outcome.new_alerts],
             revised_alerts=[publishable(alert) for alert in outcome.revised_alerts],
+            withdrawn_alerts=[publishable(alert) for alert in outcome.withdrawn_alerts],
             new_dead_letters=bool(outcome.new_dead_letters),
             metrics=outcome.metrics,
         )

@@ -1,0 +1,146 @@
+"""An alert a late event made untrue is withdrawn live: deleted from `alerts` in the batch's transaction, its
+withdrawal published on pv.safety.alert.v1 (through the outbox: not lost if the worker dies after the commit),
+resolved in Alertmanager and counted in pv_alerts_withdrawn_total{rule}.
+
+The story (FDA DILI guidance, July 2009, III.A; ALP >= 2 x ULN and 30 days are the rules.yaml conventions): ALT
+4 x ULN on day 1 and total bilirubin 3 x ULN on day 3 arrive: a potential Hy's law case. An ALP of 2.5 x ULN taken on
+day 2 arrives after: a cholestatic pattern within the window of both results, so the complete log holds no case.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import duckdb
+import pytest
+from click.testing import CliRunner
+
+from pvwatch.cli import cli
+from pvwatch.events import ALERT_TOPIC, encode_event
+from pvwatch.events.alert import AlertWithdrawal, SafetyAlert
+from pvwatch.events.envelope import EventEnvelope
+from pvwatch.metrics_client import scrape_labelled
+from pvwatch.streams.alertmanager import alertmanager_alert, load_direct_routes
+from pvwatch.streams.producer import EventPublisher
+from pvwatch.streams.writer import RawMessage, StoreWriter
+from tests.conftest import Workers, wait_for
+from tests.integration.test_pipeline import consume_all
+from tests.unit.test_rule_withdrawal import ALP, ALT, BILIRUBIN, lab
+
+pytestmark = pytest.mark.integration
+
+
+def story() -> tuple[EventEnvelope, EventEnvelope, EventEnvelope]:
+    return lab(ALT, 4.0, 1), lab(BILIRUBIN, 3.0, 3), lab(ALP, 2.5, 2)
+
+
+def raw(events: list[EventEnvelope], first_offset: int = 0) -> list[RawMessage]:
+    return [(event.topic, 0, first_offset + i, encode_event(event), None, {}) for i, event in enumerate(events)]
+
+
+def stored(db: Path, sql: str) -> list[tuple]:
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        return con.execute(sql).fetchall()
+    finally:
+        con.close()
+
+
+def test_the_writer_deletes_the_alert_and_keeps_its_withdrawal_for_the_outbox(tmp_path: Path):
+    alt, bilirubin, alp = story()
+    db = tmp_path / "store.duckdb"
+    writer = StoreWriter(db, None, None)
+    try:
+        raised = writer.process(raw([alt, bilirubin]))
+        (hys_law,) = [a for a in raised.new_alerts if a.alert().rule_id == "hys-law"]
+        writer.mark_published([hys_law.alert_id], [])  # the outbox sent it
+        reply = writer.process(raw([alp], 2))
+    finally:
+        writer.close()  # as a worker killed after the commit: the withdrawal was never sent
+    (withdrawn,) = reply.withdrawn_alerts
+    message = withdrawn.alert()
+    assert withdrawn.alert_id == hys_law.alert_id and withdrawn.key == hys_law.key and withdrawn.critical
+    assert message.withdrawal is not None and message.withdrawal.event_id == alp.event_id
+    assert "ALP 2.5 x ULN" in message.withdrawal.reason
+    assert message.model_dump(exclude={"withdrawal"}) == hys_law.alert().model_dump(exclude={"withdrawal"})
+    assert "withdrawal" not in json.loads(hys_law.value), "a standing alert's message is as it always was"
+    assert reply.new_alerts == [] and reply.metrics.alerts_withdrawn == {"hys-law": 1}
+    assert stored(db, "SELECT count(*) FROM alerts WHERE rule_id = 'hys-law'") == [(0,)]
+
+    restarted = StoreWriter(db, None, None)
+    try:
+        pending = restarted.opening().pending_alerts
+        assert [(p.alert_id, p.value) for p in pending] == [(withdrawn.alert_id, withdrawn.value)], "not lost"
+        restarted.mark_published([withdrawn.alert_id], [])
+        assert restarted.opening().pending_alerts == []
+        again = restarted.process(raw([alp], 2))  # a redelivery: nothing withdrawn twice
+        assert again.withdrawn_alerts == [] and again.metrics.alerts_withdrawn == {}
+    finally:
+        restarted.close()
+    assert stored(db, "SELECT count(*), count(published_at) FROM alert_withdrawals") == [(1, 1)]
+
+
+def test_an_alert_raised_before_a_restart_is_withdrawn_after_it(tmp_path: Path):
+    alt, bilirubin, alp = story()
+    db = tmp_path / "store.duckdb"
+    writer = StoreWriter(db, None, None)
+    try:
+        writer.process(raw([alt, bilirubin]))
+    finally:
+        writer.close()
+    restarted = StoreWriter(db, None, None)
+    try:
+        reply = restarted.process(raw([alp], 2))
+    finally:
+        restarted.close()
+    assert [a.alert().rule_id for a in reply.withdrawn_alerts] == ["hys-law"]
+
+
+def test_a_withdrawn_critical_alert_is_resolved_in_alertmanager():
+    alt, bilirubin, alp = story()
+    routes = load_direct_routes()
+    route = routes.route_for("hys-law")
+    assert route is not None, "hys-law pages through the catch-all critical rule"
+    raised = SafetyAlert(alert_id="5b0c3c3e-7d0a-4d4e-9a53-0b8f4f1c9a12", rule_id="hys-law", rule_version=1,
+                         severity="critical", patient=alt.patient,
+                         evidence_event_ids=(alt.event_id, bilirubin.event_id), occurred_at=bilirubin.occurred_at,
+                         raised_at=datetime(2026, 11, 30, 9, tzinfo=UTC), summary="Potential Hy's law case")
+    posted = datetime(2026, 11, 30, 10, tzinfo=UTC)
+    firing = alertmanager_alert(raised, route, posted)
+    withdrawn = raised.model_copy(update={"withdrawal": AlertWithdrawal(reason="ALP 2.5 x ULN", event_id=alp.event_id,
+                                                                        withdrawn_at=posted)})
+    resolved = alertmanager_alert(withdrawn, route, posted)
+    assert resolved["labels"] == firing["labels"], "the same Alertmanager alert"
+    assert resolved["endsAt"] == posted.isoformat() < firing["endsAt"]
+    assert "withdrawn: ALP 2.5 x ULN" in resolved["annotations"]["description"]
+
+
+def test_a_late_alp_withdraws_the_hys_law_alert_through_the_broker_and_worker(workers: Workers, tmp_path: Path):
+    alt, bilirubin, alp = story()
+    worker = workers.start()
+    with EventPublisher(workers.broker.bootstrap) as publisher:
+        publisher.publish(alt)
+        publisher.publish(bilirubin)
+        publisher.flush()
+        wait_for(lambda: workers.metric(worker, "pv_alerts_raised_total") >= 1, 30, what="Hy's law raised")
+        (raised,) = consume_all(workers.broker.bootstrap, ALERT_TOPIC, 1)
+        publisher.publish(alp)
+        publisher.flush()
+    wait_for(lambda: workers.metric(worker, "pv_alerts_withdrawn_total") >= 1, 30, what="Hy's law withdrawn")
+    assert scrape_labelled(worker.metrics_url, "pv_alerts_withdrawn_total")[(("rule", "hys-law"),)] == 1
+    messages = [json.loads(record.value) for record in consume_all(workers.broker.bootstrap, ALERT_TOPIC, 2)]
+    worker.stop()
+
+    first = json.loads(raised.value)
+    assert first["rule_id"] == "hys-law" and "withdrawal" not in first
+    assert [m["alert_id"] for m in messages] == [first["alert_id"]] * 2
+    withdrawal = messages[1]["withdrawal"]
+    assert withdrawal["event_id"] == str(alp.event_id) and "cholestatic" in withdrawal["reason"]
+    assert stored(workers.db, "SELECT count(*) FROM alerts") == [(0,)]
+    assert stored(workers.db, "SELECT count(*) FROM alert_withdrawals WHERE published_at IS NOT NULL") == [(1,)]
+
+    result = CliRunner().invoke(cli, ["replay", "--db", str(workers.db)])
+    assert result.exit_code == 0, result.output
+    assert stored(workers.db, "SELECT count(*) FROM alerts") == [(0,)], "replay derives no case either"
