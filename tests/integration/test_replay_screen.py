@@ -124,23 +124,26 @@ def demo_pseudonymiser_module():
 
 def admitted_by_the_band(events: list[EventEnvelope], parameters: RuleParameters) -> set[UUID]:
     """The lab results QuietBand.admits, each against the first result of its kind (replay order) as baseline;
-    that first result only where it is no baseline (QuietBand.first_is_baseline)."""
+    where that first result is the baseline the later ones are graded against (QuietBand.first_is_baseline), it
+    only when every result of its kind is admitted: then no later result is graded and nothing reads it."""
     bands = quiet_lab_bands(parameters)
     labs = sorted((e for e in events if isinstance(e, LabResultReported)),
                   key=lambda e: (e.occurred_at, e.event_id.int))
-    first: dict[tuple[str, str, str], LabResultReported] = {}
-    found = set()
+    kinds: dict[tuple[str, str, str], list[LabResultReported]] = {}
     for result in labs:
-        kind = (result.patient, result.loinc_code, result.unit)
-        band = bands.get(result.loinc_code)
-        if kind not in first:
-            first[kind] = result
-            if band is None or band.first_is_baseline:
-                continue
-        if band is not None and band.admits(ctcae.LOINC_ANALYTES[result.loinc_code], result.value, result.unit,
-                                            result.reference_low, result.reference_high, first[kind].value,
-                                            result.comparator):
-            found.add(result.event_id)
+        kinds.setdefault((result.patient, result.loinc_code, result.unit), []).append(result)
+    found = set()
+    for (_, code, _), results in kinds.items():
+        band = bands.get(code)
+        if band is None:
+            continue
+        first = results[0]
+        admitted = {result.event_id for result in results
+                    if band.admits(ctcae.LOINC_ANALYTES[code], result.value, result.unit, result.reference_low,
+                                   result.reference_high, first.value, result.comparator)}
+        if band.first_is_baseline and len(admitted) < len(results):
+            admitted.discard(first.event_id)
+        found |= admitted
     return found
 
 
@@ -275,3 +278,34 @@ def test_a_result_stored_with_a_padded_code_does_not_move_the_baseline(tmp_path)
         con.close()
     assert len(alerts[False]) == 2
     assert alerts[True] == alerts[False]
+
+
+def test_a_baseline_is_left_out_only_with_every_result_graded_against_it(tmp_path):
+    """CTCAE v5.0 grades ALT against the baseline only when the baseline is abnormal, and every multiple of ULN
+    below 3 is quiet (tests/unit/test_replay_screen_band.py): a patient whose ALT results are all below 3 x ULN
+    has none the rules read, baseline included; one result at 3.25 x ULN keeps the first as its baseline. A
+    creatinine first result of 0.19 mg/dL makes a later normal 0.6 mg/dL grade 3 (> 3 x baseline): kept."""
+    quiet_alt = [lab("pt-" + "a" * 20, "1742-6", value, day, "U/L", 5, 40) for day, value in enumerate((20, 30, 90))]
+    heard_alt = [lab("pt-" + "b" * 20, "1742-6", value, day, "U/L", 5, 40) for day, value in enumerate((20, 130))]
+    creatinine = [lab("pt-" + "d" * 20, "2160-0", value, day, "mg/dL", 0.3, 0.7)
+                  for day, value in enumerate((0.19, 0.6))]
+    path = tmp_path / "baselines.duckdb"
+    store = EventStore(path)
+    with store.transaction():
+        store.insert_events([(e, None) for e in quiet_alt + heard_alt + creatinine], datetime.now(UTC))
+    store.close()
+    query = quiet_labs_sql(quiet_lab_bands(load_rule_parameters()))
+    assert query is not None
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        screened = {row[0] for row in con.execute(query).fetchall()}
+    finally:
+        con.close()
+    assert screened == {e.event_id for e in quiet_alt}
+    replay(path, processes=1)
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        graded = con.execute("SELECT evidence_event_ids FROM alerts WHERE rule_id = 'ctcae-lab'").fetchall()
+    finally:
+        con.close()
+    assert graded == [([creatinine[1].event_id],)]
