@@ -89,15 +89,17 @@ def test_the_ingest_edge_turns_any_line_into_an_event_or_a_rejection(line):
 @settings(max_examples=400, suppress_health_check=[HealthCheck.too_slow])
 @given(st.sampled_from(list(EXAMPLES.values())), st.from_regex(r"MRN-[0-9]{6,9}", fullmatch=True),
        st.from_regex(r"Name-[0-9]{6}", fullmatch=True),
-       st.lists(st.tuples(KNOWN, json_values | st.just(None)), max_size=3))
-def test_whatever_the_edge_decides_the_raw_identifiers_do_not_travel(record, mrn, name, replacements):
-    document: dict[str, Any] = {**record, "patient_ref": mrn, "patient_name": name, "birth_date": "2012-02-29"}
+       st.lists(st.tuples(KNOWN, json_values | st.just(None)), max_size=3),
+       st.from_regex(r"reporter-[0-9]{6}@example\.org", fullmatch=True))
+def test_whatever_the_edge_decides_the_raw_identifiers_do_not_travel(record, mrn, name, replacements, reporter):
+    document: dict[str, Any] = {**record, "patient_ref": mrn, "patient_name": name, "birth_date": "2012-02-29",
+                                "reporter_ref": reporter}
     for key, value in replacements:
         if key != "patient_ref":
             document[key] = value
     result = prepare("events.jsonl:1", json.dumps(document).encode(), EDGE)
     travelling = result.clean_payload or b"" if isinstance(result, Rejection) else encode_event(result)
-    for secret in (mrn, name, "2012-02-29"):
+    for secret in (mrn, name, "2012-02-29", reporter):
         assert secret.encode() not in travelling
     if isinstance(result, Rejection):
-        assert mrn not in result.detail and name not in result.detail
+        assert mrn not in result.detail and name not in result.detail and reporter not in result.detail

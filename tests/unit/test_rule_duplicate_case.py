@@ -34,11 +34,16 @@ def report(case_id: str, reporter: str, onset: date, term: str = "Rash", pt_code
         term=term, meddra_pt_code=pt_code, reporter=who)
 
 
-def duplicates(first: AdverseEventReported, second: AdverseEventReported, onset_days: int = 3) -> list[str]:
+def history_of(*events: AdverseEventReported) -> PatientHistory:
     history = PatientHistory(PATIENT)
-    for event in (first, second):
+    for event in events:
         history.add(event)
-    return [f"{a.details['cases'][0]}|{a.details['cases'][1]}" for a in evaluate(second, history, NOW, onset_days)]
+    return history
+
+
+def duplicates(first: AdverseEventReported, second: AdverseEventReported, onset_days: int = 3) -> list[str]:
+    alerts = evaluate(second, history_of(first, second), NOW, onset_days)
+    return [f"{a.details['cases'][0]}|{a.details['cases'][1]}" for a in alerts]
 
 
 def test_onsets_exactly_the_window_apart_are_a_probable_duplicate():
@@ -101,10 +106,7 @@ DR_A, DR_B, MOTHER = "rp-" + "a" * 20, "rp-" + "b" * 20, "rp-" + "c" * 20
 
 
 def matches(first: AdverseEventReported, second: AdverseEventReported) -> list[str]:
-    history = PatientHistory(PATIENT)
-    for event in (first, second):
-        history.add(event)
-    return [a.details["reporter_match"] for a in evaluate(second, history, NOW)]
+    return [a.details["reporter_match"] for a in evaluate(second, history_of(first, second), NOW)]
 
 
 def test_two_clinicians_reporting_one_episode_are_a_probable_duplicate():
@@ -159,10 +161,3 @@ def test_the_alert_is_the_same_whichever_version_of_a_case_arrived_first():
 
 def test_the_shipped_rules_file_runs_version_2():
     assert load_rule_parameters().version("duplicate-case") == 2
-
-
-def history_of(*events: AdverseEventReported) -> PatientHistory:
-    history = PatientHistory(PATIENT)
-    for event in events:
-        history.add(event)
-    return history
