@@ -62,6 +62,7 @@ def other(draw: st.DrawFn):
     serious = draw(st.booleans())
     return AdverseEventReported(
         **envelope(at), case_id=f"C-{draw(st.integers(1, 4))}", reporter_type=draw(st.sampled_from(["parent", "lab"])),
+        reporter=draw(st.none() | st.sampled_from(["rp-" + "1" * 20, "rp-" + "2" * 20])),
         awareness_date=at.date(), onset_date=at.date() - timedelta(days=draw(st.integers(0, 3))),
         term=draw(st.sampled_from(["Pyrexia", "Pulmonary embolism", "Rash", "Sepsis"])),
         seriousness={"death": serious, "hospitalisation": serious}, outcome="fatal" if serious else "unknown",
