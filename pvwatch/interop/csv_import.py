@@ -4,8 +4,9 @@ Columns (docs/interop.md): the JSON field names of the type as `pvwatch schema T
 object's fields with a dot (`seriousness.death`); a list field (`products`, `diagnoses`, `premedication`) as a
 JSON array in its cell; `patient_ref` for the raw patient identifier (pseudonymised here, never sent);
 `type` is implied by --kind; patient types also accept `birth_date`, of which the edge keeps the year and
-month only; adverse events accept `reporter_ref`, pseudonymised to `reporter` here. An empty cell is an absent field. A column that is not a field of the type stops
-the whole import before anything is sent: an unexpected column may hold identifying data pvwatch must not carry.
+month only; adverse events accept `reporter_ref`, pseudonymised to `reporter` here. An empty cell is an absent
+field. A column that is not a field of the type stops the whole import before anything is sent: an unexpected
+column may hold identifying data pvwatch must not carry.
 Without an `event_id` column each row gets uuid5 of its content, so importing a file twice stores it once.
 """
 
