@@ -93,7 +93,7 @@ def run_signals(settings: Settings, *, reports: Path | None, from_store: bool, d
             computation = compute_signals(con, rows, thresholds_from_settings(settings), stratify=stratify,
                                           on_stage=stage)
             bar.set_postfix_str("write OUT.csv")
-            write_csv(con, out)
+            write_csv(computation, out)
             bar.update(bar.total - bar.n)
         if hyperparameters_out is not None and computation.fit is not None:
             hyperparameters_out.parent.mkdir(parents=True, exist_ok=True)

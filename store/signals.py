@@ -5,8 +5,9 @@ pvwatch.store.signal_reports); pvwatch.domain.signals.counting gives per pair a 
 product's and the event's report counts, N (distinct reports) and the expected count E. With strata, E is summed
 over strata as openEBGM's processRaw does (E = sum_s n_product,s n_event,s / N_s), in DuckDB over `signal_rows`.
 
-`compute_signals` then scores every pair (numpy, vectorised) and registers the result as one Arrow relation in
-DuckDB, which writes OUT.csv or the `signals` table (migration 005) without a round trip through Python objects.
+`compute_signals` then scores every pair (numpy, vectorised) and registers the result as one Arrow table in
+DuckDB, which fills the `signals` table (migration 005) without a round trip through Python objects; OUT.csv is
+formatted from the same table by Arrow, block by block on two threads (`write_csv`).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
@@ -22,6 +23,7 @@ from pathlib import Path
 import duckdb
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 from numpy.typing import NDArray
 
 from pvwatch.config import Settings
@@ -122,9 +124,11 @@ STAGES = ("count reports", "PRR, ROR, IC", "fit EBGM prior", "EBGM scores")
 
 @dataclass(frozen=True)
 class SignalComputation:
-    """Every pair's statistics (held in the relations signal_pairs and signal_results of `con`)."""
+    """Every pair's statistics (`results`, also registered as the relation signal_results of `con`, beside
+    signal_pairs)."""
 
     table: PairTable
+    results: pa.Table
     fit: PriorFit | None
     fit_error: str | None
     flags: dict[SignalMethod, NDArray[np.bool_]]
@@ -187,25 +191,101 @@ def compute_signals(con: duckdb.DuckDBPyConnection, rows: ReportRows, thresholds
         "ebgm": ebgm, "eb05": eb05, "eb95": eb95,
     }
     # one relation in pair order (no join to write it); NaN, an undefined statistic, becomes NULL: an empty cell
-    con.register("signal_results", pa.table({
+    results = pa.table({
         "product": table.product, "event": table.event, "a": counts.a, "b": counts.b, "c": counts.c,
         "d": counts.d, "expected": table.expected,
         **{name: pa.array(values, from_pandas=True) for name, values in statistics.items()},
         "signal_prr": flags[SignalMethod.PRR], "signal_ebgm": flags[SignalMethod.EBGM],
         "signal_ic": flags[SignalMethod.IC],
-    }))
+    })
+    con.register("signal_results", results)
     stage("done")
-    return SignalComputation(table, fit, fit_error, flags, time.perf_counter() - started, stage_seconds)
+    return SignalComputation(table, results, fit, fit_error, flags, time.perf_counter() - started, stage_seconds)
 
 
 _RESULT_SQL = "SELECT " + ", ".join(OUTPUT_COLUMNS) + "{extra} FROM signal_results"
 
 
-def write_csv(con: duckdb.DuckDBPyConnection, path: Path) -> None:
-    """OUT.csv: one row per pair, OUTPUT_COLUMNS, empty where a statistic is undefined. Rows are in no particular
-    order: DuckDB's writer formats them in parallel (a sorted write took 2-4x longer; `sort` the file to compare)."""
+#: Rows OUT.csv formats at a time (about 64 MB of text at the 10M benchmark's row width): two blocks in flight.
+CSV_BLOCK_ROWS = 1 << 18
+#: Where Arrow spells a double as Python's repr and DuckDB do, apart from integral values (Arrow "5", repr
+#: "5.0"): shortest round-trip digits, positional notation. Checked on 3.5M random doubles of 1-17 digits
+#: between 1e-6 and 1e9 (tests/unit/test_signals_csv_text.py checks the boundaries).
+_ARROW_AS_REPR = (1e-4, 1e9)
+
+
+def write_csv(computation: SignalComputation, path: Path) -> None:
+    """OUT.csv: one row per pair in pair order, OUTPUT_COLUMNS, empty where a statistic is undefined.
+
+    The text is what DuckDB's COPY wrote before (the same bytes, row order aside): doubles in their shortest
+    round-trip spelling as Python's repr gives it, names quoted where they contain a comma, a quote, '#' or a
+    line break. Arrow formats it block by block on two threads: at 10M reports DuckDB's writer spent ~6 s of
+    CPU on its float formatting, Arrow ~4 s, and the two blocks run at once (docs/signals.md, Speed)."""
+    results = computation.results.select(list(OUTPUT_COLUMNS))
+    names = {name: _csv_names(_dictionary(results.column(name))) for name in ("product", "event")}
     path.parent.mkdir(parents=True, exist_ok=True)
-    con.execute(f"COPY ({_RESULT_SQL.format(extra='')}) TO '{_sql_path(path)}' (HEADER, DELIMITER ',')")
+    with path.open("wb") as out, ThreadPoolExecutor(max_workers=2) as pool:
+        out.write((",".join(OUTPUT_COLUMNS) + "\n").encode())
+        pending: list[Future[list[memoryview]]] = []
+        for start in range(0, results.num_rows, CSV_BLOCK_ROWS):
+            pending.append(pool.submit(_csv_lines, results.slice(start, CSV_BLOCK_ROWS), names))
+            if len(pending) > 2:
+                out.writelines(pending.pop(0).result())
+        for block in pending:
+            out.writelines(block.result())
+
+
+def _dictionary(column: pa.ChunkedArray) -> pa.Array:
+    dictionary: pa.Array = column.chunk(0).dictionary if column.num_chunks else pa.array([], pa.string())
+    return dictionary
+
+
+def _csv_names(names: pa.Array) -> pa.Array:
+    """Names as DuckDB's CSV writer spells them: quoted (inner quotes doubled) when they contain a comma, a
+    quote, '#' or a line break, or are empty (DuckDB 2.0's rule, which is also RFC 4180's plus '#')."""
+    quoted = pc.binary_join_element_wise('"', pc.replace_substring(names, '"', '""'), '"', "")
+    needs_quotes = pc.or_(pc.match_substring_regex(names, '[,"#\r\n]'), pc.equal(names, ""))
+    return pc.if_else(needs_quotes, quoted, names)
+
+
+def _csv_lines(block: pa.Table, names: dict[str, pa.Array]) -> list[memoryview]:
+    """The CSV text of `block`'s rows, one line each ending in a line feed, as views of Arrow buffers."""
+    cells: list[pa.ChunkedArray | pa.Array] = []
+    for name in OUTPUT_COLUMNS:
+        column = block.column(name)
+        if name in names:
+            cells.append(pa.chunked_array([pc.take(names[name], chunk.indices) for chunk in column.chunks],
+                                          pa.string()))
+        elif pa.types.is_integer(column.type):
+            cells.append(pc.cast(column, pa.string()))
+        else:
+            cells.append(double_text(column.to_numpy()))
+    cells[-1] = pc.binary_join_element_wise(cells[-1], "\n", "", null_handling="replace", null_replacement="")
+    lines = pc.binary_join_element_wise(*cells, ",", null_handling="replace", null_replacement="")
+    views = []
+    for chunk in lines.chunks if isinstance(lines, pa.ChunkedArray) else [lines]:
+        if len(chunk):
+            offsets = np.frombuffer(chunk.buffers()[1], dtype=np.int32, count=len(chunk) + 1, offset=chunk.offset * 4)
+            views.append(memoryview(chunk.buffers()[2])[int(offsets[0]):int(offsets[-1])])
+    return views
+
+
+def double_text(values: FloatArray) -> pa.Array:
+    """Each double's shortest round-trip text as Python's repr (and DuckDB) spells it; NaN is null (an empty
+    cell). Arrow's cast gives the digits; values outside _ARROW_AS_REPR (about 1% at 10M reports: tiny chi2,
+    never infinite so far) are spelt by repr itself, and integral ones get repr's ".0"."""
+    text = pc.cast(pa.array(values, from_pandas=True), pa.string())
+    magnitude = np.abs(values)
+    with np.errstate(invalid="ignore"):
+        arrow_as_repr = ((magnitude >= _ARROW_AS_REPR[0]) & (magnitude < _ARROW_AS_REPR[1])) | (magnitude == 0)
+        integral = arrow_as_repr & (values == np.trunc(values))
+        other = ~arrow_as_repr & ~np.isnan(values)
+    if integral.any():
+        text = pc.if_else(integral, pc.binary_join_element_wise(text, ".0", ""), text)
+    if other.any():
+        text = pc.replace_with_mask(text, other, pa.array([repr(value) for value in values[other].tolist()],
+                                                          pa.string()))
+    return text
 
 
 def write_signals_table(con: duckdb.DuckDBPyConnection, computation: SignalComputation, computed_at: datetime) -> None:
@@ -223,10 +303,6 @@ def write_signals_table(con: duckdb.DuckDBPyConnection, computation: SignalCompu
     except Exception:
         con.execute("ROLLBACK")
         raise
-
-
-def _sql_path(path: Path) -> str:
-    return str(path).replace("'", "''")
 
 
 # --- the live table: recomputed over the store by the worker's timer, new or strengthened signals published ----

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 
 import duckdb
 import pytest
 
+from pvwatch.domain.signals.criteria import SignalThresholds
 from pvwatch.store.signal_reports import ReportsInvalid
-from pvwatch.store.signals import count_pairs, load_reports_csv
+from pvwatch.store.signals import OUTPUT_COLUMNS, compute_signals, count_pairs, load_reports_csv, write_csv
+from tests.conftest import TEST_DATA
 
 pytestmark = pytest.mark.integration
+
+CAERS = TEST_DATA / "caers" / "caers-2012.csv"
 
 
 def test_repeated_and_space_padded_rows_count_once_per_report(tmp_path: Path) -> None:
@@ -55,3 +60,40 @@ def test_empty_cells_are_refused_and_counted(tmp_path: Path) -> None:
     reports.write_text("report_id,product,event\nR1,P1,E1\nR2,  ,E1\n,P2,E2\nR3,P3,\n")
     with pytest.raises(ReportsInvalid, match="3 row\\(s\\) with an empty report_id, product or event"):
         load_reports_csv(duckdb.connect(), reports)
+
+
+def _copy_lines(con: duckdb.DuckDBPyConnection, path: Path) -> list[bytes]:
+    """signal_results as DuckDB's CSV writer spells it (pvwatch's OUT.csv writer until 30 Nov), lines sorted."""
+    columns = ", ".join(OUTPUT_COLUMNS)
+    con.execute(f"COPY (SELECT {columns} FROM signal_results) TO '{path}' (HEADER, DELIMITER ',')")
+    header, *rows = path.read_bytes().split(b"\n")
+    return [header, *sorted(rows)]
+
+
+def _out_lines(path: Path) -> list[bytes]:
+    header, *rows = path.read_bytes().split(b"\n")
+    return [header, *sorted(rows)]
+
+
+def test_out_csv_is_byte_for_byte_what_duckdb_wrote_on_caers(tmp_path: Path) -> None:
+    # The real CAERS set has names with commas, quotes and '#', and chi2 values below 1e-4 (spelt 1e-05 style)
+    con = duckdb.connect()
+    computation = compute_signals(con, load_reports_csv(con, CAERS), SignalThresholds())
+    write_csv(computation, tmp_path / "out.csv")
+    assert _out_lines(tmp_path / "out.csv") == _copy_lines(con, tmp_path / "duckdb.csv")
+
+
+def test_out_csv_quotes_names_and_leaves_undefined_statistics_empty(tmp_path: Path) -> None:
+    reports = tmp_path / "reports.csv"
+    reports.write_text('report_id,product,event\nR1,"ASPIRIN, 81 MG",NAUSEA\nR1,"VIT ""D""",#1 RASH\n'
+                       "R2,\"ASPIRIN, 81 MG\",NAUSEA\nR3,PLAIN,NAUSEA\n")
+    con = duckdb.connect()
+    # three reports cannot identify the EBGM prior: its columns stay empty too
+    computation = compute_signals(con, load_reports_csv(con, reports), SignalThresholds(), require_fit=False)
+    write_csv(computation, tmp_path / "out.csv")
+    assert _out_lines(tmp_path / "out.csv") == _copy_lines(con, tmp_path / "duckdb.csv")
+    with (tmp_path / "out.csv").open(newline="") as handle:
+        rows = {(r["product"], r["event"]): r for r in csv.DictReader(handle)}
+    assert set(rows) == {("ASPIRIN, 81 MG", "NAUSEA"), ('VIT "D"', "#1 RASH"), ("PLAIN", "NAUSEA")}
+    # ASPIRIN / NAUSEA: a = 2, b = 0, c = 1, d = 0: no ROR, an empty cell (issue 6: "empty where a cell is 0")
+    assert rows[("ASPIRIN, 81 MG", "NAUSEA")]["ror"] == ""
