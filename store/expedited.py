@@ -5,6 +5,7 @@ replacement from `pvwatch replay`. Every column is a function of the log, so liv
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Literal
 
 import duckdb
 
@@ -19,15 +20,20 @@ def _status(clock: ExpeditedClock) -> ClockStatus:
 
 
 def upsert_clocks(con: duckdb.DuckDBPyConnection, rows: Iterable[ClockRow]) -> int:
-    """Insert or update clocks (the caller holds the batch transaction); returns how many were written. The rows
-    travel as one list per column, times and ids as text cast in SQL: a replay writes thousands at once, and a
-    list of structs cost ~45 us per row (measured on 6,458 clocks: 0.30 s)."""
+    """Insert or update clocks (the caller holds the batch transaction); returns how many were written."""
+    return _write_clocks(con, rows, "INSERT OR REPLACE")
+
+
+def _write_clocks(con: duckdb.DuckDBPyConnection, rows: Iterable[ClockRow],
+                  insert: Literal["INSERT", "INSERT OR REPLACE"]) -> int:
+    """The rows travel as one list per column, times and ids as text cast in SQL: a replay writes thousands at
+    once, and a list of structs cost ~45 us per row (measured on 6,458 clocks: 0.30 s)."""
     rows = list(rows)
     if not rows:
         return 0
     clocks = [row.clock for row in rows]
     con.execute(
-        """INSERT OR REPLACE INTO expedited_reports (case_id, category, patient, day0, due_date, due_at, rsi_version,
+        insert + """ INTO expedited_reports (case_id, category, patient, day0, due_date, due_at, rsi_version,
                evidence_event_ids, submitted_at, submission_event_id, status)
            SELECT unnest($case_ids::VARCHAR[]), unnest($categories::VARCHAR[]), unnest($patients::VARCHAR[]),
                unnest($day0::DATE[]), unnest($due_dates::DATE[]), unnest($due_at::TIMESTAMPTZ[]),
@@ -48,6 +54,28 @@ def upsert_clocks(con: duckdb.DuckDBPyConnection, rows: Iterable[ClockRow]) -> i
 
 
 def replace_clocks(con: duckdb.DuckDBPyConnection, rows: Iterable[ClockRow]) -> int:
-    """Make `rows` the whole table (replay)."""
+    """Make `rows` the whole table (replay): a plain INSERT into the emptied table (INSERT OR REPLACE looks up
+    every key: 126 clocks 6.4 -> 2.4 ms, measured)."""
     con.execute("DELETE FROM expedited_reports")
-    return upsert_clocks(con, rows)
+    return _write_clocks(con, rows, "INSERT")
+
+
+def clocks_stored(con: duckdb.DuckDBPyConnection, rows: Iterable[ClockRow]) -> bool:
+    """Whether `expedited_reports` (a read-only connection will do) holds exactly `rows`, every column: then
+    replace_clocks would change nothing."""
+    stored = con.execute("""SELECT case_id, category, patient, day0, due_date, due_at, rsi_version, evidence_event_ids,
+                                   submitted_at, submission_event_id, status FROM expedited_reports""").fetchall()
+    derived = {(row.clock.case_id, row.clock.category.value): row for row in rows}
+    if len(stored) != len(derived):
+        return False
+    for case_id, category, patient, day0, due_date, due_at, rsi_version, evidence, submitted_at, submission, status \
+            in stored:
+        row = derived.get((case_id, category))
+        if row is None:
+            return False
+        clock = row.clock
+        if (patient, day0, due_date, due_at, rsi_version, evidence, submitted_at, submission, status) != (
+                row.patient, clock.day0, clock.due_date, clock.due_at, clock.rsi_version,
+                list(clock.evidence_event_ids), clock.submitted_at, clock.submission_event_id, _status(clock).value):
+            return False
+    return True
