@@ -96,13 +96,13 @@ def all_stories() -> list[Story]:
 
 
 def late_and_out_of_order(events: list[EventEnvelope], seed: int) -> list[EventEnvelope]:
-    """The events in a shuffled arrival order, report submissions first.
+    """The events in a shuffled arrival order.
 
-    Due-soon and overdue are judged against the wall clock, which is months past these stories' deadlines: a case
-    that arrives before its (on-time) submission is, as far as pvwatch then knows, overdue, and that alert stays,
-    while a replay of the whole log knows the report was sent in time (docs/rules.md, "Late and out-of-order
-    events"; tests/unit/test_rule_scenarios.py shows it). Everything else arrives in any order.
+    Any order will do, submissions included: due-soon and overdue are judged against the wall clock, which is months
+    past these stories' deadlines, so a case that arrives before its on-time submission is, as far as pvwatch then
+    knows, overdue; the submission withdraws that alert when it arrives (docs/rules.md, "Late and out-of-order
+    events"; tests/unit/test_rule_scenarios.py shows it).
     """
     shuffled = list(events)
     random.Random(seed).shuffle(shuffled)
-    return [e for e in shuffled if e.type == "report-submitted"] + [e for e in shuffled if e.type != "report-submitted"]
+    return shuffled

@@ -79,16 +79,18 @@ def test_a_claimed_worsening_is_not_an_undocumented_benefit():
     assert alerts == []
 
 
-def test_a_submission_arriving_after_the_deadline_cannot_un_raise_the_overdue_alert():
-    """The documented limit of time-driven alerts: pvwatch judged the clock with what it knew then."""
+def test_a_submission_arriving_after_the_deadline_withdraws_the_overdue_alert():
+    """pvwatch judged the clock with what it knew then; the on-time submission, arriving later, withdraws it."""
     story = next(s for s in STORIES if s.name == "fatal-susar")
     submission = [e for e in story.events if e.type == "report-submitted"]
     rest = [e for e in story.events if e.type != "report-submitted"]
     live = SafetyEngine(PARAMETERS)
     live.apply(rest, LATER)
-    seen = {(a.rule_id, a.details["category"]) for a in live.clock_alerts(LATER)}
-    live.apply(submission, LATER)
+    seen = {(a.rule_id, a.details["category"]): a.alert_id for a in live.clock_alerts(LATER)}
+    withdrawn = live.apply(submission, LATER).withdrawn
     assert ("expedited-overdue", "7-day") in seen  # raised while the on-time submission was unknown
+    # sent 2026-03-06 15:00, before the due-soon window (from 2026-03-08 00:00) and the deadline (end of 03-09)
+    assert set(withdrawn) == {seen[("expedited-overdue", "7-day")], seen[("expedited-due-soon", "7-day")]}
     replayed = SafetyEngine(PARAMETERS)
     replayed.apply(story.events, LATER)
     assert ("expedited-overdue", "7-day") not in {(a.rule_id, a.details["category"])
