@@ -10,22 +10,29 @@ day 2 arrives after: a cholestatic pattern within the window of both results, so
 from __future__ import annotations
 
 import json
+import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
 import pytest
+from aiohttp.test_utils import TestClient
 from click.testing import CliRunner
 
 from pvwatch.cli import cli
+from pvwatch.dashboards.users import Role, UserStore
+from pvwatch.dashboards.webapp import DashboardConfig
 from pvwatch.events import ALERT_TOPIC, encode_event
 from pvwatch.events.alert import AlertWithdrawal, SafetyAlert
+from pvwatch.events.alert_action import AlertAction, AlertActionRecorded
 from pvwatch.events.envelope import EventEnvelope
 from pvwatch.metrics_client import scrape_labelled
+from pvwatch.store.snapshot import publish_snapshot
 from pvwatch.streams.alertmanager import alertmanager_alert, load_direct_routes
 from pvwatch.streams.producer import EventPublisher
 from pvwatch.streams.writer import RawMessage, StoreWriter
 from tests.conftest import Workers, wait_for
+from tests.integration.test_dashboard_access import NOW, PASSWORDS, login, run
 from tests.integration.test_pipeline import consume_all
 from tests.unit.test_rule_withdrawal import ALP, ALT, BILIRUBIN, lab
 
@@ -144,3 +151,39 @@ def test_a_late_alp_withdraws_the_hys_law_alert_through_the_broker_and_worker(wo
     result = CliRunner().invoke(cli, ["replay", "--db", str(workers.db)])
     assert result.exit_code == 0, result.output
     assert stored(workers.db, "SELECT count(*) FROM alerts") == [(0,)], "replay derives no case either"
+
+
+def test_the_dashboard_keeps_working_when_an_officer_acted_on_an_alert_since_withdrawn(tmp_path: Path):
+    """The officer's acknowledgement stays in the log (an event); the queue, the patient page and the API leave the
+    withdrawn alert out, and a new action on it is refused as not found, not a server error."""
+    alt, bilirubin, alp = story()
+    db = tmp_path / "pvwatch.duckdb"
+    writer = StoreWriter(db, None, None)
+    try:
+        (raised,) = [a.alert() for a in writer.process(raw([alt, bilirubin])).new_alerts]
+        acknowledged = AlertActionRecorded(
+            event_id=uuid.uuid4(), occurred_at=NOW, recorded_at=NOW, source="pvwatch-dashboard",
+            patient=raised.patient, alert_id=raised.alert_id, action=AlertAction.ACKNOWLEDGE, actor="olivia")
+        writer.process(raw([acknowledged, alp], 2))
+        info = publish_snapshot(writer.store.con, tmp_path / "pvwatch.duckdb.snapshot.duckdb")
+    finally:
+        writer.close()
+    assert stored(db, "SELECT count(*) FROM alert_actions") == [(1,)], "the action stays in the log"
+    users = UserStore(tmp_path / "users.yaml")
+    users.add("olivia", Role.OFFICER, PASSWORDS["olivia"])
+    config = DashboardConfig(snapshot=info.path, users_file=tmp_path / "users.yaml",
+                             audit_log=tmp_path / "audit.jsonl", bootstrap="127.0.0.1:1", sql_timeout_s=1.0,
+                             sql_max_rows=50)
+
+    async def scenario(client: TestClient) -> None:
+        token = await login(client, "olivia")
+        queue = await client.get("/api/alerts")
+        assert queue.status == 200 and str(raised.alert_id) not in await queue.text()
+        for page in ("/alerts", f"/patients/{raised.patient}"):
+            response = await client.get(page)
+            assert response.status == 200, (page, await response.text())
+        response = await client.post(f"/api/alerts/{raised.alert_id}/actions", json={"action": "close"},
+                                     headers={"X-CSRF-Token": token})
+        assert response.status == 404
+
+    run(config, scenario)
