@@ -238,8 +238,8 @@ def _owner_only_files() -> None:
 @click.option("--signals/--no-signals", "with_signals", default=True, show_default=True,
               help="Also recompute the signals table (PVWATCH_SIGNAL_* thresholds), as the worker's signal timer does.")
 @click.option("--screen/--no-screen", default=True, show_default=True,
-              help="Leave out the lab results and disease-activity scores no rule can use (the same tables, "
-                   "faster); --no-screen reads and validates every stored event again.")
+              help="Leave out the lab results, disease-activity scores and outcome claims no rule can use (the "
+                   "same tables, faster); --no-screen reads and validates every stored event again.")
 def replay(db: Path, rules_file: Path | None, rsi_file: Path | None, processes: int, with_signals: bool,
            screen: bool) -> None:
     """Rebuild every derived table (alerts, expedited_reports, signals) from the stored event log, without the broker.

@@ -30,6 +30,7 @@ from pvwatch.domain.engine import (
     LOT_CLUSTER,
     RULE_IDS,
     RULE_INPUT_TYPES,
+    UNDOCUMENTED_BENEFIT,
     ClockRow,
     FlareScoreUse,
     SafetyEngine,
@@ -41,6 +42,7 @@ from pvwatch.errors import PvwatchError
 from pvwatch.events.alert import SafetyAlert
 from pvwatch.events.codec import describe_validation_error, load_validators
 from pvwatch.events.envelope import EventEnvelope
+from pvwatch.events.outcome_claim import Direction
 from pvwatch.events.registry import EVENT_TYPES
 from pvwatch.events.vocabulary import FROM_LOG, LOINC_CODE_PATTERN, UCUM_UNIT_PATTERN
 from pvwatch.rulebook import load_rule_parameters
@@ -260,6 +262,7 @@ def _screened(query: str, parameters: RuleParameters, screen: bool, patients: st
         return query.format(quiet="")
     labs = quiet_labs_sql(quiet_lab_bands(parameters), patients)
     quiet = quiet_scores_sql(flare_score_use(parameters), patients) + (
+        f" UNION ALL {quiet_claims_sql(parameters.enabled(UNDOCUMENTED_BENEFIT), patients)}") + (
         "" if labs is None else f" UNION ALL SELECT event_id FROM ({labs})")
     return query.format(quiet=f"ANTI JOIN ({quiet}) quiet USING (event_id)")
 
@@ -525,7 +528,8 @@ def replay(path: Path, *, progress: bool = False, parameters: RuleParameters | N
 # The bands come from the domain (the rule parameters in force); this only writes them as SQL, comparing as
 # QuietBand.admits does (the same IEEE divisions and products), plus: the baseline must be known and positive.
 # Screened results are not validated again (the rest of the log is); `pvwatch replay --no-screen` validates all.
-# Likewise the disease-activity scores flare-after-taper cannot use (engine.flare_score_use): a third of the mix.
+# Likewise the disease-activity scores flare-after-taper cannot use (engine.flare_score_use): a third of the mix;
+# and the outcome claims undocumented-benefit cannot alert on (quiet_claims_sql).
 
 _LAB_FIELDS = "['$.loinc_code', '$.unit', '$.value', '$.comparator', '$.reference_low', '$.reference_high']"
 
@@ -638,3 +642,27 @@ def quiet_scores_sql(use: FlareScoreUse, patients: str = "true") -> str:
               AND ((score.at <= taper.occurred_at AND (score.next_at IS NULL OR taper.occurred_at < score.next_at))
                    OR (taper.occurred_at < score.at
                        AND score.at - INTERVAL {use.window.days + 1} DAY <= taper.occurred_at)))))"""
+
+
+#: A JSON string holding a UUID in its usual form (what validation reads as an event id).
+_QUOTED_UUID = '^"[0-9a-fA-F]{8}(-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}"$'
+
+
+def quiet_claims_sql(undocumented_benefit: bool, patients: str = "true") -> str:
+    """A query of the event ids of the outcome claims of `patients` on which undocumented-benefit cannot alert,
+    every claim when the rule is off (no other rule reads claims, and the rule reads each claim alone:
+    SafetyEngine._evaluate). It alerts on a claim that something improved (the default) when
+    undocumented_benefit.benefit_is_undocumented: its documented measure has neither a name nor an event. Quiet
+    here: a claim that something worsened or did not change, or whose measure names an event id or has a name with
+    a letter or a digit, each a JSON string (narrower than the rule, which takes any name that is not blank)."""
+    if not undocumented_benefit:
+        return f"SELECT event_id FROM event_log WHERE type = 'outcome-claim' AND ({patients})"
+    other = ", ".join(_text(json.dumps(d.value)) for d in sorted(Direction) if d is not Direction.IMPROVED)
+    return f"""
+        SELECT event_id FROM (
+            SELECT event_id, json_extract(payload, ['$.direction', '$.documented_measure.evidence_event_id',
+                                                   '$.documented_measure.name']) AS j
+            FROM event_log WHERE type = 'outcome-claim' AND ({patients}))
+        WHERE j[1] IN ({other}) OR regexp_matches(j[2], {_text(_QUOTED_UUID)})
+           OR (starts_with(j[3], '"') AND regexp_matches(j[3], '[A-Za-z0-9]'))"""
+

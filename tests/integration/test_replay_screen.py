@@ -20,17 +20,26 @@ import pytest
 
 from pvwatch.cohort import generate_cohort
 from pvwatch.domain import ctcae, flare
-from pvwatch.domain.engine import CTCAE_LAB, FLARE_AFTER_TAPER, HYS_LAW, flare_score_use, quiet_lab_bands
+from pvwatch.domain.engine import (
+    CTCAE_LAB,
+    FLARE_AFTER_TAPER,
+    HYS_LAW,
+    UNDOCUMENTED_BENEFIT,
+    flare_score_use,
+    quiet_lab_bands,
+)
 from pvwatch.domain.hys_law import HysLawParameters
 from pvwatch.domain.parameters import CtcaeLabParameters, RuleParameters
+from pvwatch.domain.undocumented_benefit import benefit_is_undocumented
 from pvwatch.events.codec import parse_event
 from pvwatch.events.disease_activity import DiseaseActivityAssessed
 from pvwatch.events.envelope import EventEnvelope
 from pvwatch.events.lab import LabResultReported
+from pvwatch.events.outcome_claim import Direction, DocumentedMeasure, OutcomeClaimReported
 from pvwatch.events.treatment import TreatmentStopped, TreatmentTapered
 from pvwatch.rulebook import load_rule_parameters
 from pvwatch.store.eventstore import EventStore
-from pvwatch.store.replay import quiet_labs_sql, quiet_scores_sql, replay
+from pvwatch.store.replay import quiet_claims_sql, quiet_labs_sql, quiet_scores_sql, replay
 from tests.scenarios.stories import all_stories
 
 pytestmark = pytest.mark.integration
@@ -57,6 +66,7 @@ PARAMETERS = {
     "no-ctcae": replace(RuleParameters(), disabled=frozenset({CTCAE_LAB})),
     "no-flare": replace(RuleParameters(), disabled=frozenset({FLARE_AFTER_TAPER})),
     "flare-window-30": replace(RuleParameters(), flare=flare.FlareParameters(window_days=30)),
+    "no-undocumented-benefit": replace(RuleParameters(), disabled=frozenset({UNDOCUMENTED_BENEFIT})),
 }
 
 
@@ -100,12 +110,28 @@ def boundary_scores() -> list[DiseaseActivityAssessed | TreatmentTapered | Treat
     return [taper, stop, *scores]
 
 
+def boundary_claims() -> list[OutcomeClaimReported]:
+    """A parent's "better" with no measure (undocumented-benefit alerts), the same with a named measure, with a
+    measure pointing at its event, with a name of punctuation only (no alert; the screen keeps it), and claims that
+    something worsened or did not change (no benefit claimed)."""
+    patient, at = "pt-" + "9" * 20, T0 + timedelta(days=30)
+    forms = [(Direction.IMPROVED, None), (Direction.IMPROVED, DocumentedMeasure(name="SLEDAI-2K", before=12, after=4)),
+             (Direction.IMPROVED, DocumentedMeasure(name="JADAS10", evidence_event_id=uuid4())),
+             (Direction.IMPROVED, DocumentedMeasure(name="-")), (Direction.WORSENED, None), (Direction.UNCHANGED, None)]
+    return [OutcomeClaimReported(event_id=uuid4(), occurred_at=at + timedelta(days=n),
+                                 recorded_at=at + timedelta(days=n), source="parent-app", patient=patient,
+                                 what="energy", direction=direction, claimed_by="parent", attributed_to="MSC",
+                                 documented_measure=measure)
+            for n, (direction, measure) in enumerate(forms)]
+
+
 @pytest.fixture(scope="module")
 def log(tmp_path_factory, demo_pseudonymiser_module) -> tuple[Path, list[EventEnvelope]]:
     events = [parse_event(demo_pseudonymiser_module.pseudonymise_record(r)) for r in generate_cohort(40, seed=21)]
     events += [event for story in all_stories() for event in story.events]
     events += boundary_labs()
     events += boundary_scores()
+    events += boundary_claims()
     path = tmp_path_factory.mktemp("screen") / "log.duckdb"
     store = EventStore(path)
     try:
@@ -201,6 +227,31 @@ def test_the_sql_screen_leaves_in_every_score_a_flare_index_pairs(log, name):
                if isinstance(e, DiseaseActivityAssessed) and e.patient == "pt-" + "e" * 20}
     assert {planted[0], planted[30], planted[400]}.isdisjoint(screened)  # baselines on the taper and stop; day 30
     assert {planted[-20], planted[-5], planted[300]} <= screened  # superseded baselines; far from both
+
+
+@pytest.mark.parametrize("name", PARAMETERS)
+def test_the_sql_screen_leaves_in_every_claim_undocumented_benefit_alerts_on(log, name):
+    """The planted claims: the screen leaves out the named measure, the measure with its event, the worsened and the
+    unchanged; it keeps the undocumented "better" (it alerts) and, narrower than the rule, the measure named "-"."""
+    path, events = log
+    parameters = PARAMETERS[name]
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        screened = {row[0] for row in con.execute(
+            quiet_claims_sql(parameters.enabled(UNDOCUMENTED_BENEFIT))).fetchall()}
+    finally:
+        con.close()
+    claims = {e.event_id: e for e in events if isinstance(e, OutcomeClaimReported)}
+    if not parameters.enabled(UNDOCUMENTED_BENEFIT):
+        assert screened == set(claims)  # no rule reads a claim
+        return
+    measures = {i: c.documented_measure for i, c in claims.items()}
+    alerting = {i for i, c in claims.items() if c.direction is Direction.IMPROVED and benefit_is_undocumented(
+        measures[i] and measures[i].name, measures[i] and measures[i].evidence_event_id)}
+    assert alerting and not alerting & screened
+    planted = sorted((c for c in claims.values() if c.patient == "pt-" + "9" * 20), key=lambda c: c.occurred_at)
+    assert screened & {c.event_id for c in planted} == {planted[i].event_id for i in (1, 2, 4, 5)}
+    assert len(screened) > len(claims) / 3, "most of the cohort's claims are documented or claim no benefit"
 
 
 def tables(path: Path) -> tuple[list[tuple], list[tuple]]:
