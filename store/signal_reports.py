@@ -120,27 +120,45 @@ def _csv_problem(error: duckdb.Error) -> str:
 
 
 def _codes(column: pa.ChunkedArray) -> tuple[NDArray[np.int32], pa.Array, int]:
-    """Codes into the distinct trimmed names, and how many rows are null or empty once trimmed."""
+    """Codes into the distinct trimmed names, and how many rows are null or empty once trimmed.
+
+    Each chunk's codes go straight into one array through a map from its own dictionary to the distinct names
+    (the chunks' dictionaries concatenated and encoded once): Arrow's unify_dictionaries would also build a
+    transposed copy of every chunk's indices, 4 bytes a row more to allocate and fault in (docs/signals.md)."""
     if not pa.types.is_dictionary(column.type):
         column = pc.dictionary_encode(column, memory_pool=_POOL)
     codes = np.empty(len(column), dtype=np.int32)
     if column.num_chunks == 0:
         return codes, pa.array([], pa.string()), 0
-    column = column.unify_dictionaries(memory_pool=_POOL)
-    names = column.chunk(0).dictionary
-    start = 0
-    for chunk in column.chunks:  # into one array, chunk by chunk (no concatenated copy)
-        indices = chunk.indices if chunk.null_count == 0 else pc.fill_null(chunk.indices, 0)
-        codes[start:start + len(chunk)] = np.asarray(indices)
+    dictionaries = [chunk.dictionary for chunk in column.chunks]
+    code_of_entry, names, padded = _encode(pa.concat_arrays(dictionaries, memory_pool=_POOL))
+    start = entry = 0
+    for chunk, dictionary in zip(column.chunks, dictionaries, strict=True):
+        lookup = code_of_entry[entry:entry + len(dictionary)]
+        if lookup.size:  # (a chunk of nulls only has an empty dictionary: its rows are counted as null)
+            indices = chunk.indices if chunk.null_count == 0 else pc.fill_null(chunk.indices, 0)
+            np.take(lookup, np.asarray(indices), out=codes[start:start + len(chunk)])
+        else:
+            codes[start:start + len(chunk)] = 0
         start += len(chunk)
-    trimmed = pc.utf8_trim(names, " ", memory_pool=_POOL)
-    if not pc.all(pc.equal(trimmed, names)).as_py():  # padded names: the same name once trimmed
-        renumbered = pc.dictionary_encode(trimmed, memory_pool=_POOL)
+        entry += len(dictionary)
+    if padded:  # padded names: the same name once trimmed
+        renumbered = pc.dictionary_encode(pc.utf8_trim(names, " ", memory_pool=_POOL), memory_pool=_POOL)
         codes = np.asarray(renumbered.indices, dtype=np.int32)[codes]
         names = renumbered.dictionary
     empty_code = pc.index(names, "").as_py()
     empty = int(np.count_nonzero(codes == empty_code)) if empty_code >= 0 else 0
     return codes, names, empty + column.null_count
+
+
+def _encode(entries: pa.Array) -> tuple[NDArray[np.int32], pa.Array, bool]:
+    """Each entry's code into the distinct names (numbered in order of first appearance), those names, and
+    whether any of them has leading or trailing spaces. (Hashing two halves of the report ids on two threads,
+    split by each name's last byte, took more CPU and more wall time at 10M reports: docs/signals.md.)"""
+    encoded = pc.dictionary_encode(entries, memory_pool=_POOL)
+    names = encoded.dictionary
+    padded = pc.all(pc.equal(pc.utf8_trim(names, " ", memory_pool=_POOL), names)).as_py() is False
+    return np.asarray(encoded.indices, dtype=np.int32), names, padded
 
 
 def _rows_from_arrow(con: duckdb.DuckDBPyConnection, table: pa.Table, where: str,
