@@ -5,7 +5,7 @@ replacement from `pvwatch replay`. Every column is a function of the log, so liv
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Literal
+from typing import Any, Literal
 
 import duckdb
 
@@ -60,11 +60,15 @@ def replace_clocks(con: duckdb.DuckDBPyConnection, rows: Iterable[ClockRow]) -> 
     return _write_clocks(con, rows, "INSERT")
 
 
-def clocks_stored(con: duckdb.DuckDBPyConnection, rows: Iterable[ClockRow]) -> bool:
-    """Whether `expedited_reports` (a read-only connection will do) holds exactly `rows`, every column: then
-    replace_clocks would change nothing."""
-    stored = con.execute("""SELECT case_id, category, patient, day0, due_date, due_at, rsi_version, evidence_event_ids,
-                                   submitted_at, submission_event_id, status FROM expedited_reports""").fetchall()
+def stored_clocks(con: duckdb.DuckDBPyConnection) -> list[tuple[Any, ...]]:
+    """The rows of `expedited_reports` (a read-only connection will do) as clocks_equal compares them."""
+    return con.execute("""SELECT case_id, category, patient, day0, due_date, due_at, rsi_version, evidence_event_ids,
+                                 submitted_at, submission_event_id, status FROM expedited_reports""").fetchall()
+
+
+def clocks_equal(stored: list[tuple[Any, ...]], rows: Iterable[ClockRow]) -> bool:
+    """Whether the `stored` rows (stored_clocks) are exactly `rows`, every column: then replace_clocks would
+    change nothing."""
     derived = {(row.clock.case_id, row.clock.category.value): row for row in rows}
     if len(stored) != len(derived):
         return False

@@ -20,6 +20,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from multiprocessing.connection import Connection
 from pathlib import Path
+from typing import Any
 
 import duckdb
 from pydantic import ValidationError
@@ -47,7 +48,7 @@ from pvwatch.events.registry import EVENT_TYPES
 from pvwatch.events.vocabulary import FROM_LOG, LOINC_CODE_PATTERN, UCUM_UNIT_PATTERN
 from pvwatch.rulebook import load_rule_parameters
 from pvwatch.store.eventstore import EventStore, connect
-from pvwatch.store.expedited import clocks_stored, replace_clocks
+from pvwatch.store.expedited import clocks_equal, replace_clocks, stored_clocks
 from pvwatch.store.migrations import is_current
 
 
@@ -83,7 +84,7 @@ class Derived:
     #: the derived alerts, the last derivation of each id, as the `alerts` table's columns (see alert_columns)
     alerts: dict[str, list[object]]
     clocks: list[ClockRow]
-    #: the store holds exactly these alerts and clocks already (see stored): replay writes nothing
+    #: the store holds exactly these alerts and clocks already (StoredTables): replay writes nothing
     stored: bool = False
 
     @property
@@ -168,23 +169,34 @@ def replace_alerts(con: duckdb.DuckDBPyConnection, columns: dict[str, list[objec
     return len(added), len(removed)
 
 
-def stored(con: duckdb.DuckDBPyConnection, derived: Derived) -> bool:
-    """Whether the store behind `con` (read-only will do) holds exactly the derived alerts and clocks: then
-    replace_alerts and replace_clocks would change nothing, and replay opens nothing read-write (the open, the
-    write and the checkpoint at close: ~40 ms of a 0.25 s replay of 40,000 events, measured). Alerts are compared
-    on every column replace_alerts compares (raised_at and published_at are never rewritten to the same)."""
-    rows = con.execute("""SELECT alert_id::VARCHAR, rule_id, rule_version, severity, patient, case_id,
-                                 evidence_event_ids::VARCHAR[], epoch_us(occurred_at), summary, details::VARCHAR
-                          FROM alerts""").fetchall()
-    alerts = derived.alerts
-    if len(rows) != len(alerts["ids"]):
-        return False
-    kept = {row[0]: row[1:] for row in rows}
-    values = zip(alerts["rules"], alerts["versions"], alerts["severities"], alerts["patients"], alerts["cases"],
-                 alerts["evidence"], map(_epoch_us, alerts["occurred"]), alerts["summaries"], alerts["details"],
-                 strict=True)
-    return all(kept.get(alert_id) == row for alert_id, row in zip(alerts["ids"], values, strict=True)) and (
-        clocks_stored(con, derived.clocks))
+@dataclass(frozen=True)
+class StoredTables:
+    """The store's alerts and expedited clocks as a replay found them, to compare with what it derives: when they
+    are the same, replace_alerts and replace_clocks would change nothing and replay opens nothing read-write (the
+    open, the write and the checkpoint at close: ~45 ms of a 0.25 s replay of 40,000 events, measured)."""
+
+    alerts: dict[object, tuple[object, ...]]
+    clocks: list[tuple[Any, ...]]
+
+    @classmethod
+    def read(cls, con: duckdb.DuckDBPyConnection) -> StoredTables:
+        """Through `con` (read-only will do): every column replace_alerts compares or writes but raised_at and
+        published_at, which a replay never rewrites to the same."""
+        rows = con.execute("""SELECT alert_id::VARCHAR, rule_id, rule_version, severity, patient, case_id,
+                                     evidence_event_ids::VARCHAR[], epoch_us(occurred_at), summary, details::VARCHAR
+                              FROM alerts""").fetchall()
+        return cls({row[0]: row[1:] for row in rows}, stored_clocks(con))
+
+    def hold(self, derived: Derived) -> bool:
+        """Whether these are exactly the derived alerts and clocks."""
+        alerts = derived.alerts
+        if len(self.alerts) != len(alerts["ids"]):
+            return False
+        values = zip(alerts["rules"], alerts["versions"], alerts["severities"], alerts["patients"], alerts["cases"],
+                     alerts["evidence"], map(_epoch_us, alerts["occurred"]), alerts["summaries"], alerts["details"],
+                     strict=True)
+        return all(self.alerts.get(alert_id) == row for alert_id, row in zip(alerts["ids"], values, strict=True)) and (
+            clocks_equal(self.clocks, derived.clocks))
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -219,7 +231,7 @@ def derive(store: EventStore, *, progress: bool = False, parameters: RuleParamet
         bar.update(events - bar.n)  # the events no rule reads (never decoded)
         alerts.extend(engine.clock_alerts(now))
         derived = _derived(events, alert_columns(engine.standing(alerts)), list(engine.clocks.values()))
-        return replace(derived, stored=stored(store.con, derived))
+        return replace(derived, stored=StoredTables.read(store.con).hold(derived))
 
 
 def _derived(events: int, alerts: dict[str, list[object]], clocks: list[ClockRow]) -> Derived:
@@ -232,10 +244,12 @@ def _derived(events: int, alerts: dict[str, list[object]], clocks: list[ClockRow
 # expedited-clock, infusion-temporal, ctcae-lab, hys-law, flare-after-taper, undocumented-benefit), so patients
 # can be split between two engines and their alerts and clocks are the same as one engine's. The exception,
 # lot-cluster, counts adverse events across the patients infused from one lot or clinic: a third engine, with
-# only that rule enabled, gets every infusion and adverse event of the patients with an infusion on record (an
-# adverse event of a patient never infused cannot be attributed to a lot or clinic), in the same order as the
-# single engine would, so it derives the same lot-cluster alerts. Each process reads its own share of the log
-# through its own read-only connection (DuckDB allows several readers); the writes come after, in one.
+# only that rule enabled, gets every infusion and adverse event of the patients with both an infusion and an
+# adverse event on record (an adverse event of a patient never infused cannot be attributed to a lot or clinic,
+# and an infusion attributes nothing to its lot or clinic but its patient's adverse events: lot_cluster.
+# AttributedEvent), in the same order as the single engine would, so it derives the same lot-cluster alerts (on
+# the 40k clinical log 618 infusions of the 1,196). Each process reads its own share of the log through its own
+# read-only connection (DuckDB allows several readers); the writes come after, in one.
 
 #: The helper's patients (DuckDB's hash of the pseudonym: the same in both processes). It takes 5 patients in 8:
 #: the parent also runs the lot-cluster engine and writes the tables (measured: 1 in 2 left the parent last; with
@@ -244,10 +258,11 @@ HELPER_PATIENTS = "hash(patient) % 8 >= 3"
 #: One process's share of the log in replay order: its patients, and with $with_lots the lot-cluster evidence;
 #: {quiet}: the screen (lab results are never lot-cluster evidence, so its own patients' are enough).
 _SHARE_FROM = """
-    WITH infused AS (SELECT DISTINCT patient FROM event_log WHERE type = 'msc-infusion'),
+    WITH exposed AS (SELECT patient FROM event_log WHERE type = 'msc-infusion'
+                     INTERSECT SELECT patient FROM event_log WHERE type = 'adverse-event'),
     log AS (
         SELECT type, payload, occurred_at, event_id, (""" + HELPER_PATIENTS + """) = $helper AS own,
-               type IN ('adverse-event', 'msc-infusion') AND patient IN (SELECT patient FROM infused) AS lot_evidence
+               type IN ('adverse-event', 'msc-infusion') AND patient IN (SELECT patient FROM exposed) AS lot_evidence
         FROM event_log {quiet} WHERE list_contains($types, type))
     SELECT own, lot_evidence, type, payload FROM log WHERE own OR ($with_lots AND lot_evidence)
     ORDER BY occurred_at, event_id"""
@@ -380,15 +395,18 @@ def _helper_main(connection: Connection, path: Path, parameters: RuleParameters,
         try:
             share = _derive_share(con, True, False, parameters, now, lambda n: connection.send(("progress", n)),
                                   retained, screen)
-        finally:
+        except BaseException:
             con.close()
+            raise
     except PvwatchError as error:  # raised by the parent, as if it were its own (a one-message error pickles)
         connection.send(("error", error if isinstance(error, StoredEventInvalid) else PvwatchError(str(error))))
         return
     connection.send(("done", share))
     connection.close()
-    # The share's events go back to the system with the process: freeing them object by object would keep the
-    # parent waiting ~10% longer (measured on the clinical log). Nothing else is open: the store was closed.
+    # The share's events and the read-only store go back to the system with the process: freeing the events object
+    # by object would keep the parent waiting ~10% longer (measured on the clinical log), closing the store costs
+    # ~6 ms (DuckDB frees its buffers; a reader has nothing to write). The parent joins this process before it
+    # opens the store read-write (ReplayHelper.close).
     os._exit(0)
 
 
@@ -471,20 +489,23 @@ def derive_in_two(path: Path, helper: ReplayHelper, parameters: RuleParameters, 
         EventStore(path).close()  # creates or migrates the store
         con = _reader(path)
         helper.start()
-    try:
-        row = con.execute("SELECT count(*) FROM event_log").fetchone()
-        total = int(row[0]) if row else 0
-        with paused_gc(), tqdm(total=total, unit="ev", desc="replay", disable=not progress) as bar:
-            mine = _derive_share(con, False, True, parameters, now, lambda n: bar.update(n + helper.progress()),
-                                 screen=screen)
-            theirs = helper.result(bar.update)
-            bar.update(total - bar.n)  # the events no rule reads (never decoded)
-            clocks = {(row.clock.case_id, row.clock.category): row for row in theirs.clocks}
-            clocks.update({(row.clock.case_id, row.clock.category): row for row in mine.clocks})  # the first's
-            derived = _derived(total, _merged(mine.alerts, theirs.alerts), list(clocks.values()))
-            return replace(derived, stored=stored(con, derived))
-    finally:
-        con.close()
+    with paused_gc():
+        try:
+            row = con.execute("SELECT count(*) FROM event_log").fetchone()
+            total = int(row[0]) if row else 0
+            with tqdm(total=total, unit="ev", desc="replay", disable=not progress) as bar:
+                mine = _derive_share(con, False, True, parameters, now, lambda n: bar.update(n + helper.progress()),
+                                     screen=screen)
+                found = StoredTables.read(con)
+                con.close()  # before waiting for the helper: ~7 ms (DuckDB frees what the queries read)
+                theirs = helper.result(bar.update)
+                bar.update(total - bar.n)  # the events no rule reads (never decoded)
+        finally:
+            con.close()
+        clocks = {(row.clock.case_id, row.clock.category): row for row in theirs.clocks}
+        clocks.update({(row.clock.case_id, row.clock.category): row for row in mine.clocks})  # the first's
+        derived = _derived(total, _merged(mine.alerts, theirs.alerts), list(clocks.values()))
+        return replace(derived, stored=found.hold(derived))
 
 
 def replay(path: Path, *, progress: bool = False, parameters: RuleParameters | None = None,
@@ -502,6 +523,7 @@ def replay(path: Path, *, progress: bool = False, parameters: RuleParameters | N
     try:
         if helper is not None:
             derived = derive_in_two(path, helper, parameters, now, progress, screen)
+            helper.close()  # its read-only open ends with it
         if helper is None or not derived.stored:  # else the tables are right already: nothing to open read-write
             store = EventStore(path)  # migrates an older store before anything reads it
             try:

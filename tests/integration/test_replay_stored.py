@@ -1,6 +1,6 @@
 """`pvwatch replay` of a store whose derived tables are already what the log implies writes nothing (the file is
 left as it was); any difference in a column replay writes, in one alert or one expedited clock, is found and
-rewritten (store/replay.py `stored`, store/expedited.py `clocks_stored`)."""
+rewritten (store/replay.py StoredTables, store/expedited.py clocks_equal)."""
 
 from __future__ import annotations
 
