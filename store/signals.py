@@ -22,6 +22,7 @@ from pathlib import Path
 
 import duckdb
 import numpy as np
+import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 from numpy.typing import NDArray
@@ -208,6 +209,10 @@ _RESULT_SQL = "SELECT " + ", ".join(OUTPUT_COLUMNS) + "{extra} FROM signal_resul
 
 #: Rows OUT.csv formats at a time (about 64 MB of text at the 10M benchmark's row width): two blocks in flight.
 CSV_BLOCK_ROWS = 1 << 18
+#: OUT.csv's columns of doubles (after product, event and the four counts).
+_DOUBLE_COLUMNS = OUTPUT_COLUMNS[6:]
+#: The smallest magnitude Python's repr writes in positional notation (below it: 1e-05).
+_REPR_POSITIONAL_MIN = 1e-4
 #: Where Arrow spells a double as Python's repr and DuckDB do, apart from integral values (Arrow "5", repr
 #: "5.0"): shortest round-trip digits, positional notation. Checked on 3.5M random doubles of 1-17 digits
 #: between 1e-6 and 1e9 (tests/unit/test_signals_csv_text.py checks the boundaries).
@@ -219,8 +224,8 @@ def write_csv(computation: SignalComputation, path: Path) -> None:
 
     The text is what DuckDB's COPY wrote before (the same bytes, row order aside): doubles in their shortest
     round-trip spelling as Python's repr gives it, names quoted where they contain a comma, a quote, '#' or a
-    line break. Arrow formats it block by block on two threads: at 10M reports DuckDB's writer spent ~6 s of
-    CPU on its float formatting, Arrow ~4 s, and the two blocks run at once (docs/signals.md, Speed)."""
+    line break. It is formatted block by block on two threads: at 10M reports DuckDB's writer spent ~6 s of
+    CPU, mostly on its float formatting, this one ~2 s (docs/signals.md, Speed)."""
     results = computation.results.select(list(OUTPUT_COLUMNS))
     names = {name: _csv_names(_dictionary(results.column(name))) for name in ("product", "event")}
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -250,18 +255,14 @@ def _csv_names(names: pa.Array) -> pa.Array:
 
 def _csv_lines(block: pa.Table, names: dict[str, pa.Array]) -> list[memoryview]:
     """The CSV text of `block`'s rows, one line each ending in a line feed, as views of Arrow buffers."""
-    cells: list[pa.ChunkedArray | pa.Array] = []
-    for name in OUTPUT_COLUMNS:
-        column = block.column(name)
-        if name in names:
-            cells.append(pa.chunked_array([pc.take(names[name], chunk.indices) for chunk in column.chunks],
-                                          pa.string()))
-        elif pa.types.is_integer(column.type):
-            cells.append(pc.cast(column, pa.string()))
-        else:
-            cells.append(double_text(column.to_numpy()))
-    cells[-1] = pc.binary_join_element_wise(cells[-1], "\n", "", null_handling="replace", null_replacement="")
-    lines = pc.binary_join_element_wise(*cells, ",", null_handling="replace", null_replacement="")
+    cells = [pa.chunked_array([pc.take(names[name], chunk.indices) for chunk in block.column(name).chunks],
+                              pa.string()) for name in ("product", "event")]
+    cells += [pc.cast(block.column(name), pa.string()) for name in ("a", "b", "c", "d")]
+    doubles = np.empty((block.num_rows, len(_DOUBLE_COLUMNS)))
+    for j, name in enumerate(_DOUBLE_COLUMNS):
+        doubles[:, j] = block.column(name).to_numpy()
+    lines = pc.binary_join_element_wise(*cells, csv_double_rows(doubles), ",")
+    lines = pc.binary_join_element_wise(lines, "\n", "")
     views = []
     for chunk in lines.chunks if isinstance(lines, pa.ChunkedArray) else [lines]:
         if len(chunk):
@@ -270,10 +271,35 @@ def _csv_lines(block: pa.Table, names: dict[str, pa.Array]) -> list[memoryview]:
     return views
 
 
+def csv_double_rows(matrix: FloatArray) -> pa.Array:
+    """Each row of a 2-D array of doubles as CSV cells ("v1,v2,..."), each double in its shortest round-trip
+    spelling as Python's repr writes it, NaN as an empty cell.
+
+    orjson writes finite doubles of magnitude 1e-4 and above, and zeros, exactly as repr does, in about a third
+    of Arrow's time (its JSON text of a 2-D array is these rows between brackets). A row holding anything else
+    (NaN, infinity, or a magnitude below 1e-4, which orjson writes 0.00001 or 1e-7 where repr writes 1e-05 and
+    1e-07) is spelt by double_text instead: about 1% of the rows at 10M reports."""
+    if matrix.shape[0] == 0:
+        return pa.array([], pa.string())
+    text = orjson.dumps(np.ascontiguousarray(matrix), option=orjson.OPT_SERIALIZE_NUMPY)
+    inner = pa.py_buffer(np.array([2, len(text) - 2], dtype=np.int32))  # without the outer "[[" and "]]"
+    rows = pc.split_pattern(pa.Array.from_buffers(pa.binary(), 1, [None, inner, pa.py_buffer(text)]), "],[")
+    text_rows = rows.values.view(pa.string())
+    with np.errstate(invalid="ignore"):
+        magnitude = np.abs(matrix)
+        unlike_repr = (((magnitude < _REPR_POSITIONAL_MIN) & (magnitude != 0)) | ~np.isfinite(matrix)).any(axis=1)
+    if unlike_repr.any():
+        rows_to_fix = np.flatnonzero(unlike_repr)
+        fixed = pc.binary_join_element_wise(*[double_text(matrix[rows_to_fix, j]) for j in range(matrix.shape[1])],
+                                            ",", null_handling="replace", null_replacement="")
+        text_rows = pc.replace_with_mask(text_rows, pa.array(unlike_repr), fixed)
+    return text_rows
+
+
 def double_text(values: FloatArray) -> pa.Array:
     """Each double's shortest round-trip text as Python's repr (and DuckDB) spells it; NaN is null (an empty
-    cell). Arrow's cast gives the digits; values outside _ARROW_AS_REPR (about 1% at 10M reports: tiny chi2,
-    never infinite so far) are spelt by repr itself, and integral ones get repr's ".0"."""
+    cell). Arrow's cast gives the digits; values outside _ARROW_AS_REPR are spelt by repr itself, and integral
+    ones get repr's ".0". (OUT.csv's rows that orjson would spell otherwise: csv_double_rows.)"""
     text = pc.cast(pa.array(values, from_pandas=True), pa.string())
     magnitude = np.abs(values)
     with np.errstate(invalid="ignore"):
@@ -286,6 +312,7 @@ def double_text(values: FloatArray) -> pa.Array:
         text = pc.replace_with_mask(text, other, pa.array([repr(value) for value in values[other].tolist()],
                                                           pa.string()))
     return text
+
 
 
 def write_signals_table(con: duckdb.DuckDBPyConnection, computation: SignalComputation, computed_at: datetime) -> None:
