@@ -5,6 +5,7 @@ from __future__ import annotations
 import ctypes
 import json
 import os
+import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -95,10 +96,13 @@ def run_signals(settings: Settings, *, reports: Path | None, from_store: bool, d
     default_threads = con.execute("SELECT current_setting('threads')").fetchone()
     con.execute(f"SET threads = {max(MIN_DUCKDB_THREADS, int(default_threads[0]) if default_threads else 1)}")
     try:
-        # DuckDB reads the reports (without the GIL) while Python imports the statistics (numpy, scipy: ~0.5 s)
+        # the reports are read (without the GIL) while Python imports the statistics (numpy, scipy: ~0.5-1 s of
+        # CPU); from a CSV once it is parsed, while one core encodes the report ids and the other would wait
         with ThreadPoolExecutor(max_workers=1) as pool:
             if reports is not None:
-                loading = pool.submit(load_reports_csv, con, reports, stratify)
+                parsed = threading.Event()
+                loading = pool.submit(load_reports_csv, con, reports, stratify, parsed)
+                parsed.wait()
             else:
                 loading = pool.submit(load_reports_store, con, stratify)
             from pvwatch.store.signals import STAGES, compute_signals, thresholds_from_settings, write_csv

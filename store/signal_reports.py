@@ -13,6 +13,7 @@ so `pvwatch signals` starts reading while scipy is still being imported.
 from __future__ import annotations
 
 import csv
+import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -67,10 +68,23 @@ class ReportRows:
         return int(self.report.size)
 
 
-def load_reports_csv(con: duckdb.DuckDBPyConnection, path: Path, stratify: Sequence[str] = ()) -> ReportRows:
+def load_reports_csv(con: duckdb.DuckDBPyConnection, path: Path, stratify: Sequence[str] = (),
+                     parsed: threading.Event | None = None) -> ReportRows:
     """The rows of a CSV with a header naming at least report_id, product and event, values trimmed of spaces;
     repeated (report, product, event) rows are kept, and count once because pairs and margins count distinct
-    reports. Empty report_id, product or event cells are refused. Also registers `signal_rows` in `con`."""
+    reports. Empty report_id, product or event cells are refused. Also registers `signal_rows` in `con`.
+
+    `parsed` is set once the file is parsed (or the read failed): the parse keeps every core busy, the encoding
+    of the report ids that follows only one (`pvwatch signals` imports its statistics then)."""
+    try:
+        return _load_reports_csv(con, path, stratify, parsed)
+    finally:
+        if parsed is not None:
+            parsed.set()
+
+
+def _load_reports_csv(con: duckdb.DuckDBPyConnection, path: Path, stratify: Sequence[str],
+                      parsed: threading.Event | None) -> ReportRows:
     if not path.is_file():
         raise ReportsInvalid(f"{path}: no such file")
     header = _header(path)
@@ -88,6 +102,8 @@ def load_reports_csv(con: duckdb.DuckDBPyConnection, path: Path, stratify: Seque
         # (or reads what Arrow refuses, e.g. a line break inside a quoted value)
         _read_with_duckdb(con, path, stratify)
         return _rows_from_relation(con, str(path))
+    if parsed is not None:
+        parsed.set()
     return _rows_from_arrow(con, table, str(path), stratify)
 
 
