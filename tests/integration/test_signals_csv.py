@@ -6,6 +6,7 @@ import csv
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import pytest
 
 from pvwatch.domain.signals.criteria import SignalThresholds
@@ -97,3 +98,32 @@ def test_out_csv_quotes_names_and_leaves_undefined_statistics_empty(tmp_path: Pa
     assert set(rows) == {("ASPIRIN, 81 MG", "NAUSEA"), ('VIT "D"', "#1 RASH"), ("PLAIN", "NAUSEA")}
     # ASPIRIN / NAUSEA: a = 2, b = 0, c = 1, d = 0: no ROR, an empty cell (issue 6: "empty where a cell is 0")
     assert rows[("ASPIRIN, 81 MG", "NAUSEA")]["ror"] == ""
+
+
+@pytest.mark.parametrize("order", ["by report id", "shuffled"])
+def test_reports_spanning_read_blocks_count_once_in_either_row_order(tmp_path: Path, order: str) -> None:
+    # ~2.5 MB: Arrow reads it in three 1 MB blocks, and with 6-12 rows a report both block boundaries fall inside
+    # a report (seed 6), whose id is then in two blocks' dictionaries. Ids R1, R2, ... R10, ... in order take the
+    # no-hashing path (equal ids adjacent); shuffled rows take the hashing one.
+    rng = np.random.default_rng(6)
+    reports = 20_000
+    rows_per_report = rng.integers(6, 13, reports)
+    report = np.repeat(np.arange(1, reports + 1), rows_per_report)
+    product, event = rng.integers(0, 40, report.size), rng.integers(0, 60, report.size)
+    lines = [f"R{r},P{p},E{e}\n" for r, p, e in zip(report.tolist(), product.tolist(), event.tolist(), strict=True)]
+    if order == "shuffled":
+        rng.shuffle(lines)
+    path = tmp_path / "reports.csv"
+    path.write_text("report_id,product,event\n" + "".join(lines))
+    con = duckdb.connect()
+    table = count_pairs(con, load_reports_csv(con, path))
+    assert table.reports == reports
+    counted = con.execute("SELECT product, event, a, a + b, a + c FROM signal_pairs ORDER BY ALL").fetchall()
+    # the definition, straight from the file: distinct reports per pair, per product and per event
+    expected = con.execute(f"""
+        WITH r AS (SELECT * FROM read_csv('{path}', header = true, all_varchar = true)),
+        p AS (SELECT product, count(DISTINCT report_id) AS n FROM r GROUP BY ALL),
+        e AS (SELECT event, count(DISTINCT report_id) AS n FROM r GROUP BY ALL)
+        SELECT product, event, count(DISTINCT report_id), any_value(p.n), any_value(e.n)
+        FROM r JOIN p USING (product) JOIN e USING (event) GROUP BY ALL ORDER BY ALL""").fetchall()
+    assert counted == expected
