@@ -538,6 +538,7 @@ class SafetyEngine:
         """Due-soon and overdue alerts for every clock (or `rows`), as of `now` (occurred_at: when it crossed),
         except those this engine already emitted unchanged."""
         alerts = []
+        standing = self._standing
         for row in self.clocks.values() if rows is None else rows:
             clock = row.clock
             for rule_id, crossed, at, severity in self._crossings(clock, now):
@@ -555,7 +556,7 @@ class SafetyEngine:
                     details={"category": clock.category.value, "due_date": clock.due_date.isoformat(),
                              "submitted": clock.submitted_at is not None},
                 ))
-                self._stand(alerts[-1], None)
+                standing[(row.patient, rule_id)].add(alerts[-1].alert_id)  # _stand, outside `apply`
         return self._changed(alerts)  # the timer asks every minute: only news reaches the store
 
     def _crossings(self, clock: expedited.ExpeditedClock,
@@ -571,11 +572,16 @@ class SafetyEngine:
     def _withdraw_clock_alerts(self, rows: Iterable[ClockRow], now: datetime, output: EngineOutput) -> None:
         """Withdraw the standing due-soon and overdue alerts of changed clocks that had not crossed after all: a
         `report-submitted` dated before the crossing arrived after the wall clock had passed it."""
+        held = self._standing
         for row in rows:
             clock = row.clock
+            if clock.submitted_at is None and now >= clock.due_at and (
+                    clock.known_at is None or clock.known_at < clock.due_at):
+                continue  # unsubmitted and past its deadline: both crossings hold (the common case, no arithmetic)
+            if not held.get((row.patient, EXPEDITED_OVERDUE)) and not held.get((row.patient, EXPEDITED_DUE_SOON)):
+                continue  # the patient has no clock alert to withdraw
             for rule_id, crossed, at, _ in self._crossings(clock, now):
-                standing = self._standing.get((row.patient, rule_id))
-                if crossed or not standing:
+                if crossed or not held.get((row.patient, rule_id)):
                     continue
                 alert_id = alert_id_for(rule_id, self.p.version(rule_id), f"{clock.case_id}|{clock.category.value}")
                 if clock.submitted_at is not None and clock.submission_event_id is not None:
