@@ -138,26 +138,31 @@ def _csv_problem(error: duckdb.Error) -> str:
 def _codes(column: pa.ChunkedArray) -> tuple[NDArray[np.int32], pa.Array, int]:
     """Codes into the distinct trimmed names, and how many rows are null or empty once trimmed.
 
-    Each chunk's codes go straight into one array through a map from its own dictionary to the distinct names
-    (the chunks' dictionaries concatenated and encoded once): Arrow's unify_dictionaries would also build a
-    transposed copy of every chunk's indices, 4 bytes a row more to allocate and fault in (docs/signals.md)."""
-    if not pa.types.is_dictionary(column.type):
-        column = pc.dictionary_encode(column, memory_pool=_POOL)
+    The reader's chunks each have a dictionary of their own: each chunk's codes go straight into one array
+    through a map from its dictionary to the distinct names (the dictionaries concatenated and encoded once).
+    Arrow's unify_dictionaries would also build a transposed copy of every chunk's indices, 4 bytes a row more
+    to allocate and fault in (docs/signals.md). A column of plain strings is hashed once: its chunks then share
+    one dictionary."""
     codes = np.empty(len(column), dtype=np.int32)
     if column.num_chunks == 0:
         return codes, pa.array([], pa.string()), 0
-    dictionaries = [chunk.dictionary for chunk in column.chunks]
-    code_of_entry, names, padded = _encode(pa.concat_arrays(dictionaries, memory_pool=_POOL))
-    start = entry = 0
-    for chunk, dictionary in zip(column.chunks, dictionaries, strict=True):
-        lookup = code_of_entry[entry:entry + len(dictionary)]
+    if pa.types.is_dictionary(column.type):
+        dictionaries = [chunk.dictionary for chunk in column.chunks]
+        code_of_entry, names, padded = _encode(pa.concat_arrays(dictionaries, memory_pool=_POOL))
+        lookups = np.split(code_of_entry, np.cumsum([len(dictionary) for dictionary in dictionaries])[:-1])
+    else:
+        column = pc.dictionary_encode(column, memory_pool=_POOL)
+        names = column.chunk(0).dictionary
+        padded = _padded(names)
+        lookups = [np.arange(len(names), dtype=np.int32)] * column.num_chunks
+    start = 0
+    for chunk, lookup in zip(column.chunks, lookups, strict=True):
         if lookup.size:  # (a chunk of nulls only has an empty dictionary: its rows are counted as null)
             indices = chunk.indices if chunk.null_count == 0 else pc.fill_null(chunk.indices, 0)
             np.take(lookup, np.asarray(indices), out=codes[start:start + len(chunk)])
         else:
             codes[start:start + len(chunk)] = 0
         start += len(chunk)
-        entry += len(dictionary)
     if padded:  # padded names: the same name once trimmed
         renumbered = pc.dictionary_encode(pc.utf8_trim(names, " ", memory_pool=_POOL), memory_pool=_POOL)
         codes = np.asarray(renumbered.indices, dtype=np.int32)[codes]
