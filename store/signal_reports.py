@@ -92,6 +92,8 @@ def _load_reports_csv(con: duckdb.DuckDBPyConnection, path: Path, stratify: Sequ
     missing = [name for name in wanted if name not in header]
     if missing:
         raise ReportsInvalid(f"{path}: header lacks column(s) {', '.join(missing)} (it has {', '.join(header)})")
+    # every column dictionary-encoded as it is parsed (report ids read as plain strings parse ~1 s faster at 10M
+    # reports, but fault in more memory: no gain in CPU time in all, 0.25 GB more at the peak)
     types = {name: _NAMES for name in wanted}
     try:
         table = pa_csv.read_csv(path, convert_options=pa_csv.ConvertOptions(
@@ -138,31 +140,18 @@ def _csv_problem(error: duckdb.Error) -> str:
 def _codes(column: pa.ChunkedArray) -> tuple[NDArray[np.int32], pa.Array, int]:
     """Codes into the distinct trimmed names, and how many rows are null or empty once trimmed.
 
-    The reader's chunks each have a dictionary of their own: each chunk's codes go straight into one array
-    through a map from its dictionary to the distinct names (the dictionaries concatenated and encoded once).
-    Arrow's unify_dictionaries would also build a transposed copy of every chunk's indices, 4 bytes a row more
-    to allocate and fault in (docs/signals.md). A column of plain strings is hashed once: its chunks then share
-    one dictionary."""
-    codes = np.empty(len(column), dtype=np.int32)
-    if column.num_chunks == 0:
-        return codes, pa.array([], pa.string()), 0
-    if pa.types.is_dictionary(column.type):
-        dictionaries = [chunk.dictionary for chunk in column.chunks]
-        code_of_entry, names, padded = _encode(pa.concat_arrays(dictionaries, memory_pool=_POOL))
-        lookups = np.split(code_of_entry, np.cumsum([len(dictionary) for dictionary in dictionaries])[:-1])
-    else:
-        column = pc.dictionary_encode(column, memory_pool=_POOL)
-        names = column.chunk(0).dictionary
+    Names that come in order (the report ids of most exports) are coded without hashing (_ordered_codes).
+    Otherwise: the reader's chunks of a dictionary column each have a dictionary of their own, and each
+    chunk's codes go straight into one array through a map from its dictionary to the distinct names (the
+    dictionaries concatenated and encoded once; Arrow's unify_dictionaries would also build a transposed copy
+    of every chunk's indices, 4 bytes a row more to allocate and fault in: docs/signals.md); a column of plain
+    strings is hashed once, and its chunks then share that one dictionary."""
+    ordered = None if pa.types.is_dictionary(column.type) else _ordered_codes(column)
+    if ordered is not None:
+        codes, names = ordered
         padded = _padded(names)
-        lookups = [np.arange(len(names), dtype=np.int32)] * column.num_chunks
-    start = 0
-    for chunk, lookup in zip(column.chunks, lookups, strict=True):
-        if lookup.size:  # (a chunk of nulls only has an empty dictionary: its rows are counted as null)
-            indices = chunk.indices if chunk.null_count == 0 else pc.fill_null(chunk.indices, 0)
-            np.take(lookup, np.asarray(indices), out=codes[start:start + len(chunk)])
-        else:
-            codes[start:start + len(chunk)] = 0
-        start += len(chunk)
+    else:
+        codes, names, padded = _gathered_codes(column)
     if padded:  # padded names: the same name once trimmed
         renumbered = pc.dictionary_encode(pc.utf8_trim(names, " ", memory_pool=_POOL), memory_pool=_POOL)
         codes = np.asarray(renumbered.indices, dtype=np.int32)[codes]
@@ -172,41 +161,76 @@ def _codes(column: pa.ChunkedArray) -> tuple[NDArray[np.int32], pa.Array, int]:
     return codes, names, empty + column.null_count
 
 
-def _encode(entries: pa.Array) -> tuple[NDArray[np.int32], pa.Array, bool]:
-    """Each entry's code into the distinct names (numbered in order of first appearance), those names, and
-    whether any of them has leading or trailing spaces. (Hashing two halves of the report ids on two threads,
-    split by each name's last byte, took more CPU and more wall time at 10M reports: docs/signals.md.)"""
-    ordered = _ordered_codes(entries)
-    if ordered is not None:
-        codes, names = ordered
+def _gathered_codes(column: pa.ChunkedArray) -> tuple[NDArray[np.int32], pa.Array, bool]:
+    codes = np.empty(len(column), dtype=np.int32)
+    if column.num_chunks == 0:
+        return codes, pa.array([], pa.string()), False
+    if pa.types.is_dictionary(column.type):
+        dictionaries = [chunk.dictionary for chunk in column.chunks]
+        entries = pa.concat_arrays(dictionaries, memory_pool=_POOL)
+        ordered = _ordered_codes(entries)
+        if ordered is None:
+            encoded = pc.dictionary_encode(entries, memory_pool=_POOL)
+            ordered = np.asarray(encoded.indices, dtype=np.int32), encoded.dictionary
+        code_of_entry, names = ordered
+        lookups = np.split(code_of_entry, np.cumsum([len(dictionary) for dictionary in dictionaries])[:-1])
     else:
-        encoded = pc.dictionary_encode(entries, memory_pool=_POOL)
-        codes, names = np.asarray(encoded.indices, dtype=np.int32), encoded.dictionary
+        column = pc.dictionary_encode(column, memory_pool=_POOL)
+        if column.num_chunks == 0:
+            return codes, pa.array([], pa.string()), False
+        names = column.chunk(0).dictionary
+        lookups = [np.arange(len(names), dtype=np.int32)] * column.num_chunks
+    start = 0
+    for chunk, lookup in zip(column.chunks, lookups, strict=True):
+        if lookup.size:  # (a chunk of nulls only has an empty dictionary: its rows are counted as null)
+            indices = chunk.indices if chunk.null_count == 0 else pc.fill_null(chunk.indices, 0)
+            np.take(lookup, np.asarray(indices), out=codes[start:start + len(chunk)])
+        else:
+            codes[start:start + len(chunk)] = 0
+        start += len(chunk)
     return codes, names, _padded(names)
 
 
-def _ordered_codes(entries: pa.Array) -> tuple[NDArray[np.int32], pa.Array] | None:
-    """Codes without hashing when the names come in non-decreasing order, byte by byte or shortest first (ids
-    numbered 1, 2, ..., 10 without padding): then equal names are next to each other, and a name is new exactly
-    where it differs from the one before. Exports that list reports by id come so; at 10M reports this takes
-    ~0.2 s where hashing the 10M report ids takes ~2 s on one core. None when the order is neither."""
-    size = len(entries)
-    if size < 2 or entries.null_count or not pa.types.is_string(entries.type):
+def _ordered_codes(strings: pa.ChunkedArray | pa.Array) -> tuple[NDArray[np.int32], pa.Array] | None:
+    """Codes without hashing when equal names are next to each other, which is certain when the names where
+    they change come in increasing order, byte by byte or shortest first (ids numbered 1, 2, ..., 10 without
+    padding): a name is then new exactly where it differs from the one before. Exports that list reports by id
+    come so; at 10M reports this takes ~0.3 s where hashing the report ids took ~2 s on one core. None when
+    the order is neither."""
+    if len(strings) == 0 or strings.null_count or not pa.types.is_string(strings.type):
         return None
-    before, after = entries.slice(0, size - 1), entries.slice(1)
-    same = np.asarray(pc.equal(before, after, memory_pool=_POOL), dtype=np.bool_)
-    less = np.asarray(pc.less(before, after, memory_pool=_POOL), dtype=np.bool_)
-    if not (less | same).all():
-        lengths = np.diff(_offsets(entries))
-        shorter, as_long = lengths[:-1] < lengths[1:], lengths[:-1] == lengths[1:]
-        if not (shorter | (as_long & less) | same).all():
-            return None
-    new = np.empty(size, dtype=np.bool_)
-    new[0] = True
-    np.logical_not(same, out=new[1:])
+    new = np.empty(len(strings), dtype=np.bool_)
+    start, previous = 0, None
+    for chunk in strings.chunks if isinstance(strings, pa.ChunkedArray) else [strings]:
+        size = len(chunk)
+        if size == 0:
+            continue
+        new[start] = previous is None or chunk[0].as_py() != previous
+        if size > 1:
+            new[start + 1:start + size] = np.asarray(
+                pc.not_equal(chunk.slice(0, size - 1), chunk.slice(1), memory_pool=_POOL), dtype=np.bool_)
+        previous = chunk[size - 1].as_py()
+        start += size
+    names = pc.filter(strings, pa.array(new), memory_pool=_POOL)
+    if isinstance(names, pa.ChunkedArray):
+        names = names.combine_chunks(memory_pool=_POOL)
+    if not _increasing(names):
+        return None
     codes = np.cumsum(new, dtype=np.int32)
     codes -= 1
-    return codes, pc.filter(entries, pa.array(new), memory_pool=_POOL)
+    return codes, names
+
+
+def _increasing(names: pa.Array) -> bool:
+    """Whether each name sorts after the one before: byte by byte, or shorter first and byte by byte between
+    names of one length (either is a total order, so equal names cannot be apart)."""
+    if len(names) < 2:
+        return True
+    less = np.asarray(pc.less(names.slice(0, len(names) - 1), names.slice(1), memory_pool=_POOL), dtype=np.bool_)
+    if less.all():
+        return True
+    lengths = np.diff(_offsets(names))
+    return bool(((lengths[:-1] < lengths[1:]) | ((lengths[:-1] == lengths[1:]) & less)).all())
 
 
 def _offsets(strings: pa.Array) -> NDArray[np.int32]:
