@@ -24,6 +24,21 @@ def upsert_clocks(con: duckdb.DuckDBPyConnection, rows: Iterable[ClockRow]) -> i
     return _write_clocks(con, rows, "INSERT OR REPLACE")
 
 
+def delete_clocks(con: duckdb.DuckDBPyConnection, keys: Iterable[tuple[str, str]]) -> int:
+    """Delete the clocks (case id, category) a case no longer has (SafetyEngine's `removed_clocks`: a 15-day clock
+    a late fatal version covers); the caller holds the batch transaction. Returns how many were deleted."""
+    keys = list(keys)
+    if not keys:
+        return 0
+    return len(con.execute(
+        """DELETE FROM expedited_reports USING (
+               SELECT unnest($case_ids::VARCHAR[]) AS case_id, unnest($categories::VARCHAR[]) AS category) gone
+           WHERE expedited_reports.case_id = gone.case_id AND expedited_reports.category = gone.category
+           RETURNING expedited_reports.case_id""",
+        {"case_ids": [case_id for case_id, _ in keys], "categories": [category for _, category in keys]},
+    ).fetchall())
+
+
 def _write_clocks(con: duckdb.DuckDBPyConnection, rows: Iterable[ClockRow],
                   insert: Literal["INSERT", "INSERT OR REPLACE"]) -> int:
     """The rows travel as one list per column, times and ids as text cast in SQL: a replay writes thousands at

@@ -41,7 +41,7 @@ from pvwatch.store.eventstore import (
     EventStore,
     MessageOrigin,
 )
-from pvwatch.store.expedited import upsert_clocks
+from pvwatch.store.expedited import delete_clocks, upsert_clocks
 from pvwatch.streams.dead_letters import edge_dead_letter, resolution_in
 
 
@@ -219,7 +219,7 @@ class BatchProcessor:
         outcome.duplicates = len(repeated)
         facts.duplicates.update(event.type for event in repeated)
         facts.evaluations.update(derived.evaluations)
-        if derived.clocks:
+        if derived.clocks or derived.removed_clocks:
             facts.clocks = self._clock_gauges(now)
         facts.rejected.update((letter.origin.topic, letter.reason) for letter in outcome.new_dead_letters)
         facts.dead_letters_change = len(outcome.new_dead_letters) - len(resolved)
@@ -256,6 +256,7 @@ class BatchProcessor:
             # a late event made these untrue (the engine never lists an id it also raised in this batch)
             outcome.withdrawn_alerts = self.store.withdraw_alerts(derived.withdrawn)
             upsert_clocks(self.store.con, derived.clocks.values())
+            delete_clocks(self.store.con, derived.removed_clocks)
             outcome.new_dead_letters = self.store.insert_dead_letters(letters)
             resolved = self.store.resolve_dead_letters(resolutions)
         return derived, new_ids, resolved

@@ -66,7 +66,9 @@ RULE_IDS: tuple[str, ...] = (
 #: Rules whose alerts need the absence of an event, so that a late event can make a raised alert untrue: the engine
 #: withdraws it (hys-law: an ALP >= 2 x ULN near the pair; flare-after-taper: a later baseline score before the
 #: taper, or the diagnoses as last recorded; due-soon/overdue: a submission dated before the crossing).
-WITHDRAWABLE_RULES: frozenset[str] = frozenset({HYS_LAW, FLARE_AFTER_TAPER, EXPEDITED_DUE_SOON, EXPEDITED_OVERDUE})
+#: expedited-clock: a 15-day clock a fatal or life-threatening version of the case, arriving late, covers.
+WITHDRAWABLE_RULES: frozenset[str] = frozenset({HYS_LAW, FLARE_AFTER_TAPER, EXPEDITED_CLOCK, EXPEDITED_DUE_SOON,
+                                                EXPEDITED_OVERDUE})
 
 LIVER = frozenset({ctcae.Analyte.ALT, ctcae.Analyte.AST, ctcae.Analyte.BILIRUBIN, ctcae.Analyte.ALP})
 
@@ -140,6 +142,9 @@ class EngineOutput:
     evaluations: dict[str, int] = field(default_factory=lambda: dict.fromkeys(RULE_IDS, 0))
     #: clocks started or changed by this batch (upsert into expedited_reports)
     clocks: dict[tuple[str, str], ClockRow] = field(default_factory=dict)
+    #: clocks the case's versions no longer start (delete from expedited_reports): a 15-day clock that a fatal or
+    #: life-threatening version with an earlier or equal day 0, arriving late, covers
+    removed_clocks: dict[tuple[str, str], ClockRow] = field(default_factory=dict)
     #: alerts standing before this call that its events made untrue: alert id -> why and which event (delete them
     #: from `alerts` and publish the withdrawal). An alert raised and made untrue within the call is in neither list.
     withdrawn: dict[UUID, AlertWithdrawal] = field(default_factory=dict)
@@ -237,6 +242,8 @@ class SafetyEngine:
             evaluate(event, patient, now, output)
         if output.clocks:
             self._withdraw_clock_alerts(output.clocks.values(), now, output)
+        if output.removed_clocks:
+            self._withdraw_removed_clocks(output, now)
         if output._unstood:  # derivations of alerts withdrawn in this call (and not raised again) are not news
             held = self._standing
             output.alerts = [alert for alert in output.alerts if alert.alert_id not in output._unstood
@@ -509,8 +516,34 @@ class SafetyEngine:
                 self.clocks[key] = row
                 if output is not None:
                     output.clocks[key] = row
+                    output.removed_clocks.pop(key, None)
             rows.append(row)
+        # The one clock that versions can take away (expedited.clocks_for_case: versions only add categories, except
+        # that a fatal or life-threatening version with day 0 at or before the 15-day clock's covers that clock).
+        other = (case_id, expedited.ClockCategory.OTHER_SERIOUS.value)
+        if other in self.clocks and all(row.clock.category is not expedited.ClockCategory.OTHER_SERIOUS
+                                        for row in rows):
+            gone = self.clocks.pop(other)
+            if output is not None:
+                output.clocks.pop(other, None)
+                output.removed_clocks[other] = gone
         return rows
+
+    def _withdraw_removed_clocks(self, output: EngineOutput, now: datetime) -> None:
+        """The alerts of clocks the case no longer has (`removed_clocks`) are withdrawn: the clock itself, and its
+        due-soon and overdue alerts. ICH E2A III.A.1: the 7-day report covers the case."""
+        for (case_id, category), row in output.removed_clocks.items():
+            covering = self.clocks.get((case_id, expedited.ClockCategory.FATAL_OR_LIFE_THREATENING.value))
+            fatal = [v for v in self._versions(self.history.patient(row.patient), case_id)
+                     if v.seriousness.death or v.seriousness.life_threatening]
+            cause = min(fatal, key=lambda v: (v.awareness_date, v.occurred_at)).event_id if fatal else (
+                row.clock.evidence_event_ids[-1])
+            reason = (f"case {case_id} has no {category} clock any more: a fatal or life-threatening version "
+                      f"with day 0 {covering.clock.day0.isoformat() if covering else 'unknown'} is reported within 7 "
+                      "days instead (ICH E2A III.A.1)")
+            for rule_id in (EXPEDITED_CLOCK, EXPEDITED_DUE_SOON, EXPEDITED_OVERDUE):
+                alert_id = alert_id_for(rule_id, self.p.version(rule_id), f"{case_id}|{category}")
+                self._withdraw(alert_id, rule_id, row.patient, reason, cause, now, output)
 
     def _clock_started(self, patient: PatientHistory, case_id: str, now: datetime,
                        output: EngineOutput) -> list[SafetyAlert]:
@@ -532,6 +565,7 @@ class SafetyEngine:
                  "due_date": clock.due_date.isoformat(), "rsi_version": clock.rsi_version},
                 case_id=case_id,
             ))
+            self._stand(alerts[-1], output)
         return alerts
 
     def clock_alerts(self, now: datetime, rows: Iterable[ClockRow] | None = None) -> list[SafetyAlert]:

@@ -34,7 +34,7 @@ from pvwatch.streams.writer import RawMessage, StoreWriter
 from tests.conftest import Workers, wait_for
 from tests.integration.test_dashboard_access import NOW, PASSWORDS, login, run
 from tests.integration.test_pipeline import consume_all
-from tests.unit.test_rule_withdrawal import ALP, ALT, BILIRUBIN, lab
+from tests.unit.test_rule_withdrawal import ALP, ALT, BILIRUBIN, case_version, lab
 
 pytestmark = pytest.mark.integration
 
@@ -187,3 +187,26 @@ def test_the_dashboard_keeps_working_when_an_officer_acted_on_an_alert_since_wit
         assert response.status == 404
 
     run(config, scenario)
+
+
+def test_a_late_fatal_version_removes_the_15_day_clock_row_and_withdraws_its_alerts(tmp_path: Path):
+    """ICH E2A III.A.1: the fatal version's 7-day report covers the case; its 15-day clock, raised from the
+    hospitalisation reported the same day that arrived first, goes with its alerts, as replay never derives it."""
+    fatal, hospitalised = case_version(2.0, death=True), case_version(2.1, death=False)
+    db = tmp_path / "store.duckdb"
+    writer = StoreWriter(db, None, None)
+    try:
+        first = writer.process(raw([hospitalised]))
+        second = writer.process(raw([fatal], 1))
+    finally:
+        writer.close()
+    fifteen = {a.alert().rule_id for a in first.new_alerts if a.alert().details.get("category") == "15-day"}
+    assert fifteen == {"expedited-clock", "expedited-due-soon", "expedited-overdue"}  # NOW is past its deadline
+    assert sorted(a.alert().rule_id for a in second.withdrawn_alerts) == sorted(fifteen)
+    clocks = "SELECT case_id, category FROM expedited_reports ORDER BY category"
+    assert stored(db, clocks) == [("C-WD-2", "7-day"), ("C-WD-2", "7-day-follow-up")]
+    live = stored(db, "SELECT alert_id, details FROM alerts ORDER BY alert_id")
+    result = CliRunner().invoke(cli, ["replay", "--db", str(db)])
+    assert result.exit_code == 0, result.output
+    assert stored(db, clocks) == [("C-WD-2", "7-day"), ("C-WD-2", "7-day-follow-up")]
+    assert stored(db, "SELECT alert_id, details FROM alerts ORDER BY alert_id") == live

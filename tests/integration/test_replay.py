@@ -19,7 +19,7 @@ from pvwatch.metrics_client import scrape_labelled
 from pvwatch.streams.producer import EventPublisher
 from tests.conftest import Workers, wait_for
 from tests.scenarios.stories import all_stories, late_and_out_of_order
-from tests.unit.test_rule_withdrawal import ALP, ALT, BILIRUBIN, lab, sledai, taper
+from tests.unit.test_rule_withdrawal import ALP, ALT, BILIRUBIN, case_version, lab, sledai, taper
 
 pytestmark = pytest.mark.integration
 
@@ -79,8 +79,12 @@ def test_replay_rebuilds_exactly_what_the_live_worker_derived(workers: Workers, 
     # late 6 before the taper, the real baseline (a rise of 2).
     events += [lab(ALT, 4.0, 1), lab(BILIRUBIN, 3.0, 3), lab(ALP, 2.5, 2)]
     events += [sledai(4, 0), taper(10), sledai(8, 30), sledai(6, 5)]
+    # and a case's fatal version arriving after its hospitalisation known the same day (ICH E2A III.A.1: the 7-day
+    # report covers the case, so its 15-day clock goes)
+    fatal = case_version(2.0, death=True)
+    events += [case_version(2.1, death=False), fatal]
     events = late_and_out_of_order(events, seed=4)  # rules go by occurred_at, not arrival
-    late = {e.event_id for e in late_results(events)}
+    late = {e.event_id for e in late_results(events)} | {fatal.event_id}
     worker = workers.start(env={"PVWATCH_CLOCK_INTERVAL_S": "1"})
     with EventPublisher(workers.broker.bootstrap) as publisher:
         for event in events:

@@ -222,3 +222,44 @@ def test_stored_alerts_are_standing_after_a_restart():
     restarted.remember([alt, bilirubin])
     restarted.remember_alerts([(raised.alert_id, HYS_LAW, raised.rule_version, PATIENT)])
     assert set(restarted.apply([alp], NOW).withdrawn) == {raised.alert_id}
+
+
+def case_version(days: float, *, death: bool) -> AdverseEventReported:
+    """A version of case C-WD-2 after a clinic-made MSC product (no RSI: unexpected): hospitalised, or dead."""
+    aware = (T0 + timedelta(days=days)).date()
+    return AdverseEventReported(
+        **envelope(days), case_id="C-WD-2", reporter_type="clinician", awareness_date=aware, onset_date=aware,
+        term="Pulmonary embolism", seriousness={"death": death, "hospitalisation": not death},
+        outcome="fatal" if death else "recovering", products=[{"name": "UC-MSC", "role": "suspect"}])
+
+
+def test_a_late_fatal_version_covers_the_15_day_clock_in_every_arrival_order():
+    """ICH E2A III.A.1-2: a fatal SUSAR is reported within 7 days (complete report 8 days later); the case's other
+    serious version known the same day needs no 15-day report of its own (expedited.clocks_for_case)."""
+    fatal = case_version(2.0, death=True)  # dated first
+    hospitalised = case_version(2.1, death=False)  # the same day 0
+    for order in permutations([fatal, hospitalised]):
+        engine = SafetyEngine(PARAMETERS)
+        table: dict[UUID, SafetyAlert] = {}
+        for event in order:
+            output = engine.apply([event], NOW)
+            for alert_id in output.withdrawn:
+                del table[alert_id]
+            table.update((alert.alert_id, alert) for alert in output.alerts)
+        assert sorted(category for _, category in engine.clocks) == ["7-day", "7-day-follow-up"]
+        assert sorted(a.details["category"] for a in table.values() if a.rule_id == "expedited-clock") == \
+            ["7-day", "7-day-follow-up"]
+
+
+def test_the_removed_clock_is_named_and_its_clock_alerts_withdrawn():
+    fatal, hospitalised = case_version(2.0, death=True), case_version(2.1, death=False)
+    engine = SafetyEngine(PARAMETERS)
+    engine.apply([hospitalised], NOW)
+    fifteen = {a.rule_id: a.alert_id for a in engine.clock_alerts(NOW)} | {
+        a.rule_id: a.alert_id for a in engine.apply([], NOW).alerts}
+    output = engine.apply([fatal], NOW)
+    assert list(output.removed_clocks) == [("C-WD-2", "15-day")]
+    assert ("C-WD-2", "15-day") not in output.clocks
+    assert {why.event_id for why in output.withdrawn.values()} == {fatal.event_id}
+    assert {fifteen[EXPEDITED_DUE_SOON], fifteen[EXPEDITED_OVERDUE]} <= set(output.withdrawn)
+    assert len(output.withdrawn) == 3  # the 15-day expedited-clock alert, its due-soon and overdue
