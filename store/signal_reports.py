@@ -93,7 +93,7 @@ def _load_reports_csv(con: duckdb.DuckDBPyConnection, path: Path, stratify: Sequ
     if missing:
         raise ReportsInvalid(f"{path}: header lacks column(s) {', '.join(missing)} (it has {', '.join(header)})")
     # every column dictionary-encoded as it is parsed (report ids read as plain strings parse ~1 s faster at 10M
-    # reports, but fault in more memory: no gain in CPU time in all, 0.25 GB more at the peak)
+    # reports but fault in more memory: no clear gain in CPU time in all, up to 0.25 GB more at the peak)
     types = {name: _NAMES for name in wanted}
     try:
         table = pa_csv.read_csv(path, convert_options=pa_csv.ConvertOptions(
