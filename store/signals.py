@@ -7,7 +7,7 @@ over strata as openEBGM's processRaw does (E = sum_s n_product,s n_event,s / N_s
 
 `compute_signals` then scores every pair (numpy, vectorised) and registers the result as one Arrow table in
 DuckDB, which fills the `signals` table (migration 005) without a round trip through Python objects; OUT.csv is
-formatted from the same table by Arrow, block by block on two threads (`write_csv`).
+formatted from the same table by Arrow and orjson, block by block on two threads (`write_csv`).
 """
 
 from __future__ import annotations
