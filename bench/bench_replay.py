@@ -31,8 +31,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-import duckdb
-from bench_live import WORKLOADS, cohort, plain_scan  # type: ignore[import-not-found]
+from bench_live import WORKLOADS, cohort, empty_derived_tables, plain_scan  # type: ignore[import-not-found]
 
 from pvwatch.events.codec import load_validators
 from pvwatch.store.eventstore import EventStore
@@ -55,10 +54,7 @@ def timed_replay(db: Path, processes: int, screen: bool = True, rewrite: bool = 
     """(wall s, this process's CPU s, the helper's CPU s, events, alerts) of one `pvwatch replay`; with `rewrite`
     the derived tables are emptied first (not timed)."""
     if rewrite:
-        con = duckdb.connect(str(db))
-        con.execute("DELETE FROM alerts")
-        con.execute("DELETE FROM expedited_reports")
-        con.close()
+        empty_derived_tables(db)
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
     wall, cpu = time.perf_counter(), time.process_time()
     report = replay(db, processes=processes, screen=screen)
