@@ -13,12 +13,15 @@ formatted from the same table by Arrow and orjson, block by block on two threads
 from __future__ import annotations
 
 import json
+import os
+import stat
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
+from typing import BinaryIO
 
 import duckdb
 import numpy as np
@@ -230,8 +233,37 @@ def write_csv(computation: SignalComputation, path: Path) -> None:
     CPU, mostly on its float formatting, this one ~2 s (docs/signals.md, Speed)."""
     results = computation.results.select(list(OUTPUT_COLUMNS))
     names = {name: _csv_names(_dictionary(results.column(name))) for name in ("product", "event")}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("wb") as out, ThreadPoolExecutor(max_workers=2) as pool:
+    opened: tuple[int, int] | None = None  # (device, inode) of the file this call truncated
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("wb") as out:
+            written = os.fstat(out.fileno())
+            opened = (written.st_dev, written.st_ino)
+            _write_csv_rows(out, results, names)
+    except BaseException as error:
+        # a truncated OUT.csv (disk full, interrupted) must not pass for a complete one: the file this call
+        # opened is removed, never what the name may point to (--out /dev/stdout is a link, not removed)
+        if opened is not None and _is_regular_file(path, opened):
+            path.unlink(missing_ok=True)
+        if isinstance(error, OSError):
+            raise OutputNotWritten(f"{path}: OUT.csv not written: {error.strerror or error}") from error
+        raise
+
+
+class OutputNotWritten(PvwatchError):
+    """OUT.csv could not be written (disk full, no permission, a directory in its place); none is left."""
+
+
+def _is_regular_file(path: Path, identity: tuple[int, int]) -> bool:
+    try:
+        status = path.lstat()
+    except OSError:
+        return False
+    return stat.S_ISREG(status.st_mode) and (status.st_dev, status.st_ino) == identity
+
+
+def _write_csv_rows(out: BinaryIO, results: pa.Table, names: dict[str, pa.Array]) -> None:
+    with ThreadPoolExecutor(max_workers=2) as pool:
         out.write((",".join(OUTPUT_COLUMNS) + "\n").encode())
         pending: list[Future[list[memoryview]]] = []
         for start in range(0, results.num_rows, CSV_BLOCK_ROWS):

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import csv
+import errno
+import os
+import re
+import stat
 from pathlib import Path
 
 import duckdb
@@ -10,8 +14,16 @@ import numpy as np
 import pytest
 
 from pvwatch.domain.signals.criteria import SignalThresholds
+from pvwatch.store import signals
 from pvwatch.store.signal_reports import ReportsInvalid
-from pvwatch.store.signals import OUTPUT_COLUMNS, compute_signals, count_pairs, load_reports_csv, write_csv
+from pvwatch.store.signals import (
+    OUTPUT_COLUMNS,
+    OutputNotWritten,
+    compute_signals,
+    count_pairs,
+    load_reports_csv,
+    write_csv,
+)
 from tests.conftest import TEST_DATA
 
 pytestmark = pytest.mark.integration
@@ -127,3 +139,45 @@ def test_reports_spanning_read_blocks_count_once_in_either_row_order(tmp_path: P
         SELECT product, event, count(DISTINCT report_id), any_value(p.n), any_value(e.n)
         FROM r JOIN p USING (product) JOIN e USING (event) GROUP BY ALL ORDER BY ALL""").fetchall()
     assert counted == expected
+
+
+def test_a_write_that_fails_midway_leaves_no_truncated_out_csv(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A disk that fills up after a few blocks: the error names the file and the cause, and no partial OUT.csv is
+    # left to be read as complete (the old one was truncated by the attempt, so it goes too)
+    con = duckdb.connect()
+    computation = compute_signals(con, load_reports_csv(con, CAERS), SignalThresholds())
+    out = tmp_path / "out.csv"
+    out.write_text("an older OUT.csv\n")
+    monkeypatch.setattr(signals, "CSV_BLOCK_ROWS", 64)
+    blocks = 0
+    format_block = signals._csv_lines
+
+    def disk_fills_up(*args: object) -> list[memoryview]:
+        nonlocal blocks
+        blocks += 1
+        if blocks == 5:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return format_block(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(signals, "_csv_lines", disk_fills_up)
+    with pytest.raises(OutputNotWritten, match=re.escape(f"{out}: OUT.csv not written: No space left on device")):
+        write_csv(computation, out)
+    assert blocks >= 5 and not out.exists()
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs Linux's /dev/full")
+def test_a_full_device_is_a_clear_error_and_the_device_is_left_alone() -> None:
+    con = duckdb.connect()
+    computation = compute_signals(con, load_reports_csv(con, CAERS), SignalThresholds())
+    with pytest.raises(OutputNotWritten, match=re.escape("/dev/full: OUT.csv not written: No space left on device")):
+        write_csv(computation, Path("/dev/full"))
+    assert stat.S_ISCHR(Path("/dev/full").stat().st_mode)
+
+
+def test_an_unwritable_out_path_is_a_clear_error(tmp_path: Path) -> None:
+    con = duckdb.connect()
+    computation = compute_signals(con, load_reports_csv(con, CAERS), SignalThresholds())
+    (tmp_path / "taken").write_text("a file where the directory should be\n")
+    with pytest.raises(OutputNotWritten, match=re.escape("OUT.csv not written")):
+        write_csv(computation, tmp_path / "taken" / "out.csv")
+    assert (tmp_path / "taken").read_text() == "a file where the directory should be\n"
