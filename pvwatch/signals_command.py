@@ -59,15 +59,27 @@ def _numpy_small_pages() -> None:
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD, _MMAP_THRESHOLD_MAX = -1, -3, 32 << 20
 
 
+def _glibc() -> bool:
+    """Whether this process runs on glibc (which alone answers CS_GNU_LIBC_VERSION)."""
+    try:
+        return os.confstr("CS_GNU_LIBC_VERSION") is not None
+    except (AttributeError, ValueError, OSError):  # no confstr (Windows), or a name this C library lacks
+        return False
+
+
 def _keep_freed_memory() -> None:
     """glibc hands every freed block over its mmap threshold (128 KB, rising with use) back to the OS, and the
     next allocation of that size faults fresh pages in: on this VM about 1 s of system time per GB. The
     command's numpy arrays of one value per pair (22 MB at 10M reports) come and go by the dozen; with the
     threshold at its maximum (32 MB) and no trimming they are served from memory already faulted in (10M
-    reports: 0.85 GB fewer page faults; docs/signals.md, Speed). Only this process: the worker is left as is."""
+    reports: 0.85 GB fewer page faults; docs/signals.md, Speed). Only this process: the worker is left as is.
+    Another C library (musl, macOS, Windows) keeps its own policy: the parameter numbers are glibc's, and musl's
+    mallopt ignores them anyway."""
+    if not _glibc():
+        return
     try:
         mallopt = ctypes.CDLL(None).mallopt
-    except (OSError, AttributeError):  # not glibc: its allocator's own policy stays
+    except (OSError, AttributeError):
         return
     mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD_MAX)
     mallopt(_M_TRIM_THRESHOLD, 1 << 30)
