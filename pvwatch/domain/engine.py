@@ -69,6 +69,10 @@ RULE_IDS: tuple[str, ...] = (
 #: expedited-clock: a 15-day clock a fatal or life-threatening version of the case, arriving late, covers.
 WITHDRAWABLE_RULES: frozenset[str] = frozenset({HYS_LAW, FLARE_AFTER_TAPER, EXPEDITED_CLOCK, EXPEDITED_DUE_SOON,
                                                 EXPEDITED_OVERDUE})
+#: The withdrawable rules whose standing alerts the engine keeps by id (an expedited-clock alert stands while its
+#: clock is in `SafetyEngine.clocks`: nothing to keep, nothing to pay per adverse event).
+_HELD_RULES = WITHDRAWABLE_RULES - {EXPEDITED_CLOCK}
+_OTHER_SERIOUS = expedited.ClockCategory.OTHER_SERIOUS
 
 LIVER = frozenset({ctcae.Analyte.ALT, ctcae.Analyte.AST, ctcae.Analyte.BILIRUBIN, ctcae.Analyte.ALP})
 
@@ -146,7 +150,8 @@ class EngineOutput:
     #: life-threatening version with an earlier or equal day 0, arriving late, covers
     removed_clocks: dict[tuple[str, str], ClockRow] = field(default_factory=dict)
     #: alerts standing before this call that its events made untrue: alert id -> why and which event (delete them
-    #: from `alerts` and publish the withdrawal). An alert raised and made untrue within the call is in neither list.
+    #: from `alerts` and publish the withdrawal). An alert raised and made untrue within the call is in neither list
+    #: (but an expedited-clock alert of a clock removed in the call is listed: the writer then finds no row).
     withdrawn: dict[UUID, AlertWithdrawal] = field(default_factory=dict)
     #: bookkeeping of the call: ids that began to stand in it, ids withdrawn in it (see SafetyEngine._withdraw)
     _stood: set[UUID] = field(default_factory=set, repr=False)
@@ -197,14 +202,15 @@ class SafetyEngine:
         """Stored alerts (alert id, rule, rule version, patient) as standing (worker start-up), so that a late event
         can withdraw an alert raised before the restart. Only the current version's: replay derives no other."""
         for alert_id, rule_id, version, patient in stored:
-            if rule_id in WITHDRAWABLE_RULES and version == self.p.version(rule_id):
+            if rule_id in _HELD_RULES and version == self.p.version(rule_id):
                 self._standing[(patient, rule_id)].add(alert_id)
 
     def standing(self, alerts: Iterable[SafetyAlert]) -> list[SafetyAlert]:
         """`alerts`, derivations gathered over several `apply` calls (replay), without those withdrawn since."""
-        held = self._standing
+        held, clocks = self._standing, self.clocks
         return [alert for alert in alerts if alert.rule_id not in WITHDRAWABLE_RULES
-                or alert.alert_id in held.get((alert.patient, alert.rule_id), ())]
+                or alert.alert_id in held.get((alert.patient, alert.rule_id), ())
+                or (alert.rule_id == EXPEDITED_CLOCK and (alert.case_id, alert.details["category"]) in clocks)]
 
     def _stand(self, alert: SafetyAlert, output: EngineOutput | None) -> None:
         """`alert` (of WITHDRAWABLE_RULES) is supported by the events seen: it stands."""
@@ -509,6 +515,7 @@ class SafetyEngine:
             for s in patient.of_type("report-submitted", ExpeditedReportSubmitted) if s.case_id == case_id
         ]
         rows = []
+        other_started = False
         for clock in expedited.clocks_for_case(qualifying, submissions, self.p.clocks):
             key = (clock.case_id, clock.category.value)
             row = ClockRow(patient.patient, clock)
@@ -518,11 +525,11 @@ class SafetyEngine:
                     output.clocks[key] = row
                     output.removed_clocks.pop(key, None)
             rows.append(row)
+            other_started |= clock.category is _OTHER_SERIOUS
         # The one clock that versions can take away (expedited.clocks_for_case: versions only add categories, except
         # that a fatal or life-threatening version with day 0 at or before the 15-day clock's covers that clock).
-        other = (case_id, expedited.ClockCategory.OTHER_SERIOUS.value)
-        if other in self.clocks and all(row.clock.category is not expedited.ClockCategory.OTHER_SERIOUS
-                                        for row in rows):
+        if not other_started and (case_id, _OTHER_SERIOUS.value) in self.clocks:
+            other = (case_id, _OTHER_SERIOUS.value)
             gone = self.clocks.pop(other)
             if output is not None:
                 output.clocks.pop(other, None)
@@ -541,9 +548,15 @@ class SafetyEngine:
             reason = (f"case {case_id} has no {category} clock any more: a fatal or life-threatening version "
                       f"with day 0 {covering.clock.day0.isoformat() if covering else 'unknown'} is reported within 7 "
                       "days instead (ICH E2A III.A.1)")
-            for rule_id in (EXPEDITED_CLOCK, EXPEDITED_DUE_SOON, EXPEDITED_OVERDUE):
+            for rule_id in (EXPEDITED_DUE_SOON, EXPEDITED_OVERDUE):
                 alert_id = alert_id_for(rule_id, self.p.version(rule_id), f"{case_id}|{category}")
                 self._withdraw(alert_id, rule_id, row.patient, reason, cause, now, output)
+            # the clock's own alert stood while the clock did: withdrawn whether it was stored before this call or
+            # raised in it (then the writer finds no row to delete and publishes nothing)
+            alert_id = alert_id_for(EXPEDITED_CLOCK, self.p.version(EXPEDITED_CLOCK), f"{case_id}|{category}")
+            self._emitted.pop(alert_id, None)
+            output._unstood.add(alert_id)
+            output.withdrawn[alert_id] = AlertWithdrawal(reason=reason[:300], event_id=cause, withdrawn_at=now)
 
     def _clock_started(self, patient: PatientHistory, case_id: str, now: datetime,
                        output: EngineOutput) -> list[SafetyAlert]:
@@ -565,14 +578,12 @@ class SafetyEngine:
                  "due_date": clock.due_date.isoformat(), "rsi_version": clock.rsi_version},
                 case_id=case_id,
             ))
-            self._stand(alerts[-1], output)
         return alerts
 
     def clock_alerts(self, now: datetime, rows: Iterable[ClockRow] | None = None) -> list[SafetyAlert]:
         """Due-soon and overdue alerts for every clock (or `rows`), as of `now` (occurred_at: when it crossed),
         except those this engine already emitted unchanged."""
         alerts = []
-        standing = self._standing
         for row in self.clocks.values() if rows is None else rows:
             clock = row.clock
             for rule_id, crossed, at, severity in self._crossings(clock, now):
@@ -590,8 +601,11 @@ class SafetyEngine:
                     details={"category": clock.category.value, "due_date": clock.due_date.isoformat(),
                              "submitted": clock.submitted_at is not None},
                 ))
-                standing[(row.patient, rule_id)].add(alerts[-1].alert_id)  # _stand, outside `apply`
-        return self._changed(alerts)  # the timer asks every minute: only news reaches the store
+        fresh = self._changed(alerts)  # the timer asks every minute: only news reaches the store
+        standing = self._standing
+        for alert in fresh:  # _stand, outside `apply`: an alert already standing is not news (or was loaded so)
+            standing[(alert.patient, alert.rule_id)].add(alert.alert_id)
+        return fresh
 
     def _crossings(self, clock: expedited.ExpeditedClock,
                    now: datetime) -> tuple[tuple[str, bool, datetime, Severity], ...]:
