@@ -145,8 +145,12 @@ def load_rule_parameters(rules_file: Path | None = None, rsi_file: Path | None =
         where = f"{name}: {rule_id}"
         if "version" in section:
             versions[rule_id] = _typed(where, "version", section["version"], int)
-            if versions[rule_id] < 1:
-                raise ConfigError(f"{where}: version must be 1 or more")
+            if versions[rule_id] < DEFAULT_VERSIONS[rule_id]:
+                # The version is part of every alert id: an older number would label the current logic's alerts
+                # as the old rule's (an old rules file kept after an upgrade).
+                raise ConfigError(f"{where}: version {versions[rule_id]} is older than this pvwatch's rule "
+                                  f"(version {DEFAULT_VERSIONS[rule_id]}, see the shipped rules.yaml); set version: "
+                                  f"{DEFAULT_VERSIONS[rule_id]} or more")
         if section.get("enabled", True) is False:
             disabled.add(rule_id)
 

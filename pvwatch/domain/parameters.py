@@ -40,7 +40,8 @@ class JiaCategoryParameters:
         return JiaCategory.POLYARTICULAR if condition in self.polyarticular else self.default
 
 
-#: Each rule's version when the rules file does not say (the rules file is the officer's source of truth).
+#: Each rule's version when the rules file does not say (the rules file is the officer's source of truth), and
+#: the lowest it may say: the version of the logic this code implements.
 DEFAULT_VERSIONS: dict[str, int] = {
     "serious-ae": 1, "duplicate-case": 2, "ctcae-lab": 1, "hys-law": 1, "expedited-clock": 1,
     "expedited-due-soon": 1, "expedited-overdue": 1, "infusion-temporal": 1, "lot-cluster": 2,

@@ -42,7 +42,9 @@ def write(tmp_path: Path, text: str) -> Path:
         ("hys-law:\n  pairing_window_dayz: 30\n", "hys-law: unknown parameter 'pairing_window_dayz'"),
         ("hys-laws:\n  version: 2\n", "unknown rule(s) ['hys-laws']"),
         ("lot-cluster:\n  min_events: three\n", "lot-cluster: min_events must be int"),
-        ("ctcae-lab:\n  version: 0\n", "ctcae-lab: version must be 1 or more"),
+        ("ctcae-lab:\n  version: 0\n", "ctcae-lab: version 0 is older than this pvwatch's rule (version 1"),
+        # an old rules file kept after an upgrade: version 1 would label reporter-comparing alerts as version 1's
+        ("duplicate-case:\n  version: 1\n", "duplicate-case: version 1 is older than this pvwatch's rule (version 2"),
         ("flare-after-taper:\n  jia_default: pauciarticular\n", "jia_default must be one of"),
         ("flare-after-taper:\n  tapered_classes: [steroids]\n", "tapered_classes must be a list of"),
         ("infusion-temporal:\n  windows: [{category: fever, hours: -1, terms: [fever]}]\n", "hours must be a positive"),
