@@ -9,6 +9,7 @@ day 2 arrives after: a cholestatic pattern within the window of both results, so
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from datetime import UTC, datetime
@@ -210,3 +211,50 @@ def test_a_late_fatal_version_removes_the_15_day_clock_row_and_withdraws_its_ale
     assert result.exit_code == 0, result.output
     assert stored(db, clocks) == [("C-WD-2", "7-day"), ("C-WD-2", "7-day-follow-up")]
     assert stored(db, "SELECT alert_id, details FROM alerts ORDER BY alert_id") == live
+
+
+class RecordingAlertTopic:
+    """Stands in for the Faust alert topic: records the messages the outbox sends."""
+
+    def __init__(self) -> None:
+        self.sent: list[bytes] = []
+
+    async def send(self, key: object, value: bytes, headers: dict[str, bytes] | None = None) -> asyncio.Future[None]:
+        self.sent.append(value)
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        future.set_result(None)
+        return future
+
+
+def test_the_send_of_an_alert_does_not_mark_its_later_withdrawal_published(tmp_path: Path):
+    """The store marks an alert and its withdrawal by the id they share. The alert's send completes after the next
+    batch (the withdrawal's) was handed to the writer; were that send's mark carried by the batch after, the
+    withdrawal would be marked published unsent, and lost to a crash before its own send."""
+    from pvwatch.streams.app import Outbox
+    from pvwatch.streams.writer import InProcessWriter
+
+    alt, bilirubin, alp = story()
+    db = tmp_path / "store.duckdb"
+
+    async def scenario() -> tuple[list[bytes], list[str]]:
+        writer = InProcessWriter(StoreWriter(db, None, None))
+        topic = RecordingAlertTopic()
+        outbox = Outbox(writer, topic, RecordingAlertTopic(), [])  # type: ignore[arg-type]
+        try:
+            outbox.add(await writer.process(raw([alt, bilirubin])))
+            withdrawing = writer.process(raw([alp], 2))  # handed over before the raise's send completes
+            await outbox.flush()  # sends the raise
+            outbox.add(await withdrawing)
+            await writer.process(raw([lab(ALT, 1.0, 60)], 3), *outbox.take_marks())  # the next batch, with marks
+        finally:
+            await writer.close()  # the worker dies before the withdrawal's send
+        restarted = StoreWriter(db, None, None)
+        try:
+            return topic.sent, [p.alert_id for p in restarted.opening().pending_alerts]
+        finally:
+            restarted.close()
+
+    sent, pending = asyncio.run(scenario())
+    (raised,) = [json.loads(message) for message in sent]
+    assert "withdrawal" not in raised
+    assert pending == [raised["alert_id"]], "the withdrawal is still waiting for the outbox after the crash"
