@@ -31,7 +31,8 @@ def already_on_topic(bootstrap: str, topic: str, pending: Sequence[PublishableAl
     """Ids of the `pending` alerts whose exact content (same alert_id, same fields) is already on `topic`.
 
     A revised alert keeps its alert_id with new content, so only an equal message counts. Contents are compared as
-    JSON, not bytes: the same alert serialised live and from the store may differ in key order.
+    JSON, not bytes: the same alert serialised live and from the store may differ in key order. An id pending twice
+    (a withdrawal and the alert raised again after it: the store marks both by the id) counts only when both are.
     """
     if not pending:
         return set()
@@ -43,7 +44,10 @@ def already_on_topic(bootstrap: str, topic: str, pending: Sequence[PublishableAl
 
 
 def _read_back(bootstrap: str, topic: str, pending: Sequence[PublishableAlert], timeout_s: float) -> set[str]:
-    wanted = {alert.alert_id: json.loads(alert.value) for alert in pending}
+    wanted: dict[str, list[Any]] = {}
+    for alert in pending:
+        wanted.setdefault(alert.alert_id, []).append(json.loads(alert.value))
+    seen: dict[str, list[Any]] = {}
     window = 2 * len(pending) + TAIL_MARGIN
     consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
                              client_id="pvwatch-resend-check", fetch_max_wait_ms=100)
@@ -56,7 +60,6 @@ def _read_back(bootstrap: str, topic: str, pending: Sequence[PublishableAlert], 
         ends: dict[Any, int] = consumer.end_offsets(partitions)
         for tp in partitions:
             consumer.seek(tp, max(0, ends[tp] - window))
-        found: set[str] = set()
         deadline = time.monotonic() + timeout_s
         empty_polls = 0
         while empty_polls < 2:
@@ -68,9 +71,10 @@ def _read_back(bootstrap: str, topic: str, pending: Sequence[PublishableAlert], 
                 for record in records:
                     sent = _alert(record.value)
                     alert_id = str(sent.get("alert_id")) if sent is not None else ""
-                    if sent is not None and wanted.get(alert_id) == sent:
-                        found.add(alert_id)
-        return found
+                    if sent is not None and sent in wanted.get(alert_id, ()):
+                        seen.setdefault(alert_id, []).append(sent)
+        return {alert_id for alert_id, documents in wanted.items()
+                if all(document in seen.get(alert_id, ()) for document in documents)}
     finally:
         consumer.close()
 

@@ -258,3 +258,29 @@ def test_the_send_of_an_alert_does_not_mark_its_later_withdrawal_published(tmp_p
     (raised,) = [json.loads(message) for message in sent]
     assert "withdrawal" not in raised
     assert pending == [raised["alert_id"]], "the withdrawal is still waiting for the outbox after the crash"
+
+
+def test_a_restart_resends_an_id_pending_twice_unless_both_messages_are_on_the_topic(broker):
+    """A withdrawal and the alert raised again after it share an id, which marks both in the store: the next worker
+    counts the id as sent only when both messages are on the topic (streams/alert_resend.py)."""
+    from kafka import KafkaProducer
+
+    from pvwatch.streams.alert_resend import already_on_topic
+    from pvwatch.streams.writer import publishable
+
+    alt, _, alp = story()
+    raised = SafetyAlert(alert_id="5b0c3c3e-7d0a-4d4e-9a53-0b8f4f1c9a13", rule_id="flare-after-taper",
+                         rule_version=1, severity="warning", patient=alt.patient, evidence_event_ids=(alt.event_id,),
+                         occurred_at=alt.occurred_at, raised_at=NOW, summary="flare")
+    withdrawn = raised.model_copy(update={"withdrawal": AlertWithdrawal(reason="new baseline", event_id=alp.event_id,
+                                                                        withdrawn_at=NOW)})
+    again = raised.model_copy(update={"raised_at": datetime(2026, 11, 25, tzinfo=UTC)})
+    pending = [publishable(withdrawn), publishable(again)]
+    producer = KafkaProducer(bootstrap_servers=broker.bootstrap, acks="all")
+    producer.send(ALERT_TOPIC, key=pending[0].key, value=pending[0].value)
+    producer.flush()
+    assert already_on_topic(broker.bootstrap, ALERT_TOPIC, pending) == set(), "only the withdrawal was sent"
+    producer.send(ALERT_TOPIC, key=pending[1].key, value=pending[1].value)
+    producer.flush()
+    producer.close()
+    assert already_on_topic(broker.bootstrap, ALERT_TOPIC, pending) == {str(raised.alert_id)}
