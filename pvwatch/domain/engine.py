@@ -67,8 +67,9 @@ RULE_IDS: tuple[str, ...] = (
 #: withdraws it (hys-law: an ALP >= 2 x ULN near the pair; flare-after-taper: a later baseline score before the
 #: taper, or the diagnoses as last recorded; due-soon/overdue: a submission dated before the crossing).
 #: expedited-clock: a 15-day clock a fatal or life-threatening version of the case, arriving late, covers.
-WITHDRAWABLE_RULES: frozenset[str] = frozenset({HYS_LAW, FLARE_AFTER_TAPER, EXPEDITED_CLOCK, EXPEDITED_DUE_SOON,
-                                                EXPEDITED_OVERDUE})
+#: ctcae-lab: a grade read against ULN that a late first result (an abnormal baseline, CTCAE v5.0) lowers.
+WITHDRAWABLE_RULES: frozenset[str] = frozenset({CTCAE_LAB, HYS_LAW, FLARE_AFTER_TAPER, EXPEDITED_CLOCK,
+                                                EXPEDITED_DUE_SOON, EXPEDITED_OVERDUE})
 #: The withdrawable rules whose standing alerts the engine keeps by id (an expedited-clock alert stands while its
 #: clock is in `SafetyEngine.clocks`: nothing to keep, nothing to pay per adverse event).
 _HELD_RULES = WITHDRAWABLE_RULES - {EXPEDITED_CLOCK}
@@ -316,6 +317,13 @@ class SafetyEngine:
                 alert = self._graded(lab, analyte, now, baseline)
                 if alert is not None:
                     output.alerts.append(alert)
+                    self._stand(alert, output)
+                elif lab is not event and first is not None:  # `event` arrived late as the first of its kind
+                    self._withdraw(
+                        alert_id_for(CTCAE_LAB, self.p.version(CTCAE_LAB), str(lab.event_id)), CTCAE_LAB,
+                        lab.patient, f"graded against the patient's first result of its kind ({first.value:g} "
+                        f"{first.unit} on {first.occurred_at.date().isoformat()}, arrived late): below CTCAE v5.0 "
+                        f"grade {self.p.ctcae_lab.alert_from_grade}", event.event_id, now, output)
         if analyte in LIVER and self._enabled(HYS_LAW, output):
             if analyte is ctcae.Analyte.ALP:
                 self._withdraw_hys_law(event, patient, now, output)

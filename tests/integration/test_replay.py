@@ -83,8 +83,13 @@ def test_replay_rebuilds_exactly_what_the_live_worker_derived(workers: Workers, 
     # report covers the case, so its 15-day clock goes)
     fatal = case_version(2.0, death=True)
     events += [case_version(2.1, death=False), fatal]
+    # and an ALT of 6 x ULN (CTCAE v5.0 grade 3) of another patient whose first ALT, 2.5 x ULN, arrives after it:
+    # against that abnormal baseline it is 2.4 x baseline, grade 1
+    other = {"patient": "pt-" + "8" * 20}
+    first_alt = lab(ALT, 2.5, -5).model_copy(update=other)
+    events += [first_alt, lab(ALT, 6.0, 40).model_copy(update=other)]
     events = late_and_out_of_order(events, seed=4)  # rules go by occurred_at, not arrival
-    late = {e.event_id for e in late_results(events)} | {fatal.event_id}
+    late = {e.event_id for e in late_results(events)} | {fatal.event_id, first_alt.event_id}
     worker = workers.start(env={"PVWATCH_CLOCK_INTERVAL_S": "1"})
     with EventPublisher(workers.broker.bootstrap) as publisher:
         for event in events:

@@ -263,3 +263,15 @@ def test_the_removed_clock_is_named_and_its_clock_alerts_withdrawn():
     assert {why.event_id for why in output.withdrawn.values()} == {fatal.event_id}
     assert {fifteen[EXPEDITED_DUE_SOON], fifteen[EXPEDITED_OVERDUE]} <= set(output.withdrawn)
     assert len(output.withdrawn) == 3  # the 15-day expedited-clock alert, its due-soon and overdue
+
+
+def test_a_late_abnormal_baseline_withdraws_the_ctcae_grades_read_against_uln_in_every_arrival_order():
+    """NCI CTCAE v5.0, ALT increased: with a normal baseline, grade 3 is ">5.0 - 20.0 x ULN"; with an abnormal
+    baseline, ">5.0 - 20.0 x baseline" (grade 2 ">3.0 - 5.0 x baseline"). The patient's first ALT, 100 U/L (ULN 40,
+    2.5 x ULN), is the baseline: 240 (6 x ULN, 2.4 x baseline) and 480 (12 x ULN, 4.8 x baseline) are not grade 3;
+    600 (15 x ULN, 6 x baseline) is."""
+    baseline, grade_1, grade_2, grade_3 = (lab(ALT, value / 40.0, day) for value, day in
+                                           ((100, 0), (240, 10), (480, 20), (600, 30)))
+    withdrawn = assert_every_arrival_order_agrees([baseline, grade_1, grade_2, grade_3], "ctcae-lab",
+                                                  {(grade_3.event_id,)})
+    assert withdrawn == 16  # the baseline arrives after 240 or 480 (not first of the three): 2 orders in 3
