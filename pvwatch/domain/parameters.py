@@ -43,8 +43,8 @@ class JiaCategoryParameters:
 #: Each rule's version when the rules file does not say (the rules file is the officer's source of truth), and
 #: the lowest it may say: the version of the logic this code implements.
 DEFAULT_VERSIONS: dict[str, int] = {
-    "serious-ae": 1, "duplicate-case": 2, "ctcae-lab": 1, "hys-law": 1, "expedited-clock": 1,
-    "expedited-due-soon": 1, "expedited-overdue": 1, "infusion-temporal": 1, "lot-cluster": 2,
+    "serious-ae": 1, "duplicate-case": 2, "ctcae-lab": 1, "hys-law": 2, "expedited-clock": 2,
+    "expedited-due-soon": 2, "expedited-overdue": 2, "infusion-temporal": 1, "lot-cluster": 2,
     "flare-after-taper": 1, "undocumented-benefit": 1,
 }
 
