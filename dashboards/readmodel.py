@@ -197,6 +197,55 @@ class ReadModel:
         choices["status"] |= {"open", "acknowledged", "assigned", "closed"}
         return {key: sorted(values) for key, values in choices.items()}
 
+    def withdrawn_alerts(self, con: duckdb.DuckDBPyConnection, *, rule: str | None = None,
+                         patient: str | None = None, case_id: str | None = None,
+                         alert_id: str | None = None, limit: int = 500) -> list[dict[str, Any]] | None:
+        """Alerts a later event made untrue (alert_withdrawals, docs/rules.md "Late and out-of-order events"),
+        newest withdrawal first: the alert as it was, why and by which event it was withdrawn, the officers' status
+        of it when it went (its actions up to then, derived as alert_status derives it) and whether the rules have
+        raised it again since. None when the store has no alert_withdrawals table (before migration 008, which
+        comes after the event log, alerts and alert_actions it is joined with here)."""
+        if "alert_withdrawals" not in self.relations(con):
+            return None
+        cursor = con.execute(f"""
+            WITH acted AS (
+                SELECT w.withdrawal_id,
+                       arg_max(x.action, (x.acted_at, x.log_seq)) AS action,
+                       arg_max(x.actor, (x.acted_at, x.log_seq)) AS actor,
+                       arg_max(x.assignee, (x.acted_at, x.log_seq)) FILTER (WHERE x.action = 'assign') AS assignee,
+                       max(x.acted_at) FILTER (WHERE x.action = 'assign') AS assigned_at,
+                       max(x.acted_at) FILTER (WHERE x.action IN ('close', 'reopen')) AS closed_or_reopened_at
+                FROM alert_withdrawals w
+                JOIN alert_actions x ON x.alert_id = w.alert_id AND x.acted_at <= w.withdrawn_at
+                GROUP BY w.withdrawal_id
+            )
+            SELECT w.alert_id::VARCHAR AS alert_id, w.rule_id, w.message->>'severity' AS severity, w.patient,
+                   w.message->>'case_id' AS case_id, w.message->>'summary' AS summary,
+                   CAST(w.message->>'occurred_at' AS TIMESTAMPTZ) AS occurred_at,
+                   CAST(w.message->>'raised_at' AS TIMESTAMPTZ) AS raised_at,
+                   w.withdrawn_at, w.reason, w.withdrawn_by_event_id::VARCHAR AS withdrawn_by_event_id,
+                   e.type AS withdrawn_by_event_type, e.occurred_at AS withdrawn_by_event_occurred_at,
+                   e.payload->>'case_id' AS withdrawn_by_case_id,
+                   CASE x.action WHEN 'acknowledge' THEN 'acknowledged' WHEN 'assign' THEN 'assigned'
+                                 WHEN 'close' THEN 'closed' ELSE 'open' END AS status_when_withdrawn,
+                   CASE WHEN x.assigned_at IS NOT NULL
+                             AND (x.closed_or_reopened_at IS NULL OR x.assigned_at > x.closed_or_reopened_at)
+                        THEN x.assignee END AS assignee_when_withdrawn,
+                   x.actor AS last_actor,
+                   a.alert_id IS NOT NULL AS raised_again
+            FROM alert_withdrawals w
+            LEFT JOIN event_log e ON e.event_id = w.withdrawn_by_event_id
+            LEFT JOIN acted x ON x.withdrawal_id = w.withdrawal_id
+            LEFT JOIN alerts a ON a.alert_id = w.alert_id
+            WHERE ($rule IS NULL OR w.rule_id = $rule)
+              AND ($patient IS NULL OR w.patient = $patient)
+              AND ($case_id IS NULL OR w.message->>'case_id' = $case_id)
+              AND ($alert_id IS NULL OR w.alert_id::VARCHAR = $alert_id)
+            ORDER BY w.withdrawn_at DESC, w.alert_id
+            LIMIT {int(limit)}
+        """, {"rule": rule, "patient": patient, "case_id": case_id, "alert_id": alert_id})
+        return self._rows(cursor)
+
     def actions_landed(self, con: duckdb.DuckDBPyConnection, event_ids: Sequence[str]) -> set[str]:
         """Which of these alert-action events the snapshot already holds (the rest are still on their way)."""
         if not event_ids or "event_log" not in self.relations(con):

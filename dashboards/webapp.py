@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import duckdb
 import jinja2
@@ -455,7 +455,7 @@ async def alert_action(request: web.Request) -> web.StreamResponse:
     except SnapshotUnavailable as error:
         raise web.HTTPServiceUnavailable(text=str(error)) from None
     if alert is None:
-        raise web.HTTPNotFound(text=f"no alert {alert_id} in the snapshot")
+        return await _refuse_action_on_missing(request, alert_id, wants_json)
     now = datetime.now(UTC)
     try:
         event = AlertActionRecorded.model_validate({
@@ -478,6 +478,75 @@ async def alert_action(request: web.Request) -> web.StreamResponse:
     if wants_json:
         return web.json_response({"event_id": str(event.event_id), "status": "sent"}, status=202)
     raise web.HTTPFound(str(data.get("back") or "/alerts") if str(data.get("back", "")).startswith("/") else "/alerts")
+
+
+async def _refuse_action_on_missing(request: web.Request, alert_id: str, wants_json: bool) -> web.StreamResponse:
+    """An action on an alert not in the queue: 409 saying when and why it was withdrawn if a later event made it
+    untrue (docs/rules.md, "Late and out-of-order events"), else 404."""
+    try:
+        found = await in_snapshot(request, lambda con, read: read.withdrawn_alerts(con, alert_id=alert_id, limit=1))
+    except SnapshotUnavailable as error:
+        raise web.HTTPServiceUnavailable(text=str(error)) from None
+    if not found:
+        if wants_json:
+            raise web.HTTPNotFound(text=f"no alert {alert_id} in the snapshot")
+        return render(request, "error.html", status=404, message=f"No alert {alert_id} in the snapshot.")
+    withdrawn = found[0]
+    cause = f"{withdrawn['withdrawn_by_event_type'] or 'event'} {withdrawn['withdrawn_by_event_id']}"
+    message = (f"Alert {alert_id} ({withdrawn['rule_id']}: {withdrawn['summary']}) was withdrawn at "
+               f"{withdrawn['withdrawn_at']}: {withdrawn['reason']} (made untrue by {cause}). It no longer stands, so "
+               "it cannot be acknowledged, assigned, closed or reopened; see /alerts/withdrawn.")
+    audit(request, "alert-action-refused", patient=withdrawn["patient"], alert_id=alert_id, why="withdrawn")
+    if wants_json:
+        raise web.HTTPConflict(text=message)
+    return render(request, "error.html", status=409, message=message,
+                  link=("/alerts/withdrawn?patient=" + urllib.parse.quote(withdrawn["patient"]), "Withdrawn alerts"))
+
+
+class WithdrawnFilters(TypedDict):
+    """The withdrawn view's filters (query parameters of /alerts/withdrawn and its API)."""
+
+    rule: str | None
+    patient: str | None
+    case_id: str | None
+
+
+def _withdrawn_filters(request: web.Request) -> WithdrawnFilters:
+    query = request.query
+    return WithdrawnFilters(rule=query.get("rule") or None, patient=query.get("patient") or None,
+                            case_id=query.get("case_id") or None)
+
+
+@requires(Permission.VIEW_ALERTS)
+async def withdrawn_page(request: web.Request) -> web.StreamResponse:
+    """Alerts a later event made untrue, newest first: an officer who acted on one sees where it went and why."""
+    filters = _withdrawn_filters(request)
+    try:
+        found = await in_snapshot(request, lambda con, read: {"withdrawn": read.withdrawn_alerts(con, **filters),
+                                                              "snapshot": read.snapshot(con)})
+    except SnapshotUnavailable as error:
+        return render(request, "error.html", status=503, message=str(error))
+    audit(request, "view-withdrawn-alerts", patients=_patients_of(found["withdrawn"] or []),
+          filters={k: v for k, v in filters.items() if v})
+    return render(request, "withdrawn.html", filters={k: v for k, v in filters.items() if v}, **found)
+
+
+@requires(Permission.VIEW_ALERTS)
+async def withdrawn_api(request: web.Request) -> web.StreamResponse:
+    filters = _withdrawn_filters(request)
+
+    def work(con: duckdb.DuckDBPyConnection, read: ReadModel) -> dict[str, Any]:
+        return {"withdrawn": read.withdrawn_alerts(con, **filters), "snapshot": _snapshot_json(read.snapshot(con))}
+
+    try:
+        body = await in_snapshot(request, work)
+    except SnapshotUnavailable as error:
+        return web.json_response({"error": str(error), "withdrawn": []}, status=503)
+    if body["withdrawn"] is None:
+        body.update(withdrawn=[], error="this store has no alert_withdrawals table (migration 008) yet")
+    audit(request, "list-withdrawn-alerts", patients=_patients_of(body["withdrawn"]),
+          filters={k: v for k, v in filters.items() if v})
+    return web.json_response(body)
 
 
 # --- cases and patients ------------------------------------------------------------------------------------
@@ -505,7 +574,7 @@ async def case_page(request: web.Request) -> web.StreamResponse:
         alerts = read.alerts(con, AlertFilters(case_id=case_id))
         history = read.alert_history(con, [alert["alert_id"] for alert in alerts])
         return {"versions": versions, "alerts": alerts, "history": history, "clocks": read.clocks(con, case_id),
-                "snapshot": read.snapshot(con)}
+                "withdrawn": read.withdrawn_alerts(con, case_id=case_id) or [], "snapshot": read.snapshot(con)}
 
     try:
         found = await in_snapshot(request, work)
@@ -548,6 +617,7 @@ async def patient_page(request: web.Request) -> web.StreamResponse:
 
     def work(con: duckdb.DuckDBPyConnection, read: ReadModel) -> dict[str, Any]:
         return {"events": read.patient_events(con, patient), "alerts": read.alerts(con, AlertFilters(patient=patient)),
+                "withdrawn": read.withdrawn_alerts(con, patient=patient) or [],
                 "summary": read.patient_summary(con, patient), "snapshot": read.snapshot(con)}
 
     try:
@@ -561,7 +631,8 @@ async def patient_page(request: web.Request) -> web.StreamResponse:
     rows = [{**event, "lane": lane_of(event["type"]), "parent": reported_by_parent(event)} for event in found["events"]]
     return render(request, "patient.html", patient=patient, svg=render_timeline(found["events"], found["alerts"],
                                                                                 lab_grades),
-                  rows=rows, alerts=found["alerts"], summary=found["summary"], snapshot=found["snapshot"],
+                  rows=rows, alerts=found["alerts"], withdrawn=found["withdrawn"], summary=found["summary"],
+                  snapshot=found["snapshot"],
                   show_narrative=current_user(request).may(Permission.VIEW_NARRATIVES))
 
 
@@ -934,6 +1005,8 @@ def build_dashboard(config: DashboardConfig, publisher: ActionPublisher | None =
     app.router.add_post("/logout", logout)
     app.router.add_get("/alerts", alerts_page)
     app.router.add_get("/api/alerts", alerts_api)
+    app.router.add_get("/alerts/withdrawn", withdrawn_page)
+    app.router.add_get("/api/alerts/withdrawn", withdrawn_api)
     app.router.add_post("/api/alerts/{alert_id}/actions", alert_action)
     app.router.add_get("/cases/{case_id}", case_page)
     app.router.add_get("/cases/{case_id}/e2b", case_e2b)

@@ -156,7 +156,8 @@ def test_a_late_alp_withdraws_the_hys_law_alert_through_the_broker_and_worker(wo
 
 def test_the_dashboard_keeps_working_when_an_officer_acted_on_an_alert_since_withdrawn(tmp_path: Path):
     """The officer's acknowledgement stays in the log (an event); the queue, the patient page and the API leave the
-    withdrawn alert out, and a new action on it is refused as not found, not a server error."""
+    withdrawn alert out of their standing alerts, and a new action on it is refused with 409 saying it was withdrawn
+    (the withdrawn view and its API: test_withdrawn_view.py)."""
     alt, bilirubin, alp = story()
     db = tmp_path / "pvwatch.duckdb"
     writer = StoreWriter(db, None, None)
@@ -185,7 +186,7 @@ def test_the_dashboard_keeps_working_when_an_officer_acted_on_an_alert_since_wit
             assert response.status == 200, (page, await response.text())
         response = await client.post(f"/api/alerts/{raised.alert_id}/actions", json={"action": "close"},
                                      headers={"X-CSRF-Token": token})
-        assert response.status == 404
+        assert response.status == 409 and "was withdrawn" in await response.text()
 
     run(config, scenario)
 
