@@ -148,6 +148,25 @@ def serious_event(p: Pseudonymiser) -> AdverseEventReported:
     }))
 
 
+def withdraw_a_hys_law_alert(stack: dict[str, object]) -> str:
+    """The Hy's law withdrawal story (tests/integration/test_alert_withdrawal.py: ALT 4 x ULN and bilirubin 3 x ULN,
+    then a late ALP 2.5 x ULN between them, FDA DILI guidance 2009) sent to the demo's worker; the alert's id once
+    the snapshot holds its withdrawal."""
+    from tests.unit.test_rule_withdrawal import ALP, ALT, BILIRUBIN, PATIENT, lab
+
+    snapshot = Path(str(stack["snapshot"]))
+    raised = f"SELECT count(*) FROM alerts WHERE rule_id = 'hys-law' AND patient = '{PATIENT}'"
+    with EventPublisher(str(stack["bootstrap"])) as publisher:
+        publisher.publish(lab(ALT, 4.0, 1))
+        publisher.publish(lab(BILIRUBIN, 3.0, 3))
+        publisher.flush()
+        wait_for(lambda: snapshot_count(snapshot, raised) == 1, 30, what="the Hy's law alert in the snapshot")
+        publisher.publish(lab(ALP, 2.5, 2))
+    withdrawn = f"SELECT count(*) FROM alert_withdrawals WHERE rule_id = 'hys-law' AND patient = '{PATIENT}'"
+    wait_for(lambda: snapshot_count(snapshot, withdrawn) == 1, 30, what="its withdrawal in the snapshot")
+    return str(snapshot_rows(snapshot, withdrawn.replace("count(*)", "alert_id::VARCHAR"))[0][0])
+
+
 def test_officer_sees_an_alert_arrive_acknowledges_it_and_analyst_queries(stack, browser):
     base = str(stack["base"])
     sign_in(browser, base, stack["officer"], "/alerts")
@@ -220,6 +239,15 @@ def test_officer_sees_an_alert_arrive_acknowledges_it_and_analyst_queries(stack,
     audit = Path(str(stack["audit"])).read_text()
     assert '"action":"read-patient"' in audit and '"action":"alert-action"' in audit
 
+    # an alert a late event made untrue leaves the queue and is listed, with its reason, on the withdrawn page
+    withdrawn_id = withdraw_a_hys_law_alert(stack)
+    browser.get(f"{base}/alerts")
+    browser.find_element(By.ID, "withdrawn-link").click()
+    WebDriverWait(browser, 10).until(lambda d: d.current_url.endswith("/alerts/withdrawn"))
+    row = browser.find_element(By.CSS_SELECTOR, f'#withdrawn-alerts tr[data-alert-id="{withdrawn_id}"]')
+    assert "hys-law" in row.text and "cholestatic pattern" in row.text and "lab-result" in row.text
+    screenshot(browser, "dashboard-withdrawn.png")
+
     sign_in(browser, base, stack["analyst"], "/sql")
     query = browser.find_element(By.ID, "sql")
     query.clear()
@@ -231,6 +259,9 @@ def test_officer_sees_an_alert_arrive_acknowledges_it_and_analyst_queries(stack,
     assert CLOSE_REASON not in result, "the analyst reads the analyst snapshot: the officer's free text removed"
     browser.save_screenshot(str(ARTIFACTS / "dashboard-sql.png"))
     assert not browser.find_elements(By.CSS_SELECTOR, "button.act-acknowledge")
+    browser.get(f"{base}/alerts/withdrawn")
+    assert "cholestatic pattern" in browser.find_element(
+        By.CSS_SELECTOR, f'#withdrawn-alerts tr[data-alert-id="{withdrawn_id}"]').text, "the analyst sees it too"
 
 
 def test_officer_opens_a_timeline_with_every_lane_a_case_and_downloads_its_e2b_export(stack, browser, downloads):
