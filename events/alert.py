@@ -40,7 +40,9 @@ class AlertWithdrawal(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     reason: Annotated[str, StringConstraints(max_length=300)]
-    event_id: UUID = Field(description="The event whose arrival made the alert untrue.")
+    event_id: UUID | None = Field(
+        default=None, description="The event whose arrival made the alert untrue; none when `pvwatch replay` removed "
+        "it (the rules in force, e.g. a new rule version, no longer derive it from the complete log).")
     withdrawn_at: AwareDatetime = Field(description="When pvwatch withdrew the alert.")
 
 

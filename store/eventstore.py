@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -91,7 +91,7 @@ def _alert_row(alert: SafetyAlert) -> dict[str, object]:
 
 
 #: The `alerts` columns a SafetyAlert is read back from, in `_stored_alert`'s order.
-_ALERT_FIELDS = """alert_id, rule_id, rule_version, severity, patient, case_id, evidence_event_ids, occurred_at,
+ALERT_FIELDS = """alert_id, rule_id, rule_version, severity, patient, case_id, evidence_event_ids, occurred_at,
                    raised_at, summary, details"""
 
 
@@ -103,16 +103,37 @@ def _stored_alert(row: tuple[Any, ...], withdrawal: AlertWithdrawal | None = Non
     )
 
 
-def _withdrawal_row(message: SafetyAlert, withdrawal: AlertWithdrawal) -> dict[str, str]:
+def _withdrawal_row(message: SafetyAlert, withdrawal: AlertWithdrawal) -> dict[str, str | None]:
     return {"id": str(withdrawal_id(message.alert_id, withdrawal)), "alert_id": str(message.alert_id),
             "rule_id": message.rule_id, "patient": message.patient, "reason": withdrawal.reason,
-            "event_id": str(withdrawal.event_id), "withdrawn_at": withdrawal.withdrawn_at.isoformat(),
-            "message": message.wire_json().decode()}
+            "event_id": None if withdrawal.event_id is None else str(withdrawal.event_id),
+            "withdrawn_at": withdrawal.withdrawn_at.isoformat(), "message": message.wire_json().decode()}
 
 
 def withdrawal_id(alert_id: UUID, withdrawal: AlertWithdrawal) -> UUID:
-    """One withdrawal per (alert, the event that made it untrue): a redelivered batch stores it once."""
-    return uuid5(ALERT_NAMESPACE, f"withdrawal/{alert_id}/{withdrawal.event_id}")
+    """One withdrawal per (alert, the event that made it untrue): a redelivered batch stores it once. A replay's
+    (no event) is one per alert and replay run."""
+    cause = withdrawal.event_id if withdrawal.event_id is not None else f"replay/{withdrawal.withdrawn_at.isoformat()}"
+    return uuid5(ALERT_NAMESPACE, f"withdrawal/{alert_id}/{cause}")
+
+
+def keep_withdrawals(con: duckdb.DuckDBPyConnection, messages: Sequence[SafetyAlert]) -> None:
+    """Keep withdrawal messages (alerts with `withdrawal`, already deleted from `alerts`) in alert_withdrawals for
+    the outbox, which publishes them on pv.safety.alert.v1. The caller holds the transaction."""
+    if messages:
+        con.execute(
+            """INSERT OR IGNORE INTO alert_withdrawals (withdrawal_id, alert_id, rule_id, patient, reason,
+                   withdrawn_by_event_id, withdrawn_at, message)
+               SELECT r.id::UUID, r.alert_id::UUID, r.rule_id, r.patient, r.reason, r.event_id::UUID,
+                   r.withdrawn_at::TIMESTAMPTZ, r.message::JSON
+               FROM (SELECT unnest($rows) AS r)""",
+            {"rows": [_withdrawal_row(m, m.withdrawal) for m in messages if m.withdrawal is not None]},
+        )
+
+
+def deleted_alerts(rows: Iterable[tuple[Any, ...]], withdrawal: Callable[[UUID], AlertWithdrawal]) -> list[SafetyAlert]:
+    """Rows of `alerts` just deleted (`DELETE ... RETURNING` ALERT_FIELDS) as their withdrawal messages."""
+    return [_stored_alert(row, withdrawal(row[0])) for row in rows]
 
 
 def connect(
@@ -309,19 +330,11 @@ class EventStore:
         if not withdrawn:
             return []
         rows = self.con.execute(
-            f"DELETE FROM alerts WHERE alert_id IN (SELECT unnest($ids::UUID[])) RETURNING {_ALERT_FIELDS}",
+            f"DELETE FROM alerts WHERE alert_id IN (SELECT unnest($ids::UUID[])) RETURNING {ALERT_FIELDS}",
             {"ids": [str(alert_id) for alert_id in withdrawn]},
         ).fetchall()
-        messages = [_stored_alert(row, withdrawn[row[0]]) for row in rows]
-        if messages:
-            self.con.execute(
-                """INSERT OR IGNORE INTO alert_withdrawals (withdrawal_id, alert_id, rule_id, patient, reason,
-                       withdrawn_by_event_id, withdrawn_at, message)
-                   SELECT r.id::UUID, r.alert_id::UUID, r.rule_id, r.patient, r.reason, r.event_id::UUID,
-                       r.withdrawn_at::TIMESTAMPTZ, r.message::JSON
-                   FROM (SELECT unnest($rows) AS r)""",
-                {"rows": [_withdrawal_row(m, withdrawn[m.alert_id]) for m in messages]},
-            )
+        messages = deleted_alerts(rows, withdrawn.__getitem__)
+        keep_withdrawals(self.con, messages)
         return messages
 
     def standing_alerts(self, rule_ids: Iterable[str]) -> list[tuple[UUID, str, int, str]]:
@@ -359,7 +372,7 @@ class EventStore:
     def unpublished_alerts(self) -> list[SafetyAlert]:
         """Alerts and withdrawals not yet on pv.safety.alert.v1, in the order they were raised or withdrawn."""
         rows = self.con.execute(
-            f"SELECT {_ALERT_FIELDS} FROM alerts WHERE published_at IS NULL ORDER BY raised_at, alert_id"
+            f"SELECT {ALERT_FIELDS} FROM alerts WHERE published_at IS NULL ORDER BY raised_at, alert_id"
         ).fetchall()
         alerts = [_stored_alert(row) for row in rows]
         withdrawals = [SafetyAlert.model_validate_json(row[0]) for row in self.con.execute(
