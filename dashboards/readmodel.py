@@ -246,6 +246,13 @@ class ReadModel:
         """, {"rule": rule, "patient": patient, "case_id": case_id, "alert_id": alert_id})
         return self._rows(cursor)
 
+    def withdrawn_count(self, con: duckdb.DuckDBPyConnection) -> int | None:
+        """How many withdrawals the store holds (the queue shows it beside its link to the withdrawn view)."""
+        if "alert_withdrawals" not in self.relations(con):
+            return None
+        row = con.execute("SELECT count(*) FROM alert_withdrawals").fetchone()
+        return int(row[0]) if row else 0
+
     def actions_landed(self, con: duckdb.DuckDBPyConnection, event_ids: Sequence[str]) -> set[str]:
         """Which of these alert-action events the snapshot already holds (the rest are still on their way)."""
         if not event_ids or "event_log" not in self.relations(con):

@@ -427,7 +427,8 @@ async def alerts_api(request: web.Request) -> web.StreamResponse:
         landed = read.actions_landed(con, list(pending))
         for event_id in landed:
             pending.pop(event_id, None)
-        return {"alerts": read.alerts(con, filters), "snapshot": _snapshot_json(read.snapshot(con))}
+        return {"alerts": read.alerts(con, filters), "snapshot": _snapshot_json(read.snapshot(con)),
+                "withdrawn_count": read.withdrawn_count(con)}
 
     try:
         body = await in_snapshot(request, work)

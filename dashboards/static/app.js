@@ -37,6 +37,7 @@ async function refreshQueue(table) {
     return;
   }
   showFreshness(body);
+  showWithdrawn(body.withdrawn_count);
   const signature = JSON.stringify([body.alerts, body.error]);
   if (signature === drawn) return;
   drawn = signature;
@@ -100,6 +101,22 @@ async function refreshQueue(table) {
   }
   table.replaceChild(tbody, table.tBodies[0]);
   firstLoad = false;
+}
+
+let withdrawnAtOpen = null;  // withdrawals in the store when the page opened
+
+function showWithdrawn(count) {
+  // an alert withdrawn while the page is open leaves the queue: say so, with the way to where it went
+  const link = document.getElementById("withdrawn-link");
+  if (!link || count == null) return;
+  link.textContent = `withdrawn alerts (${count})`;
+  if (withdrawnAtOpen == null) withdrawnAtOpen = count;
+  if (count > withdrawnAtOpen) {
+    const note = document.getElementById("withdrawn-note");
+    note.classList.add("news");
+    note.firstChild.textContent = `${count - withdrawnAtOpen} withdrawn since you opened this page (a later event ` +
+      "made them untrue, so they left the queue): ";
+  }
 }
 
 function showFreshness(body) {

@@ -239,9 +239,13 @@ def test_officer_sees_an_alert_arrive_acknowledges_it_and_analyst_queries(stack,
     audit = Path(str(stack["audit"])).read_text()
     assert '"action":"read-patient"' in audit and '"action":"alert-action"' in audit
 
-    # an alert a late event made untrue leaves the queue and is listed, with its reason, on the withdrawn page
-    withdrawn_id = withdraw_a_hys_law_alert(stack)
+    # an alert a late event made untrue leaves the open queue, which says so; the withdrawn page lists it with why
     browser.get(f"{base}/alerts")
+    WebDriverWait(browser, 10).until(lambda d: d.find_elements(By.CSS_SELECTOR, rows))
+    withdrawn_id = withdraw_a_hys_law_alert(stack)
+    WebDriverWait(browser, 20).until(
+        lambda d: "1 withdrawn since you opened this page" in d.find_element(By.ID, "withdrawn-note").text)
+    screenshot(browser, "dashboard-withdrawn-note.png")
     browser.find_element(By.ID, "withdrawn-link").click()
     WebDriverWait(browser, 10).until(lambda d: d.current_url.endswith("/alerts/withdrawn"))
     row = browser.find_element(By.CSS_SELECTOR, f'#withdrawn-alerts tr[data-alert-id="{withdrawn_id}"]')

@@ -82,6 +82,7 @@ def test_officer_and_analyst_see_the_withdrawn_hys_law_alert_with_its_reason(wit
             await login(client, user)
             queue = await (await client.get("/api/alerts")).json()
             assert alert_id not in {a["alert_id"] for a in queue["alerts"]}, "withdrawn: not in the queue"
+            assert queue["withdrawn_count"] == 1, "the queue's link to the withdrawn view says how many"
             response = await client.get("/api/alerts/withdrawn")
             assert response.status == 200
             seen[user] = (await response.json())["withdrawn"]
