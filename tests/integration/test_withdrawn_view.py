@@ -155,3 +155,50 @@ def test_an_action_on_a_withdrawn_alert_says_it_was_withdrawn_and_why(withdrawn_
     assert [(e["detail"]["alert_id"], e["detail"]["why"], e["patient"]) for e in refused] == \
         [(alert_id, "withdrawn", raised.patient)] * 2
     assert not [e for e in audit_entries(config) if e["action"] == "alert-action"], "nothing was sent"
+
+
+def test_a_flare_raised_again_and_the_case_page_s_withdrawn_clock_alerts(tmp_path: Path):
+    """A flare (SLEDAI-2K rise of 3 or more after a taper: SELENA flare index, rules.yaml's default rise) is withdrawn
+    by a late score that becomes its baseline, then raised again by a later-arriving score that restores the
+    baseline: the withdrawal stays listed, marked raised again. A late fatal version of case C-WD-2 covers its 15-day
+    clock (ICH E2A III.A.1): the case page lists the clock's withdrawn alerts with the reason, the case naming the
+    cause."""
+    from tests.unit.test_rule_withdrawal import case_version, sledai, taper
+
+    writer = StoreWriter(tmp_path / "pvwatch.duckdb", None, None)
+    try:
+        offset = 0
+        for batch in ([sledai(4, 0), taper(10), sledai(8, 30)], [sledai(6, 5)], [sledai(4, 7)],
+                      [case_version(2.1, death=False)], [case_version(2.0, death=True)]):
+            writer.process(raw(batch, offset))
+            offset += len(batch)
+        info = publish_snapshot(writer.store.con, tmp_path / "pvwatch.duckdb.snapshot.duckdb")
+    finally:
+        writer.close()
+    users = UserStore(tmp_path / "users.yaml")
+    users.add("olivia", Role.OFFICER, PASSWORDS["olivia"])
+    config = DashboardConfig(snapshot=info.path, users_file=tmp_path / "users.yaml",
+                             audit_log=tmp_path / "audit.jsonl", bootstrap=None)
+    found: dict[str, object] = {}
+
+    async def scenario(client: TestClient) -> None:
+        await login(client, "olivia")
+        found["flares"] = (await (await client.get("/api/alerts/withdrawn", params={"rule": "flare-after-taper"}))
+                           .json())["withdrawn"]
+        queue = await client.get("/api/alerts", params={"rule": "flare-after-taper"})
+        found["queue"] = (await queue.json())["alerts"]
+        found["clocks"] = (await (await client.get("/api/alerts/withdrawn", params={"case_id": "C-WD-2"}))
+                           .json())["withdrawn"]
+        found["case"] = await (await client.get("/cases/C-WD-2")).text()
+
+    run(config, scenario)
+    (flare,) = found["flares"]
+    assert flare["raised_again"] is True and flare["reason"].startswith("SLEDAI-2K 6 (clinician)")
+    assert [a["alert_id"] for a in found["queue"]] == [flare["alert_id"]], "standing again, in the queue"
+    clocks = found["clocks"]
+    assert sorted(w["rule_id"] for w in clocks) == ["expedited-clock", "expedited-due-soon", "expedited-overdue"]
+    assert all("fatal or life-threatening version" in w["reason"] and w["withdrawn_by_case_id"] == "C-WD-2"
+               and w["withdrawn_by_event_type"] == "adverse-event" and not w["raised_again"] for w in clocks)
+    case = str(found["case"])
+    assert 'id="case-withdrawn"' in case and case.count('<li class="withdrawn"') == 3
+    assert "fatal or life-threatening version" in case
