@@ -1,5 +1,5 @@
-"""The safety officer's web dashboard (aiohttp): alert queue, cases, patient timelines, expedited reports,
-signals, pipeline health and the analyst's SQL page, behind login, roles, CSRF tokens and an audit log.
+"""The safety officer's web dashboard (aiohttp): alert queue, withdrawn alerts, cases, patient timelines, expedited
+reports, signals, pipeline health and the analyst's SQL page, behind login, roles, CSRF tokens and an audit log.
 
 It reads only the published snapshots (pvwatch.store.snapshot): the safety officer's pages the full one, everything an
 analyst sees (pages and the SQL page) the analyst snapshot, which has no narrative or other identifying free text.
