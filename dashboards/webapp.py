@@ -493,10 +493,11 @@ async def _refuse_action_on_missing(request: web.Request, alert_id: str, wants_j
             raise web.HTTPNotFound(text=f"no alert {alert_id} in the snapshot")
         return render(request, "error.html", status=404, message=f"No alert {alert_id} in the snapshot.")
     withdrawn = found[0]
-    cause = f"{withdrawn['withdrawn_by_event_type'] or 'event'} {withdrawn['withdrawn_by_event_id']}"
+    event = withdrawn["withdrawn_by_event_id"]  # None: pvwatch replay removed it (migration 009)
+    cause = f" (made untrue by {withdrawn['withdrawn_by_event_type'] or 'event'} {event})" if event else ""
     message = (f"Alert {alert_id} ({withdrawn['rule_id']}: {withdrawn['summary']}) was withdrawn at "
-               f"{withdrawn['withdrawn_at']}: {withdrawn['reason']} (made untrue by {cause}). It no longer stands, so "
-               "it cannot be acknowledged, assigned, closed or reopened; see /alerts/withdrawn.")
+               f"{withdrawn['withdrawn_at']}: {withdrawn['reason']}{cause}. It no longer stands, so it cannot be "
+               "acknowledged, assigned, closed or reopened; see /alerts/withdrawn.")
     audit(request, "alert-action-refused", patient=withdrawn["patient"], alert_id=alert_id, why="withdrawn")
     if wants_json:
         raise web.HTTPConflict(text=message)

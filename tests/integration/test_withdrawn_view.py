@@ -202,3 +202,47 @@ def test_a_flare_raised_again_and_the_case_page_s_withdrawn_clock_alerts(tmp_pat
     case = str(found["case"])
     assert 'id="case-withdrawn"' in case and case.count('<li class="withdrawn"') == 3
     assert "fatal or life-threatening version" in case
+
+
+def test_an_alert_pvwatch_replay_removed_is_listed_without_a_withdrawing_event(tmp_path: Path):
+    """Replay with hys-law disabled removes the pair's alert and keeps its withdrawal with no event (migration 009):
+    the view says replay removed it, and an action on it says so, never 'event None'."""
+    from dataclasses import replace as changed
+
+    from pvwatch.domain.engine import HYS_LAW
+    from pvwatch.rulebook import load_rule_parameters
+    from pvwatch.store.eventstore import EventStore
+    from pvwatch.store.replay import replay
+    from tests.integration.test_replay_withdrawals import store_with_a_hys_law_pair
+
+    path = tmp_path / "pvwatch.duckdb"
+    store_with_a_hys_law_pair(path)
+    parameters = load_rule_parameters()
+    replay(path, processes=1, parameters=changed(parameters, disabled=frozenset(parameters.disabled | {HYS_LAW})))
+    store = EventStore(path)
+    try:
+        info = publish_snapshot(store.con, tmp_path / "pvwatch.duckdb.snapshot.duckdb")
+    finally:
+        store.close()
+    users = UserStore(tmp_path / "users.yaml")
+    users.add("olivia", Role.OFFICER, PASSWORDS["olivia"])
+    config = DashboardConfig(snapshot=info.path, users_file=tmp_path / "users.yaml",
+                             audit_log=tmp_path / "audit.jsonl", bootstrap="127.0.0.1:1")
+    found: dict[str, object] = {}
+
+    async def scenario(client: TestClient) -> None:
+        token = await login(client, "olivia")
+        (row,) = (await (await client.get("/api/alerts/withdrawn")).json())["withdrawn"]
+        found["row"] = row
+        found["page"] = await (await client.get("/alerts/withdrawn")).text()
+        refused = await client.post(f"/api/alerts/{row['alert_id']}/actions", json={"action": "acknowledge"},
+                                    headers={"X-CSRF-Token": token})
+        found["refused"] = (refused.status, await refused.text())
+
+    run(config, scenario)
+    row = found["row"]
+    assert row["rule_id"] == "hys-law" and row["withdrawn_by_event_id"] is None and not row["raised_again"]
+    assert row["reason"].startswith("pvwatch replay: the rules in force")
+    assert "no single event: <code>pvwatch replay</code>" in str(found["page"]) and "None" not in str(found["page"])
+    status, text = found["refused"]  # type: ignore[misc]
+    assert status == 409 and "pvwatch replay: the rules in force" in text and "None" not in text
