@@ -107,6 +107,13 @@ class Outbox:
         letters, self.sent_dead_letter_ids = self.sent_dead_letter_ids, []
         return alerts, letters
 
+    async def add_unknown_unpublished(self) -> None:
+        """Add the alerts the store holds unpublished that this outbox never received: a clock tick that the stop
+        cancelled after the writer had stored its alerts, but before its reply reached the outbox."""
+        known = set(self.sent_alert_ids) | {alert.alert_id for alert in self.pending_alerts}
+        self.pending_alerts.extend(alert for alert in await self.writer.unpublished_alerts()
+                                   if alert.alert_id not in known)
+
     async def mark_sent(self) -> None:
         """Mark what was sent published now (no batch is coming to carry the marks)."""
         alert_ids, dead_letter_ids = self.take_marks()
@@ -399,6 +406,7 @@ async def _stop_outbox(outbox: Outbox) -> None:
     """Send what is pending and mark it published, so a clean stop leaves nothing to republish."""
     try:
         await outbox.drain(30)
+        await outbox.add_unknown_unpublished()
         await outbox.flush()
         await outbox.mark_sent()
     except Exception as error:  # what is left stays unpublished in the store: the next worker publishes it

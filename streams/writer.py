@@ -189,7 +189,8 @@ class StoreWriter:
     """The event store and the batch step, wherever they run; returns only plain, picklable replies."""
 
     #: the methods a client may call over the "batch" channel
-    METHODS = frozenset({"opening", "process", "evaluate_clocks", "unpublished_dead_letters", "mark_published"})
+    METHODS = frozenset({"opening", "process", "evaluate_clocks", "unpublished_alerts", "unpublished_dead_letters",
+                         "mark_published"})
 
     def __init__(self, db: Path, rules_file: Path | None, rsi_file: Path | None) -> None:
         self.store = _open_store(db)
@@ -203,7 +204,7 @@ class StoreWriter:
         gc.freeze()  # the rebuilt histories are permanent: keep them out of every future collection
 
     def opening(self) -> WriterOpening:
-        pending = [publishable(alert) for alert in self.store.unpublished_alerts()]
+        pending = self.unpublished_alerts()
         clocks = self.evaluate_clocks()
         clocks.metrics.dead_letters_open = self.store.open_dead_letter_count()
         return WriterOpening(self.store.schema_version, pending + clocks.alerts, clocks.metrics)
@@ -227,6 +228,10 @@ class StoreWriter:
     def evaluate_clocks(self) -> ClockReply:
         alerts, facts = self.processor.evaluate_clocks()
         return ClockReply([publishable(alert) for alert in alerts], facts)
+
+    def unpublished_alerts(self) -> list[PublishableAlert]:
+        """Alerts and withdrawals stored but not yet marked published."""
+        return [publishable(alert) for alert in self.store.unpublished_alerts()]
 
     def unpublished_dead_letters(self) -> list[tuple[str, str, str, str, bytes | None]]:
         return self.store.unpublished_dead_letters()
@@ -286,6 +291,10 @@ class WriterClient:
 
     async def evaluate_clocks(self) -> ClockReply:
         result: ClockReply = await self.call("evaluate_clocks")
+        return result
+
+    async def unpublished_alerts(self) -> list[PublishableAlert]:
+        result: list[PublishableAlert] = await self.call("unpublished_alerts")
         return result
 
     async def unpublished_dead_letters(self) -> list[tuple[str, str, str, str, bytes | None]]:

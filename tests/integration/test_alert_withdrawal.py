@@ -285,3 +285,30 @@ def test_a_restart_resends_an_id_pending_twice_unless_both_messages_are_on_the_t
     producer.flush()
     producer.close()
     assert already_on_topic(broker.bootstrap, ALERT_TOPIC, pending) == {str(raised.alert_id)}
+
+
+def test_a_stop_publishes_alerts_the_writer_stored_that_never_reached_the_outbox(tmp_path: Path):
+    """A clock tick cancelled by the stop after the writer stored its alerts leaves them unknown to the outbox; the
+    stop sends them too, so a clean stop leaves nothing for the next worker (a CI run of the kill -9 test found 63
+    alerts unpublished after the restarted worker's clean stop)."""
+    from pvwatch.streams.app import Outbox, _stop_outbox
+    from pvwatch.streams.writer import InProcessWriter
+
+    alt, bilirubin, _ = story()
+    db = tmp_path / "store.duckdb"
+
+    async def scenario() -> list[bytes]:
+        writer = InProcessWriter(StoreWriter(db, None, None))
+        topic = RecordingAlertTopic()
+        outbox = Outbox(writer, topic, RecordingAlertTopic(), [])  # type: ignore[arg-type]
+        try:
+            await writer.process(raw([alt, bilirubin]))  # stored; its reply never reaches the outbox
+            await _stop_outbox(outbox)
+        finally:
+            await writer.close()
+        return topic.sent
+
+    sent = asyncio.run(scenario())
+    assert [json.loads(message)["rule_id"] for message in sent] == ["hys-law"]
+    assert stored(db, "SELECT count(*) FROM alerts WHERE published_at IS NULL") == [(0,)]
+    assert stored(db, "SELECT count(*) FROM alerts") == [(1,)]
