@@ -85,6 +85,8 @@ class Outbox:
         self.dead_letters_sent: set[str] = set()
         self._one_at_a_time = asyncio.Lock()
         self._flushing: set[asyncio.Task[None]] = set()
+        #: set when the stop begins: its sweep (add_unknown_unpublished) sends what a clock tick stores from then on
+        self.stopping = False
 
     def add(self, reply: BatchReply | ClockReply) -> None:
         """A batch's (or clock tick's) new alerts, revisions to send again and withdrawals.
@@ -107,12 +109,13 @@ class Outbox:
         letters, self.sent_dead_letter_ids = self.sent_dead_letter_ids, []
         return alerts, letters
 
-    async def add_unknown_unpublished(self) -> None:
-        """Add the alerts the store holds unpublished that this outbox never received: a clock tick that the stop
-        cancelled after the writer had stored its alerts, but before its reply reached the outbox."""
+    async def add_unknown_unpublished(self) -> list[PublishableAlert]:
+        """Add (and return) the alerts the store holds unpublished that this outbox never received: a clock tick
+        the stop cancelled or cut short after the writer had stored its alerts."""
         known = set(self.sent_alert_ids) | {alert.alert_id for alert in self.pending_alerts}
-        self.pending_alerts.extend(alert for alert in await self.writer.unpublished_alerts()
-                                   if alert.alert_id not in known)
+        unknown = [alert for alert in await self.writer.unpublished_alerts() if alert.alert_id not in known]
+        self.pending_alerts.extend(unknown)
+        return unknown
 
     async def mark_sent(self) -> None:
         """Mark what was sent published now (no batch is coming to carry the marks)."""
@@ -337,7 +340,7 @@ def build_app(settings: Settings) -> faust.App:
                 if taken is not None:
                     await taken.stop(30)
                 if "outbox" in running:
-                    await _stop_outbox(running["outbox"])
+                    await _stop_outbox(running["outbox"], _page)
                 if notifier:
                     await notifier.close()
             finally:  # whatever happened above, the store is closed (checkpointed), not left to the child's death
@@ -355,6 +358,8 @@ def build_app(settings: Settings) -> faust.App:
             return
         reply = await writer.evaluate_clocks()  # between two batches: the writer runs its calls one at a time
         record_metrics(reply.metrics)
+        if outbox.stopping:
+            return  # the stop's sweep reads this tick's alerts from the store: added here too, they would go twice
         if reply.alerts:
             _page(reply.alerts)
             outbox.add(reply)
@@ -402,11 +407,13 @@ def build_app(settings: Settings) -> faust.App:
     return app
 
 
-async def _stop_outbox(outbox: Outbox) -> None:
-    """Send what is pending and mark it published, so a clean stop leaves nothing to republish."""
+async def _stop_outbox(outbox: Outbox, page: Callable[[list[PublishableAlert]], None] = lambda alerts: None) -> None:
+    """Send what is pending and mark it published, so a clean stop leaves nothing to republish; `page` gets the
+    alerts only the stop found (they were never paged)."""
+    outbox.stopping = True
     try:
         await outbox.drain(30)
-        await outbox.add_unknown_unpublished()
+        page(await outbox.add_unknown_unpublished())
         await outbox.flush()
         await outbox.mark_sent()
     except Exception as error:  # what is left stays unpublished in the store: the next worker publishes it

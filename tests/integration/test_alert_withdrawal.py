@@ -297,18 +297,21 @@ def test_a_stop_publishes_alerts_the_writer_stored_that_never_reached_the_outbox
     alt, bilirubin, _ = story()
     db = tmp_path / "store.duckdb"
 
+    paged: list[str] = []
+
     async def scenario() -> list[bytes]:
         writer = InProcessWriter(StoreWriter(db, None, None))
         topic = RecordingAlertTopic()
         outbox = Outbox(writer, topic, RecordingAlertTopic(), [])  # type: ignore[arg-type]
         try:
             await writer.process(raw([alt, bilirubin]))  # stored; its reply never reaches the outbox
-            await _stop_outbox(outbox)
+            await _stop_outbox(outbox, lambda alerts: paged.extend(alert.alert_id for alert in alerts))
         finally:
             await writer.close()
         return topic.sent
 
     sent = asyncio.run(scenario())
     assert [json.loads(message)["rule_id"] for message in sent] == ["hys-law"]
+    assert paged == [json.loads(sent[0])["alert_id"]], "never paged before: the stop pages it"
     assert stored(db, "SELECT count(*) FROM alerts WHERE published_at IS NULL") == [(0,)]
     assert stored(db, "SELECT count(*) FROM alerts") == [(1,)]
