@@ -528,9 +528,9 @@ async def withdrawn_page(request: web.Request) -> web.StreamResponse:
                                                               "snapshot": read.snapshot(con)})
     except SnapshotUnavailable as error:
         return render(request, "error.html", status=503, message=str(error))
-    audit(request, "view-withdrawn-alerts", patients=_patients_of(found["withdrawn"] or []),
-          filters={k: v for k, v in filters.items() if v})
-    return render(request, "withdrawn.html", filters={k: v for k, v in filters.items() if v}, **found)
+    chosen = {k: v for k, v in filters.items() if v}
+    audit(request, "view-withdrawn-alerts", patients=_patients_of(found["withdrawn"] or []), filters=chosen)
+    return render(request, "withdrawn.html", filters=chosen, **found)
 
 
 @requires(Permission.VIEW_ALERTS)
