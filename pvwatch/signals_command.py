@@ -17,6 +17,7 @@ from tqdm import tqdm
 
 from pvwatch.config import Settings
 from pvwatch.errors import ConfigError
+from pvwatch.store.output_files import check_writable, write_output
 from pvwatch.store.signal_reports import STRATUM_COLUMNS, load_reports_csv, load_reports_store
 
 if TYPE_CHECKING:
@@ -91,6 +92,10 @@ def run_signals(settings: Settings, *, reports: Path | None, from_store: bool, d
         raise ConfigError("give exactly one source: --reports FILE.csv or --from-store")
     if plot is not None and plot.suffix.lower() not in {".png", ".svg"}:
         raise ConfigError(f"--plot {plot}: the file name must end in .png or .svg")
+    # every output is checked before the computation (minutes at 10M reports), so a bad path fails at once
+    for path, what in ((out, "OUT.csv"), (hyperparameters_out, "HYPER.json"), (plot, "the plot")):
+        if path is not None:
+            check_writable(path, what)
     _numpy_small_pages()
     _keep_freed_memory()
     if from_store:
@@ -132,8 +137,8 @@ def run_signals(settings: Settings, *, reports: Path | None, from_store: bool, d
             write_csv(computation, out)
             bar.update(bar.total - bar.n)
         if hyperparameters_out is not None and computation.fit is not None:
-            hyperparameters_out.parent.mkdir(parents=True, exist_ok=True)
-            hyperparameters_out.write_text(json.dumps(computation.fit.as_json(), indent=2) + "\n")
+            hyper = (json.dumps(computation.fit.as_json(), indent=2) + "\n").encode()
+            write_output(hyperparameters_out, "HYPER.json", lambda file: file.write(hyper))
         if plot is not None:
             plot_top_signals(con, plot, top)
     finally:
@@ -215,9 +220,10 @@ def plot_top_signals(con: duckdb.DuckDBPyConnection, path: Path, top: int) -> No
     axes.set_title(f"Top {len(rows)} product-event pairs by EB05")
     axes.legend(loc="lower right", fontsize=7)
     figure.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path)
-    plt.close(figure)
+    try:
+        write_output(path, "the plot", lambda file: figure.savefig(file, format=path.suffix[1:].lower()))
+    finally:
+        plt.close(figure)
 
 
 def run_maxsprt(*, alpha: float, length: float, min_events: int, observed: int | None, expected: float | None,

@@ -13,8 +13,6 @@ formatted from the same table by Arrow and orjson, block by block on two threads
 from __future__ import annotations
 
 import json
-import os
-import stat
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -44,6 +42,8 @@ from pvwatch.domain.signals.disproportionality import (
 from pvwatch.domain.signals.ebgm_fit import PriorFit, PriorFitFailed, distinct_points, fit_prior
 from pvwatch.errors import PvwatchError
 from pvwatch.events.signal import SignalDetected, signal_id_for
+from pvwatch.store.output_files import OutputNotWritten as OutputNotWritten  # re-exported: write_csv raises it
+from pvwatch.store.output_files import write_output
 from pvwatch.store.signal_reports import ReportRows, ReportsInvalid, load_reports_store
 from pvwatch.store.signal_reports import load_reports_csv as load_reports_csv  # re-exported beside the counting
 
@@ -233,33 +233,7 @@ def write_csv(computation: SignalComputation, path: Path) -> None:
     CPU, mostly on its float formatting, this one ~2 s (docs/signals.md, Speed)."""
     results = computation.results.select(list(OUTPUT_COLUMNS))
     names = {name: _csv_names(_dictionary(results.column(name))) for name in ("product", "event")}
-    opened: tuple[int, int] | None = None  # (device, inode) of the file this call truncated
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with path.open("wb") as out:
-            written = os.fstat(out.fileno())
-            opened = (written.st_dev, written.st_ino)
-            _write_csv_rows(out, results, names)
-    except BaseException as error:
-        # a truncated OUT.csv (disk full, interrupted) must not pass for a complete one: the file this call
-        # opened is removed, never what the name may point to (--out /dev/stdout is a link, not removed)
-        if opened is not None and _is_regular_file(path, opened):
-            path.unlink(missing_ok=True)
-        if isinstance(error, OSError):
-            raise OutputNotWritten(f"{path}: OUT.csv not written: {error.strerror or error}") from error
-        raise
-
-
-class OutputNotWritten(PvwatchError):
-    """OUT.csv could not be written (disk full, no permission, a directory in its place); none is left."""
-
-
-def _is_regular_file(path: Path, identity: tuple[int, int]) -> bool:
-    try:
-        status = path.lstat()
-    except OSError:
-        return False
-    return stat.S_ISREG(status.st_mode) and (status.st_dev, status.st_ino) == identity
+    write_output(path, "OUT.csv", lambda out: _write_csv_rows(out, results, names))
 
 
 def _write_csv_rows(out: BinaryIO, results: pa.Table, names: dict[str, pa.Array]) -> None:
