@@ -11,7 +11,10 @@
   hollow triangles, named in each chart's legend. Benefit reported by parents but not documented by a clinician is
   the gap pvwatch exists to expose, so the two must never look alike;
 * adverse events (serious red, parent-reported hollow, linked to the case), alerts (flags) and outcome claims
-  (documented: filled star; no documented measure: hollow star with "?").
+  (documented: filled star; no documented measure: hollow star with "?");
+* withdrawn alerts (alert_withdrawals: a later event made them untrue, docs/rules.md "Late and out-of-order
+  events") in the alerts lane as hollow, dashed, struck-through flags saying when and why, so an alert an officer
+  saw never vanishes from the story unexplained; the lane's legend tells the two apart.
 """
 
 from __future__ import annotations
@@ -113,11 +116,14 @@ def _fmt(value: Any) -> str:
 
 
 def render_timeline(events: list[dict[str, Any]], alerts: list[dict[str, Any]],
-                    lab_alert_grades: dict[str, int] | None = None) -> str:
+                    lab_alert_grades: dict[str, int] | None = None,
+                    withdrawn: list[dict[str, Any]] | None = None) -> str:
     """SVG of one patient's story. `events` as from ReadModel.patient_events, `alerts` as from ReadModel.alerts,
-    `lab_alert_grades` {lab event id: grade} from the patient's ctcae-lab alerts."""
+    `lab_alert_grades` {lab event id: grade} from the patient's ctcae-lab alerts, `withdrawn` as from
+    ReadModel.withdrawn_alerts."""
+    withdrawn = withdrawn or []
     drawn = [e for e in events if lane_of(e["type"]) != "none"]
-    moments = [e["occurred_at"] for e in drawn] + [t for a in alerts if (t := _time(a["occurred_at"]))]
+    moments = [e["occurred_at"] for e in drawn] + [t for a in (*alerts, *withdrawn) if (t := _time(a["occurred_at"]))]
     if not moments:
         return ('<svg xmlns="http://www.w3.org/2000/svg" width="400" height="40" role="img">'
                 '<text x="10" y="25">No events stored for this patient yet.</text></svg>')
@@ -134,7 +140,7 @@ def render_timeline(events: list[dict[str, Any]], alerts: list[dict[str, Any]],
         "treatment": _treatments, "infusion": _infusions, "adverse-event": _adverse_events, "outcome": _outcomes}
     for lane in LANES:
         if lane == "alert":
-            y = _alerts(parts, alerts, scale, y)
+            y = _alerts(parts, alerts, withdrawn, scale, y)
         elif lane == "lab":
             y = _labs(parts, by_lane["lab"], scale, y, lab_alert_grades or {})
         elif by_lane[lane]:
@@ -286,8 +292,11 @@ def _adverse_events(parts: list[str], events: list[dict[str, Any]], scale: _Scal
     return y + ROW + 6
 
 
-def _alerts(parts: list[str], alerts: list[dict[str, Any]], scale: _Scale, y: int) -> int:
-    if not alerts:
+def _alerts(parts: list[str], alerts: list[dict[str, Any]], withdrawn: list[dict[str, Any]], scale: _Scale,
+            y: int) -> int:
+    """Standing alerts as filled flags; withdrawn ones hollow, dashed and struck through, titled "withdrawn <when>:
+    <reason>" (the rule's own words: never a narrative or an identifier), both at the alert's clinical time."""
+    if not alerts and not withdrawn:
         return y
     parts.append(_lane_label(y + 4, "Alerts", "alert"))
     y += 8
@@ -296,15 +305,54 @@ def _alerts(parts: list[str], alerts: list[dict[str, Any]], scale: _Scale, y: in
         if when is None:
             continue
         x = scale.x(when)
-        colour = {"critical": "#c62828", "warning": "#ef6c00"}.get(alert["severity"], "#546e7a")
+        colour = _alert_colour(alert["severity"])
         tip = _title(f"{alert['rule_id']}: {alert['summary']} ({alert['status']})")
-        flag = (f'<g class="alert-flag {escape(alert["severity"])}">{tip}'
-                f'<line x1="{x:.1f}" y1="{y - 10}" x2="{x:.1f}" y2="{y + 8}" stroke="{colour}" stroke-width="2"/>'
-                f'<path d="M{x:.1f},{y - 10} l10,4 l-10,4 z" fill="{colour}"/></g>')
-        if alert.get("case_id"):
-            flag = f'<a href="/cases/{quote(str(alert["case_id"]), safe="")}">{flag}</a>'
-        parts.append(flag)
-    return y + ROW + 6
+        flag = f'<g class="alert-flag {escape(alert["severity"])}">{tip}{_flag(x, y, colour)}</g>'
+        parts.append(_linked_to_case(flag, alert))
+    for alert in withdrawn:
+        when = _time(alert["occurred_at"])
+        if when is None:
+            continue
+        x = scale.x(when)
+        tip = _title(f"{alert['rule_id']}: {alert['summary']} - withdrawn {_minute(alert['withdrawn_at'])}: "
+                     f"{alert['reason']}")
+        flag = (f'<g class="alert-flag withdrawn {escape(alert["severity"])}" '
+                f'data-alert-id="{escape(str(alert["alert_id"]))}">{tip}'
+                f'{_flag(x, y, _alert_colour(alert["severity"]), withdrawn=True)}</g>')
+        parts.append(_linked_to_case(flag, alert))
+    legend = (f'<g class="legend alert-raised">{_flag(14, y + 22, "#546e7a")}'
+              f'<text x="28" y="{y + 20}" font-size="9">raised</text></g>'
+              f'<g class="legend alert-withdrawn">{_flag(74, y + 22, "#546e7a", withdrawn=True)}'
+              f'<text x="88" y="{y + 20}" font-size="9">withdrawn</text></g>')
+    parts.append(legend)
+    return y + ROW + 20
+
+
+def _alert_colour(severity: str) -> str:
+    return {"critical": "#c62828", "warning": "#ef6c00"}.get(severity, "#546e7a")
+
+
+def _flag(x: float, y: float, colour: str, *, withdrawn: bool = False) -> str:
+    """A flag on its pole at (x, y); a withdrawn one hollow and dashed, struck through by a diagonal line."""
+    if not withdrawn:
+        return (f'<line x1="{x:.1f}" y1="{y - 10}" x2="{x:.1f}" y2="{y + 8}" stroke="{colour}" stroke-width="2"/>'
+                f'<path d="M{x:.1f},{y - 10} l10,4 l-10,4 z" fill="{colour}"/>')
+    return (f'<line x1="{x:.1f}" y1="{y - 10}" x2="{x:.1f}" y2="{y + 8}" stroke="{colour}" stroke-width="1.5" '
+            f'stroke-dasharray="3 2"/>'
+            f'<path d="M{x:.1f},{y - 10} l10,4 l-10,4 z" fill="white" stroke="{colour}" stroke-width="1.5"/>'
+            f'<line class="strike" x1="{x - 4:.1f}" y1="{y + 4}" x2="{x + 12:.1f}" y2="{y - 12}" stroke="#212121" '
+            f'stroke-width="1.5"/>')
+
+
+def _linked_to_case(flag: str, alert: dict[str, Any]) -> str:
+    if alert.get("case_id"):
+        return f'<a href="/cases/{quote(str(alert["case_id"]), safe="")}">{flag}</a>'
+    return flag
+
+
+def _minute(moment: Any) -> str:
+    """An ISO time to the minute, as the withdrawn lists show it ("2026-11-30 12:40")."""
+    return str(moment)[:16].replace("T", " ")
 
 
 def _star(x: float, y: float) -> str:

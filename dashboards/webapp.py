@@ -567,6 +567,24 @@ def _expectedness(rsi: ReferenceSafetyInformation, versions: list[dict[str, Any]
     return found
 
 
+def _actions_labelled(history: list[dict[str, Any]], alerts: list[dict[str, Any]],
+                      withdrawn: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The case's alert actions, each with the alert it was taken on (rule, severity) and, when that alert was later
+    withdrawn, `withdrawn_at`: an action belongs to a withdrawn alert when a withdrawal of its id came after it (an
+    alert raised again after its withdrawal keeps the same id, and the actions after it are on the standing one),
+    as ReadModel.withdrawn_alerts derives the officers' status when it went."""
+    rules = {a["alert_id"]: (a["rule_id"], a["severity"]) for a in (*withdrawn, *alerts)}
+    labelled = []
+    for action in history:
+        acted = datetime.fromisoformat(action["acted_at"])
+        withdrawals = [w["withdrawn_at"] for w in withdrawn if w["alert_id"] == action["alert_id"]
+                       and datetime.fromisoformat(w["withdrawn_at"]) >= acted]
+        rule, severity = rules.get(action["alert_id"], ("", ""))
+        labelled.append({**action, "rule_id": rule, "severity": severity,
+                         "withdrawn_at": min(withdrawals, key=datetime.fromisoformat) if withdrawals else None})
+    return labelled
+
+
 @requires(Permission.VIEW_PATIENTS)
 async def case_page(request: web.Request) -> web.StreamResponse:
     case_id = request.match_info["case_id"]
@@ -574,9 +592,10 @@ async def case_page(request: web.Request) -> web.StreamResponse:
     def work(con: duckdb.DuckDBPyConnection, read: ReadModel) -> dict[str, Any]:
         versions = read.case_versions(con, case_id)
         alerts = read.alerts(con, AlertFilters(case_id=case_id))
-        history = read.alert_history(con, [alert["alert_id"] for alert in alerts])
-        return {"versions": versions, "alerts": alerts, "history": history, "clocks": read.clocks(con, case_id),
-                "withdrawn": read.withdrawn_alerts(con, case_id=case_id) or [], "snapshot": read.snapshot(con)}
+        withdrawn = read.withdrawn_alerts(con, case_id=case_id) or []
+        history = read.alert_history(con, list({alert["alert_id"]: None for alert in (*alerts, *withdrawn)}))
+        return {"versions": versions, "alerts": alerts, "history": _actions_labelled(history, alerts, withdrawn),
+                "clocks": read.clocks(con, case_id), "withdrawn": withdrawn, "snapshot": read.snapshot(con)}
 
     try:
         found = await in_snapshot(request, work)
@@ -632,7 +651,7 @@ async def patient_page(request: web.Request) -> web.StreamResponse:
                   if alert["rule_id"] == "ctcae-lab" and alert["details"].get("derived_ae_grade") is not None}
     rows = [{**event, "lane": lane_of(event["type"]), "parent": reported_by_parent(event)} for event in found["events"]]
     return render(request, "patient.html", patient=patient, svg=render_timeline(found["events"], found["alerts"],
-                                                                                lab_grades),
+                                                                                lab_grades, found["withdrawn"]),
                   rows=rows, alerts=found["alerts"], withdrawn=found["withdrawn"], summary=found["summary"],
                   snapshot=found["snapshot"],
                   show_narrative=current_user(request).may(Permission.VIEW_NARRATIVES))
