@@ -121,3 +121,11 @@ SIGNAL_RECOMPUTATIONS = Counter(
     "at the next tick).",
     ["part", "outcome"], registry=REGISTRY,
 )
+ALERTS_WITHDRAWN_BY_REPLAY = Counter(
+    "pv_alerts_withdrawn_by_replay",
+    "Stored safety alerts `pvwatch replay` withdrew because the rules in force no longer derive them from the "
+    "complete log (a new rule version, a changed parameter, a disabled rule), by rule. Replay runs without a worker: "
+    "each is counted once, by the worker that publishes the withdrawal. Withdrawals a later event made: "
+    "pv_alerts_withdrawn_total.",
+    ["rule"], registry=REGISTRY,
+)

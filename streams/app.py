@@ -21,6 +21,7 @@ from faust.types import EventT
 
 from pvwatch import metrics
 from pvwatch.config import Settings
+from pvwatch.domain.engine import RULE_IDS
 from pvwatch.events.registry import ALERT_TOPIC, DEAD_LETTER_TOPIC, SIGNAL_TOPIC, SOURCE_TOPICS
 from pvwatch.rulebook import load_rule_parameters
 from pvwatch.store.snapshot import SnapshotError, publish_snapshot
@@ -164,6 +165,7 @@ class Outbox:
             self.has_pending_letters |= want_letters
             raise
         published = time.time()
+        count_replay_withdrawals(alerts)
         for alert in alerts:  # new alerts of a live batch carry their evidence's produce time
             if alert.evidence_produced_at:
                 metrics.ALERT_LATENCY.observe(max(0.0, published - alert.evidence_produced_at))
@@ -171,6 +173,18 @@ class Outbox:
         self.sent_alert_ids.update((alert.alert_id, None) for alert in alerts if alert.alert_id not in waiting)
         self.sent_dead_letter_ids.extend(row[0] for row in letters)
         self.dead_letters_sent.update(row[0] for row in letters)
+
+
+def count_replay_withdrawals(sent: Iterable[PublishableAlert]) -> None:
+    """Count the withdrawals `pvwatch replay` recorded (no withdrawing event) once they are on the alert topic.
+    Replay runs without a worker, so the worker that publishes them counts them, once: a restarted worker does not
+    send again what is marked published or already on the topic (_not_yet_on_topic). The engine's own withdrawals
+    are counted where it makes them (pv_alerts_withdrawn_total)."""
+    for alert in sent:
+        if b'"withdrawal":' in alert.value:  # only a withdrawal's message has the key: the rest are not parsed
+            message = alert.alert()
+            if message.withdrawal is not None and message.withdrawal.event_id is None:
+                metrics.bound(metrics.ALERTS_WITHDRAWN_BY_REPLAY, message.rule_id).inc()
 
 
 async def _not_yet_on_topic(bootstrap: str, writer: WriterClient,
@@ -300,6 +314,8 @@ def build_app(settings: Settings) -> faust.App:
     @app.agent(source, concurrency=1)
     async def store_and_evaluate(stream: faust.StreamT[bytes]) -> None:
         initialise_metric_series()
+        for rule in RULE_IDS:  # at 0 from the start, as pv_alerts_withdrawn_total's series
+            metrics.ALERTS_WITHDRAWN_BY_REPLAY.labels(rule)
         # opening the store and rebuilding the rules' memory happen in the writer, off the event loop
         writer, opening = await start_writer(settings.db, settings.rules_file, settings.rsi_file,
                                              in_process=not settings.writer_process, on_failure=_stop_worker)
