@@ -251,6 +251,16 @@ def test_officer_sees_an_alert_arrive_acknowledges_it_and_analyst_queries(stack,
     row = browser.find_element(By.CSS_SELECTOR, f'#withdrawn-alerts tr[data-alert-id="{withdrawn_id}"]')
     assert "hys-law" in row.text and "cholestatic pattern" in row.text and "lab-result" in row.text
     screenshot(browser, "dashboard-withdrawn.png")
+    # and the patient's timeline draws it struck through, saying when and why, beside the legend
+    from tests.unit.test_rule_withdrawal import PATIENT
+
+    browser.get(f"{base}/patients/{PATIENT}")
+    flag = browser.find_element(By.CSS_SELECTOR,
+                                f'#timeline svg g.alert-flag.withdrawn[data-alert-id="{withdrawn_id}"]')
+    title = flag.find_element(By.TAG_NAME, "title").get_attribute("textContent") or ""
+    assert "withdrawn " in title and "cholestatic pattern" in title, title
+    assert browser.find_elements(By.CSS_SELECTOR, "#timeline svg g.legend.alert-withdrawn")
+    screenshot(browser, "dashboard-timeline-withdrawn.png")
 
     sign_in(browser, base, stack["analyst"], "/sql")
     query = browser.find_element(By.ID, "sql")

@@ -62,6 +62,7 @@ def test_the_timeline_draws_the_withdrawn_hys_law_alert_struck_with_when_and_why
         assert 'class="strike"' in svg and 'fill="white" stroke="#c62828"' in svg, "hollow and struck, not filled"
         assert '<g class="legend alert-withdrawn">' in svg and ">withdrawn</text>" in svg
         assert '<g class="legend alert-raised">' in svg
+        assert "alert withdrawn (a later event made it untrue" in pages[user], "the page's legend above the timeline"
         assert '<g class="alert-flag critical">' not in svg, "no longer drawn as a standing alert"
     assert "may not view" in pages["ada"] and "<svg" not in pages["ada"]
     reads = [(e["actor"], e["patient"]) for e in audit_entries(config) if e["action"] == "read-patient"]
