@@ -152,10 +152,7 @@ def connect(
             con = duckdb.connect(str(path), read_only=read_only, config=config or {})
         except duckdb.IOException as error:
             if "lock" in str(error).lower():
-                raise StoreLocked(
-                    f"{path} is held by another process (normally the running worker; DuckDB allows one writer). "
-                    "Stop the worker or query a published snapshot."
-                ) from None
+                raise _held(path) from None
             if before is None or _file_identity(path) == before or attempt == _READ_ONLY_OPEN_ATTEMPTS - 1:
                 raise
             continue
@@ -165,6 +162,36 @@ def connect(
     raise StoreReplacedDuringOpen(
         f"{path} was replaced during each of {_READ_ONLY_OPEN_ATTEMPTS} opens; is something publishing it in a loop?"
     )
+
+
+def _held(path: Path) -> StoreLocked:
+    return StoreLocked(f"{path} is held by another process (normally the running worker; DuckDB allows one writer). "
+                       "Stop the worker or query a published snapshot.")
+
+
+#: The name under which `attach` attaches the store.
+ATTACHED = "store"
+
+
+def attach(con: duckdb.DuckDBPyConnection, path: Path, *, read_only: bool) -> None:
+    """Attach the store at `path` to `con` (an in-memory DuckDB) as its default database, until `detach`. Attaching
+    takes ~1.5 ms where a new connection takes ~13 ms (each builds a DuckDB instance with its functions) and closing
+    one ~5-10 ms more: replay opens the store three times in two processes. The store must need no migration
+    (migrations.is_current; migrate through EventStore)."""
+    quoted = "'" + str(path).replace("'", "''") + "'"
+    try:
+        con.execute(f"ATTACH {quoted} AS {ATTACHED}{' (READ_ONLY)' if read_only else ''}")
+    except duckdb.IOException as error:
+        if "lock" in str(error).lower():
+            raise _held(path) from None
+        raise
+    con.execute(f"USE {ATTACHED}")
+
+
+def detach(con: duckdb.DuckDBPyConnection) -> None:
+    """Let go of the store `attach` attached (with a checkpoint of what was written, as a close does)."""
+    con.execute("USE memory")
+    con.execute(f"DETACH {ATTACHED}")
 
 
 def connect_sealed(path: Path) -> duckdb.DuckDBPyConnection:
@@ -197,6 +224,18 @@ class StoreReplacedDuringOpen(PvwatchError):
     """The snapshot at a path kept being replaced while it was being opened."""
 
 
+@contextmanager
+def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """One transaction on `con`: committed when the block ends, rolled back if it raises."""
+    con.execute("BEGIN TRANSACTION")
+    try:
+        yield
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    con.execute("COMMIT")
+
+
 class EventStore:
     """Owns one read-write DuckDB connection; every public write is one transaction."""
 
@@ -219,13 +258,8 @@ class EventStore:
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
-        self.con.execute("BEGIN TRANSACTION")
-        try:
+        with transaction(self.con):
             yield
-        except BaseException:
-            self.con.execute("ROLLBACK")
-            raise
-        self.con.execute("COMMIT")
 
     def insert_events(
         self,

@@ -46,7 +46,7 @@ from pvwatch.events.outcome_claim import Direction
 from pvwatch.events.registry import EVENT_TYPES
 from pvwatch.events.vocabulary import FROM_LOG, LOINC_CODE_PATTERN, UCUM_UNIT_PATTERN
 from pvwatch.rulebook import load_rule_parameters
-from pvwatch.store.eventstore import EventStore, connect
+from pvwatch.store.eventstore import EventStore, attach, detach, transaction
 from pvwatch.store.expedited import replace_clocks
 from pvwatch.store.migrations import is_current
 from pvwatch.store.replay_tables import Derived, StoredTables, alert_columns, merged_alerts, replace_alerts
@@ -120,7 +120,8 @@ def _derived(events: int, alerts: dict[str, list[object]], clocks: list[ClockRow
 # and an infusion attributes nothing to its lot or clinic but its patient's adverse events: lot_cluster.
 # AttributedEvent), in the same order as the single engine would, so it derives the same lot-cluster alerts (on
 # the 40k clinical log 618 infusions of the 1,196). Each process reads its own share of the log through its own
-# read-only connection (DuckDB allows several readers); the writes come after, in one.
+# read-only attach of the store (DuckDB allows several readers); the helper lets go of it once read, so that the
+# parent can attach it read-write while the helper still derives; the writes come after, in one.
 
 #: The helper's patients (DuckDB's hash of the pseudonym: the same in both processes). It takes 5 patients in 8:
 #: the parent also runs the lot-cluster engine and writes the tables (measured: 1 in 2 left the parent last; with
@@ -198,41 +199,48 @@ class _ShareDerived:
     clocks: list[ClockRow]
 
 
-def _reader(path: Path) -> duckdb.DuckDBPyConnection:
-    """A read-only connection for one process's share: two processes on two cores, one DuckDB thread each."""
-    con = connect(path, read_only=True, config={"threads": 1})
+def _instance() -> duckdb.DuckDBPyConnection:
+    """One process's in-memory DuckDB, to which the store is attached (eventstore.attach): one DuckDB thread each
+    (two processes on two cores)."""
+    con = duckdb.connect(config={"threads": 1})
     con.execute("SET enable_progress_bar = false")
     return con
 
 
-def _current_reader(path: Path) -> duckdb.DuckDBPyConnection | None:
-    """A reader of the store at `path` when it needs no migration, else None with nothing left open (migrating
+def _attach_current(con: duckdb.DuckDBPyConnection, path: Path) -> bool:
+    """Attach the store at `path` read-only when it needs no migration; else attach nothing and say so (migrating
     needs a read-write open: ~50 ms with its checkpoint, a tenth of a 40,000-event replay, so only if needed)."""
     if not path.exists():
-        return None
-    con = _reader(path)
+        return False
+    attach(con, path, read_only=True)
     if is_current(con):
-        return con
-    con.close()
-    return None
+        return True
+    detach(con)
+    return False
 
 
-def _derive_share(con: duckdb.DuckDBPyConnection, helper: bool, with_lots: bool, parameters: RuleParameters,
+def _share_rows(con: duckdb.DuckDBPyConnection, helper: bool, with_lots: bool, parameters: RuleParameters,
+                screen: bool) -> Iterator[list[tuple[bool, bool, str, str]]]:
+    """One share of the log in replay order, in chunks of CHUNK rows (own, lot_evidence, type, payload), read through
+    `con` (the store attached) while it is iterated."""
+    own_patients = f"({HELPER_PATIENTS}) = {'true' if helper else 'false'}"
+    cursor = con.execute(_screened(_SHARE_FROM, parameters, screen, own_patients),
+                         {"helper": helper, "with_lots": with_lots, **_RULE_INPUTS})
+    return iter(lambda: cursor.fetchmany(CHUNK), [])
+
+
+def _derive_share(chunks: Iterable[list[tuple[bool, bool, str, str]]], with_lots: bool, parameters: RuleParameters,
                   now: datetime, progress: Callable[[int], object],
-                  retain: list[object] | None = None, screen: bool = True) -> _ShareDerived:
-    """Alerts and clocks of one share of the patients (and with `with_lots`, every lot-cluster alert), read
-    through `con` (a _reader; the caller closes it). The engines (every event of the share) are appended to
-    `retain`, so the caller decides when they are freed."""
+                  retain: list[object] | None = None) -> _ShareDerived:
+    """Alerts and clocks of one share of the patients (and with `with_lots`, every lot-cluster alert) from its rows
+    (_share_rows). The engines (every event of the share) are appended to `retain`, so the caller decides when
+    they are freed."""
     patients = SafetyEngine(_without(parameters, [LOT_CLUSTER]))
     lots = SafetyEngine(_without(parameters, [rule for rule in RULE_IDS if rule != LOT_CLUSTER]))
     if retain is not None:
         retain += [patients, lots]
-    with_lots = with_lots and parameters.enabled(LOT_CLUSTER)
     alerts: list[SafetyAlert] = []
-    own_patients = f"({HELPER_PATIENTS}) = {'true' if helper else 'false'}"
-    cursor = con.execute(_screened(_SHARE_FROM, parameters, screen, own_patients),
-                         {"helper": helper, "with_lots": with_lots, **_RULE_INPUTS})
-    while rows := cursor.fetchmany(CHUNK):
+    for rows in chunks:
         own: list[EventEnvelope] = []
         lot_evidence: list[EventEnvelope] = []
         for mine, for_lots, row_type, payload in rows:
@@ -251,33 +259,32 @@ def _derive_share(con: duckdb.DuckDBPyConnection, helper: bool, with_lots: bool,
 
 def _helper_main(connection: Connection, path: Path, parameters: RuleParameters, now: datetime,
                  screen: bool) -> None:
-    """The helper process: derive its share and send back its alerts and clocks. It starts at once when the store
-    needs no migration (the parent finds the same, and both only read); otherwise it says it holds nothing open
-    and waits for the go-ahead (the parent migrates the store meanwhile)."""
+    """The helper process: read its share of the log, let go of the store (the parent can then open it read-write
+    while this derives), derive its share and send back its alerts and clocks. It reads at once when the store
+    needs no migration (the parent finds the same, and both only read); otherwise it says it holds nothing open and
+    waits for the go-ahead (the parent migrates the store meanwhile)."""
     gc.disable()
     retained: list[object] = []
     try:
-        con = _current_reader(path)
-        if con is None:
+        con = _instance()
+        if not _attach_current(con, path):
             connection.send(("waiting", 0))
             if connection.recv() is None:
                 return
-            con = _reader(path)
+            attach(con, path, read_only=True)
         try:
-            share = _derive_share(con, True, False, parameters, now, lambda n: connection.send(("progress", n)),
-                                  retained, screen)
-        except BaseException:
-            con.close()
-            raise
+            chunks = list(_share_rows(con, True, False, parameters, screen))
+        finally:
+            detach(con)
+        connection.send(("released", 0))
+        share = _derive_share(chunks, False, parameters, now, lambda n: connection.send(("progress", n)), retained)
     except PvwatchError as error:  # raised by the parent, as if it were its own (a one-message error pickles)
         connection.send(("error", error if isinstance(error, StoredEventInvalid) else PvwatchError(str(error))))
         return
     connection.send(("done", share))
     connection.close()
-    # The share's events and the read-only store go back to the system with the process: freeing the events object
-    # by object would keep the parent waiting ~10% longer (measured on the clinical log), closing the store costs
-    # ~6 ms (DuckDB frees its buffers; a reader has nothing to write). The parent joins this process before it
-    # opens the store read-write (ReplayHelper.close).
+    # The share's events go back to the system with the process: freeing them object by object would keep the
+    # parent waiting ~10% longer (measured on the clinical log). The parent joins this process last.
     os._exit(0)
 
 
@@ -295,7 +302,7 @@ class ReplayHelper:
         self._process.start()
         child.close()
         self._result: _ShareDerived | None = None
-        self._waiting = self._started = False
+        self._waiting = self._started = self._released = False
 
     def start(self) -> None:
         """Let a waiting helper read (see wait_until_idle)."""
@@ -326,9 +333,17 @@ class ReplayHelper:
                 raise value
             elif kind == "waiting":
                 self._waiting = True
+            elif kind == "released":
+                self._released = True
             else:
                 done += value
         return done
+
+    def wait_until_released(self, progress: Callable[[int], object]) -> None:
+        """Wait until the helper has read its share and closed the store (it has, if it has derived it)."""
+        while not self._released and self._result is None:
+            self._connection.poll(1.0)
+            progress(self.progress())
 
     def result(self, progress: Callable[[int], object]) -> _ShareDerived:
         """The helper's share (the store is current by now: a helper still waiting is let go, not left hanging)."""
@@ -350,33 +365,43 @@ class ReplayHelper:
             self._process.join(10)
 
 
-def derive_in_two(path: Path, helper: ReplayHelper, parameters: RuleParameters, now: datetime,
-                  progress: bool = False, screen: bool = True) -> Derived:
-    """What `derive` gives, with 5 patients in 8 derived by `helper` at the same time (see above). The store is
-    migrated first if it needs it; this process reads it through a read-only connection like the helper's."""
-    con = _current_reader(path)  # the helper, forked before, checks the same and reads at once when it may
-    if con is None:
+def derive_in_two(con: duckdb.DuckDBPyConnection, path: Path, helper: ReplayHelper, parameters: RuleParameters,
+                  now: datetime, progress: bool = False, screen: bool = True) -> tuple[Derived, bool]:
+    """What `derive` gives, with 5 patients in 8 derived by `helper` at the same time (see above), read through `con`
+    (an _instance), and whether `con` has the store attached read-write: it does when this process's own share
+    already shows the store must be written (attached while the helper still derives, once it has let go of the
+    store), else nothing is attached. The store is migrated first if it needs it."""
+    if not _attach_current(con, path):  # the helper, forked before, checks the same and reads at once when it may
         helper.wait_until_idle()
         EventStore(path).close()  # creates or migrates the store
-        con = _reader(path)
+        attach(con, path, read_only=True)
         helper.start()
+    lots = parameters.enabled(LOT_CLUSTER)
     with paused_gc():
-        try:
-            row = con.execute("SELECT count(*) FROM event_log").fetchone()
-            total = int(row[0]) if row else 0
-            with tqdm(total=total, unit="ev", desc="replay", disable=not progress) as bar:
-                mine = _derive_share(con, False, True, parameters, now, lambda n: bar.update(n + helper.progress()),
-                                     screen=screen)
-                found = StoredTables.read(con)
-                con.close()  # before waiting for the helper: ~7 ms (DuckDB frees what the queries read)
-                theirs = helper.result(bar.update)
-                bar.update(total - bar.n)  # the events no rule reads (never decoded)
-        finally:
-            con.close()
+        row = con.execute("SELECT count(*) FROM event_log").fetchone()
+        total = int(row[0]) if row else 0
+        with tqdm(total=total, unit="ev", desc="replay", disable=not progress) as bar:
+            mine = _derive_share(_share_rows(con, False, lots, parameters, screen), lots, parameters, now,
+                                 lambda n: bar.update(n + helper.progress()))
+            found = StoredTables.read(con)
+            detach(con)
+            writable = _must_write(found, mine)
+            if writable:
+                helper.wait_until_released(bar.update)
+                attach(con, path, read_only=False)
+            theirs = helper.result(bar.update)
+            bar.update(total - bar.n)  # the events no rule reads (never decoded)
         clocks = {(row.clock.case_id, row.clock.category): row for row in theirs.clocks}
         clocks.update({(row.clock.case_id, row.clock.category): row for row in mine.clocks})  # the first's
         derived = _derived(total, merged_alerts(mine.alerts, theirs.alerts), list(clocks.values()))
-        return replace(derived, stored=found.hold(derived))
+        return replace(derived, stored=found.hold(derived)), writable
+
+
+def _must_write(found: StoredTables, mine: _ShareDerived) -> bool:
+    """Whether one share already shows that the store must be written: an alert it lacks, or clocks where it holds
+    none (a rebuild). Otherwise the whole comparison waits for both shares (StoredTables.hold)."""
+    lacking = any(alert_id not in found.alerts for alert_id in mine.alerts["ids"])
+    return lacking or bool(mine.clocks and not found.clocks)
 
 
 def replay(path: Path, *, progress: bool = False, parameters: RuleParameters | None = None,
@@ -388,28 +413,35 @@ def replay(path: Path, *, progress: bool = False, parameters: RuleParameters | N
     started = time.perf_counter()
     parameters = parameters or load_rule_parameters()
     now = datetime.now(UTC)
-    two = processes > 1 and "fork" in multiprocessing.get_all_start_methods()  # else one process (no fork)
-    helper = ReplayHelper(path, parameters, now, screen) if two else None
-    added = removed = 0
-    try:
-        if helper is not None:
-            derived = derive_in_two(path, helper, parameters, now, progress, screen)
-            helper.close()  # its read-only open ends with it
-        if helper is None or not derived.stored:  # else the tables are right already: nothing to open read-write
-            store = EventStore(path)  # migrates an older store before anything reads it
-            try:
-                if helper is None:
-                    derived = derive(store, progress=progress, parameters=parameters, screen=screen)
-                if not derived.stored:
-                    with store.transaction():
-                        added, removed = replace_alerts(store.con, derived.alerts, now)
-                        replace_clocks(store.con, derived.clocks)
-            finally:
-                store.close()
-    finally:
-        if helper is not None:
+    if processes < 2 or "fork" not in multiprocessing.get_all_start_methods():  # one process (no fork)
+        store = EventStore(path)  # migrates an older store before anything reads it
+        try:
+            derived = derive(store, progress=progress, parameters=parameters, screen=screen)
+            added, removed = (0, 0) if derived.stored else _write(store.con, derived, now)
+        finally:
+            store.close()
+    else:
+        helper = ReplayHelper(path, parameters, now, screen)  # forked before this process starts DuckDB
+        con = _instance()
+        try:
+            derived, writable = derive_in_two(con, path, helper, parameters, now, progress, screen)
+            added = removed = 0
+            if not derived.stored:  # else the tables are right already: nothing is attached read-write
+                if not writable:
+                    attach(con, path, read_only=False)
+                added, removed = _write(con, derived, now)
+        finally:
+            con.close()  # with a checkpoint of what was written, as the worker's close does
             helper.close()
     return ReplayReport(derived.events, derived.alert_count, added, removed, time.perf_counter() - started)
+
+
+def _write(con: duckdb.DuckDBPyConnection, derived: Derived, now: datetime) -> tuple[int, int]:
+    """Replace the derived tables in one transaction; (alerts added, removed)."""
+    with transaction(con):
+        added, removed = replace_alerts(con, derived.alerts, now)
+        replace_clocks(con, derived.clocks)
+    return added, removed
 
 
 # --- the screen ----------------------------------------------------------------------------------------------

@@ -3,7 +3,10 @@ split between two engines, lot clusters counted across both)."""
 
 from __future__ import annotations
 
+import multiprocessing
 import shutil
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta, timezone
 from uuid import UUID
 
@@ -13,7 +16,7 @@ import pytest
 from pvwatch.cohort import generate_cohort
 from pvwatch.domain.engine import RULE_INPUT_TYPES
 from pvwatch.events.codec import parse_event
-from pvwatch.store.eventstore import EventStore
+from pvwatch.store.eventstore import EventStore, StoreLocked
 from pvwatch.store.replay import _LOG_FROM, _RULE_INPUTS, HELPER_PATIENTS, StoredEventInvalid, _decode, replay
 from tests.integration.test_replay import DERIVED_ALERT_COLUMNS, expedited_reports_of
 from tests.scenarios.stories import all_stories
@@ -161,3 +164,23 @@ def test_the_log_is_read_in_the_engines_order(demo_pseudonymiser, tmp_path):
     store.close()
     read = [(event.occurred_at, event.event_id.int) for event in (_decode(*row) for row in rows)]
     assert {n for _, n in read} >= set(ids) and read == sorted(read)
+
+
+@pytest.mark.parametrize("processes", [1, 2])
+def test_replay_of_a_store_another_process_holds_says_so_and_leaves_no_helper(tmp_path, processes):
+    """The worker holds the store read-write (DuckDB allows one writer): replay stops with the store's own error,
+    whichever process meets the lock first, and leaves no helper process behind."""
+    path = tmp_path / "store.duckdb"
+    EventStore(path).close()
+    holder = subprocess.Popen([sys.executable, "-c", f"import duckdb, sys; con = duckdb.connect({str(path)!r}); "
+                               "print('holding', flush=True); sys.stdin.read()"],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "holding"
+        with pytest.raises(StoreLocked, match="held by another process"):
+            replay(path, processes=processes)
+        assert not multiprocessing.active_children()
+    finally:
+        holder.communicate("", timeout=30)
+
+    assert replay(path, processes=processes).events == 0  # and it runs once the store is free
