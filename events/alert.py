@@ -8,9 +8,11 @@ under the same alert_id, with `withdrawal` saying why and which event made it un
 
 from __future__ import annotations
 
+from datetime import datetime
 from enum import StrEnum
+from hashlib import sha1
 from typing import Annotated, ClassVar
-from uuid import UUID, uuid5
+from uuid import UUID
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 
@@ -29,9 +31,17 @@ class Severity(StrEnum):
     INFO = "info"
 
 
+#: SHA-1 state after the namespace's bytes: every alert id hashes them first (RFC 4122 section 4.3).
+_NAMESPACE_SHA1 = sha1(ALERT_NAMESPACE.bytes)
+
+
 def alert_id_for(rule_id: str, rule_version: int, dedupe_key: str) -> UUID:
-    """Deterministic id: one alert per (rule, version, the thing it is about)."""
-    return uuid5(ALERT_NAMESPACE, f"{rule_id}/{rule_version}/{dedupe_key}")
+    """Deterministic id: one alert per (rule, version, the thing it is about). uuid.uuid5(ALERT_NAMESPACE, name),
+    from the namespace's SHA-1 state hashed once (3.0 -> 1.9 us an id, measured; replay derives ~24k ids per
+    30k adverse events)."""
+    digest = _NAMESPACE_SHA1.copy()
+    digest.update(f"{rule_id}/{rule_version}/{dedupe_key}".encode())
+    return UUID(bytes=digest.digest()[:16], version=5)
 
 
 class AlertWithdrawal(BaseModel):
@@ -65,6 +75,27 @@ class SafetyAlert(BaseModel):
     withdrawal: AlertWithdrawal | None = Field(
         default=None, description="Set on the message that withdraws the alert; absent while it stands.")
 
+    @classmethod
+    def derived(cls, *, alert_id: UUID, rule_id: str, rule_version: int, severity: Severity, patient: str,
+                case_id: str | None, evidence_event_ids: tuple[UUID, ...], occurred_at: datetime,
+                raised_at: datetime, summary: str, details: dict[str, AlertDetail]) -> SafetyAlert:
+        """An alert the rule engine derives, built without validation, as `model_construct` builds one: every
+        value is already of its field's type (ids derived by alert_id_for or taken from validated events, times
+        aware, a rule id constant, a Severity, details of AlertDetail values, a tuple of evidence). Validating
+        cost ~8 us an alert, a third of an adverse event's evaluation (replay builds 24k alerts per 30k adverse
+        events); tests/unit/test_alert_derived.py validates every alert the engine derives from the cohort's log.
+        `summary` is cut to the field's 300 characters (a long reported term would otherwise fail validation)."""
+        alert = object.__new__(cls)
+        _set(alert, "__dict__", {
+            "alert_id": alert_id, "rule_id": rule_id, "rule_version": rule_version, "severity": severity,
+            "patient": patient, "case_id": case_id, "evidence_event_ids": evidence_event_ids,
+            "occurred_at": occurred_at, "raised_at": raised_at, "summary": summary[:300], "details": details,
+            "withdrawal": None})
+        _set(alert, "__pydantic_fields_set__", set(_DERIVED_FIELDS))
+        _set(alert, "__pydantic_extra__", None)
+        _set(alert, "__pydantic_private__", None)
+        return alert
+
     @property
     def withdrawn(self) -> bool:
         return self.withdrawal is not None
@@ -73,3 +104,9 @@ class SafetyAlert(BaseModel):
         """The message for pv.safety.alert.v1: `withdrawal` only when set, so a standing alert's message is what it
         was before withdrawals existed (a consumer built on that schema still reads it)."""
         return self.model_dump_json(exclude=None if self.withdrawn else {"withdrawal"}).encode()
+
+
+#: The fields SafetyAlert.derived sets (as a call with them all would: `withdrawal` keeps its default).
+_DERIVED_FIELDS = frozenset(SafetyAlert.model_fields) - {"withdrawal"}
+#: Sets an attribute of a frozen model, as pydantic's own model_construct does.
+_set = object.__setattr__

@@ -90,7 +90,7 @@ def evaluate(
             if known is None or (_order(first), _order(second)) < (_order(known[0]), _order(known[1])):
                 pairs[key] = (first, second, match)
     return [
-        SafetyAlert(
+        SafetyAlert.derived(
             alert_id=alert_id_for(RULE_ID, version, f"{first.case_id}|{second.case_id}"),
             rule_id=RULE_ID, rule_version=version, severity=Severity.WARNING, patient=new.patient,
             case_id=first.case_id, evidence_event_ids=(first.event_id, second.event_id),

@@ -337,17 +337,17 @@ class SafetyEngine:
         alerts = output.alerts
         if isinstance(event, AdverseEventReported):
             versions = self._versions(patient, event.case_id)
-            if self._enabled(serious_ae.RULE_ID, output):
+            serious = [v for v in versions if v.seriousness.is_serious]
+            if self._enabled(serious_ae.RULE_ID, output) and serious:
                 # one alert per case, describing its latest serious version (whatever order the versions came in)
-                serious = [v for v in versions if v.seriousness.is_serious]
-                alert = serious_ae.evaluate(serious[-1], now, self.p.version(serious_ae.RULE_ID)) if serious else None
+                alert = serious_ae.evaluate(serious[-1], now, self.p.version(serious_ae.RULE_ID))
                 if alert is not None:
                     alerts.append(alert)
             if self._enabled(duplicate_case.RULE_ID, output):
                 alerts.extend(duplicate_case.evaluate(event, patient, now, self.p.duplicate_case.onset_days,
                                                      self.p.version(duplicate_case.RULE_ID)))
-            if self._enabled(EXPEDITED_CLOCK, output):
-                alerts.extend(self._clock_started(patient, event.case_id, now, output))
+            if self._enabled(EXPEDITED_CLOCK, output) and serious:  # no SUSAR, no clock, without a serious version
+                alerts.extend(self._clock_started(patient, event.case_id, now, output, versions))
             if self._enabled(INFUSION_TEMPORAL, output):
                 infusions = self._infusions(patient)
                 if infusions:  # most patients have none: nothing to link, no versions to convert
@@ -391,10 +391,10 @@ class SafetyEngine:
                now: datetime, summary: str, details: dict[str, AlertDetail], case_id: str | None = None,
                occurred_at: datetime | None = None) -> SafetyAlert:
         version = self.p.version(rule_id)
-        return SafetyAlert(
+        return SafetyAlert.derived(
             alert_id=alert_id_for(rule_id, version, key), rule_id=rule_id, rule_version=version, severity=severity,
             patient=patient, case_id=case_id, evidence_event_ids=tuple(e.event_id for e in evidence),
-            occurred_at=occurred_at or max(e.occurred_at for e in evidence), raised_at=now, summary=summary[:300],
+            occurred_at=occurred_at or max(e.occurred_at for e in evidence), raised_at=now, summary=summary,
             details=details,
         )
 
@@ -512,9 +512,12 @@ class SafetyEngine:
         return expedited.QualifyingReport(report.event_id, report.case_id, report.awareness_date,
                                           s.death or s.life_threatening, "; ".join(versions), report.recorded_at)
 
-    def _recompute_clocks(self, patient: PatientHistory, case_id: str,
-                          output: EngineOutput | None = None) -> list[ClockRow]:
-        reports = [r for r in patient.of_type("adverse-event", AdverseEventReported) if r.case_id == case_id]
+    def _recompute_clocks(self, patient: PatientHistory, case_id: str, output: EngineOutput | None = None,
+                          reports: list[AdverseEventReported] | None = None) -> list[ClockRow]:
+        """The case's clocks from its versions (`reports`, when the caller has them: _versions) and submissions;
+        the changed ones go to self.clocks and `output`."""
+        if reports is None:
+            reports = self._versions(patient, case_id)
         if not any(r.seriousness.is_serious for r in reports):
             return []  # no SUSAR without a serious version
         qualifying = [q for q in map(self._qualifying, reports) if q is not None]
@@ -566,13 +569,13 @@ class SafetyEngine:
             output._unstood.add(alert_id)
             output.withdrawn[alert_id] = AlertWithdrawal(reason=reason[:300], event_id=cause, withdrawn_at=now)
 
-    def _clock_started(self, patient: PatientHistory, case_id: str, now: datetime,
-                       output: EngineOutput) -> list[SafetyAlert]:
-        rows = self._recompute_clocks(patient, case_id, output)
+    def _clock_started(self, patient: PatientHistory, case_id: str, now: datetime, output: EngineOutput,
+                       versions: list[AdverseEventReported]) -> list[SafetyAlert]:
+        """The expedited-clock alerts of the case's clocks, recomputed from its `versions` (_versions)."""
+        rows = self._recompute_clocks(patient, case_id, output, versions)
         if not rows:
             return []
-        reports = {r.event_id: r for r in patient.of_type("adverse-event", AdverseEventReported)
-                   if r.case_id == case_id}
+        reports = {r.event_id: r for r in versions}
         alerts = []
         for row in rows:
             clock = row.clock
@@ -591,23 +594,29 @@ class SafetyEngine:
     def clock_alerts(self, now: datetime, rows: Iterable[ClockRow] | None = None) -> list[SafetyAlert]:
         """Due-soon and overdue alerts for every clock (or `rows`), as of `now` (occurred_at: when it crossed),
         except those this engine already emitted unchanged."""
+        # per rule, once a call: whether it is enabled, its version and wording
+        rules = {rule_id: (self.p.version(rule_id), "due within" if rule_id == EXPEDITED_DUE_SOON else "overdue since")
+                 for rule_id in (EXPEDITED_DUE_SOON, EXPEDITED_OVERDUE) if self.p.enabled(rule_id)}
+        hours = self._hours()
         alerts = []
         for row in self.clocks.values() if rows is None else rows:
             clock = row.clock
+            case_category = category = due_date = ""  # each clock's texts, once, when it has crossed
             for rule_id, crossed, at, severity in self._crossings(clock, now):
-                if not crossed or not self.p.enabled(rule_id):
+                if not crossed or rule_id not in rules:
                     continue
-                version = self.p.version(rule_id)
-                what = "due within" if rule_id == EXPEDITED_DUE_SOON else "overdue since"
-                alerts.append(SafetyAlert(
-                    alert_id=alert_id_for(rule_id, version, f"{clock.case_id}|{clock.category.value}"),
+                if not case_category:
+                    category, due_date = clock.category.value, clock.due_date.isoformat()
+                    case_category = f"{clock.case_id}|{category}"
+                version, what = rules[rule_id]
+                alerts.append(SafetyAlert.derived(
+                    alert_id=alert_id_for(rule_id, version, case_category),
                     rule_id=rule_id, rule_version=version, severity=severity, patient=row.patient,
                     case_id=clock.case_id, evidence_event_ids=clock.evidence_event_ids, occurred_at=at,
                     raised_at=now,
-                    summary=f"{clock.category.value} expedited report for case {clock.case_id} {what} "
-                            f"{clock.due_at.isoformat() if rule_id == EXPEDITED_OVERDUE else self._hours()}",
-                    details={"category": clock.category.value, "due_date": clock.due_date.isoformat(),
-                             "submitted": clock.submitted_at is not None},
+                    summary=f"{category} expedited report for case {clock.case_id} {what} "
+                            f"{clock.due_at.isoformat() if rule_id == EXPEDITED_OVERDUE else hours}",
+                    details={"category": category, "due_date": due_date, "submitted": clock.submitted_at is not None},
                 ))
         fresh = self._changed(alerts)  # the timer asks every minute: only news reaches the store
         standing = self._standing

@@ -22,7 +22,7 @@ def evaluate(event: AdverseEventReported, now: datetime, version: int = RULE_VER
     if not criteria.is_serious:
         return None
     met = criteria.met()
-    return SafetyAlert(
+    return SafetyAlert.derived(
         alert_id=alert_id_for(RULE_ID, version, event.case_id),
         rule_id=RULE_ID,
         rule_version=version,
