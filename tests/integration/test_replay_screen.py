@@ -1,6 +1,7 @@
-"""The replay screen: quiet lab results and disease-activity scores left in the log give the same derived tables;
-the SQL that finds the labs selects exactly what the domain's band admits (pvwatch.domain.engine.quiet_lab_bands,
-QuietBand.admits), the one that finds the scores none that a flare index pairs (flare.FlareIndex).
+"""The replay screen: quiet lab results, disease-activity scores, claims, infusions and diagnoses left in the log give
+the same derived tables; the SQL that finds the labs selects exactly what the domain's band admits
+(pvwatch.domain.engine.quiet_lab_bands, QuietBand.admits), the one that finds the scores none that a flare index
+pairs (flare.FlareIndex), the ones that find infusions and diagnoses none that a rule reads.
 
 The cohort plus every planted story (tests/scenarios: every rule fires, Hy's law and neutropenia among them), and
 results placed on and either side of each band's bounds (CTCAE v5.0 and FDA DILI 2009 bounds, see
@@ -31,15 +32,25 @@ from pvwatch.domain.engine import (
 from pvwatch.domain.hys_law import HysLawParameters
 from pvwatch.domain.parameters import CtcaeLabParameters, RuleParameters
 from pvwatch.domain.undocumented_benefit import benefit_is_undocumented
+from pvwatch.events.adverse_event import AdverseEventReported
 from pvwatch.events.codec import parse_event
 from pvwatch.events.disease_activity import DiseaseActivityAssessed
 from pvwatch.events.envelope import EventEnvelope
+from pvwatch.events.infusion import MscInfusionGiven
 from pvwatch.events.lab import LabResultReported
 from pvwatch.events.outcome_claim import Direction, DocumentedMeasure, OutcomeClaimReported
+from pvwatch.events.patient import PatientEnrolled, PatientUpdated
 from pvwatch.events.treatment import TreatmentStopped, TreatmentTapered
 from pvwatch.rulebook import load_rule_parameters
 from pvwatch.store.eventstore import EventStore
-from pvwatch.store.replay import quiet_claims_sql, quiet_labs_sql, quiet_scores_sql, replay
+from pvwatch.store.replay import (
+    quiet_claims_sql,
+    quiet_diagnoses_sql,
+    quiet_infusions_sql,
+    quiet_labs_sql,
+    quiet_scores_sql,
+    replay,
+)
 from tests.scenarios.stories import all_stories
 
 pytestmark = pytest.mark.integration
@@ -252,6 +263,43 @@ def test_the_sql_screen_leaves_in_every_claim_undocumented_benefit_alerts_on(log
     planted = sorted((c for c in claims.values() if c.patient == "pt-" + "9" * 20), key=lambda c: c.occurred_at)
     assert screened & {c.event_id for c in planted} == {planted[i].event_id for i in (1, 2, 4, 5)}
     assert len(screened) > len(claims) / 3, "most of the cohort's claims are documented or claim no benefit"
+
+
+@pytest.mark.parametrize("name", ["rules.yaml", "no-undocumented-benefit"])
+def test_the_sql_screen_leaves_out_only_infusions_no_rule_reads(log, name):
+    """An infusion is left out only when its patient has no adverse event on record (nothing for infusion-temporal
+    to link or lot-cluster to attribute) and undocumented-benefit cannot alert on it (lot and cell dose recorded,
+    MscInfusionGiven.missing_documentation, or the rule off); the cohort has infusions of each kind."""
+    path, events = log
+    parameters = PARAMETERS[name]
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        screened = {row[0] for row in con.execute(
+            quiet_infusions_sql(parameters.enabled(UNDOCUMENTED_BENEFIT))).fetchall()}
+    finally:
+        con.close()
+    with_adverse_events = {e.patient for e in events if isinstance(e, AdverseEventReported)}
+    infusions = [e for e in events if isinstance(e, MscInfusionGiven)]
+    unread = {e.event_id for e in infusions if e.patient not in with_adverse_events and not (
+        parameters.enabled(UNDOCUMENTED_BENEFIT) and e.incompletely_documented)}
+    assert screened == unread
+    assert any(e.patient in with_adverse_events for e in infusions), "the cohort links infusions to adverse events"
+    assert any(e.incompletely_documented and e.patient not in with_adverse_events for e in infusions)
+    assert unread
+
+
+def test_the_sql_screen_leaves_out_only_diagnoses_of_patients_who_never_taper(log):
+    """Only flare-after-taper reads a diagnosis (enrolment or update), and only after a taper or a stop."""
+    path, events = log
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        screened = {row[0] for row in con.execute(quiet_diagnoses_sql()).fetchall()}
+    finally:
+        con.close()
+    tapering = {e.patient for e in events if isinstance(e, TreatmentTapered | TreatmentStopped)}
+    diagnoses = [e for e in events if isinstance(e, PatientEnrolled | PatientUpdated)]
+    assert screened == {e.event_id for e in diagnoses if e.patient not in tapering}
+    assert screened and any(e.patient in tapering for e in diagnoses)
 
 
 def tables(path: Path) -> tuple[list[tuple], list[tuple]]:
