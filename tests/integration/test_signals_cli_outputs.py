@@ -89,3 +89,46 @@ def test_an_existing_output_file_is_replaced_and_a_missing_folder_is_made(tmp_pa
     assert result.returncode == 0, result.stderr
     assert json.loads(hyper.read_text())["converged"] is True
     assert out.read_text().startswith("product,event,")
+
+
+def test_new_outputs_get_the_umask_s_mode_and_a_replaced_out_csv_keeps_its_own(tmp_path: Path) -> None:
+    # as a plain open gave them before outputs were written beside and renamed: 0666 less the umask for a new file
+    # (not a temporary file's 0600, which would hide a shared folder's results from the group), the mode an
+    # officer set on an existing OUT.csv kept
+    out, hyper = tmp_path / "out.csv", tmp_path / "hyper.json"
+    out.write_text("an older OUT.csv\n")
+    out.chmod(0o600)
+    result = subprocess.run([sys.executable, "-m", "pvwatch", "signals", "--reports", str(CAERS), "--out", str(out),
+                             "--hyperparameters-out", str(hyper)], capture_output=True, text=True, timeout=300,
+                            umask=0o027)
+    assert result.returncode == 0, result.stderr
+    assert out.read_text().startswith("product,event,")
+    assert stat.S_IMODE(out.stat().st_mode) == 0o600
+    assert stat.S_IMODE(hyper.stat().st_mode) == 0o640
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["hyper.json", "out.csv"], "no temporary file left"
+
+
+KILLED_WHILE_WRITING = """
+import os, signal, sys
+from pathlib import Path
+from pvwatch.store.output_files import write_output
+
+def killed_halfway(out):
+    out.write(b"product,event,a\\n" * 10_000)
+    out.flush()
+    os.kill(os.getpid(), signal.SIGKILL)
+
+write_output(Path(sys.argv[1]), "OUT.csv", killed_halfway)
+"""
+
+
+def test_a_run_killed_while_writing_leaves_the_previous_out_csv_whole(tmp_path: Path) -> None:
+    # kill -9 or the OOM killer (10M reports take 2.5 GB, docs/signals.md) halfway through the write: the name still
+    # holds the previous complete file, never a truncated one that reads as complete
+    out = tmp_path / "out.csv"
+    out.write_text("an older OUT.csv\n")
+    killed = subprocess.run([sys.executable, "-c", KILLED_WHILE_WRITING, str(out)], capture_output=True, timeout=60)
+    assert killed.returncode == -9, killed.stderr
+    assert out.read_text() == "an older OUT.csv\n"
+    (partial,) = (path for path in tmp_path.iterdir() if path != out)
+    assert partial.name.startswith(".out.csv.") and partial.name.endswith(".partial"), "hidden, named for cleanup"

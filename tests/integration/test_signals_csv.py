@@ -142,8 +142,9 @@ def test_reports_spanning_read_blocks_count_once_in_either_row_order(tmp_path: P
 
 
 def test_a_write_that_fails_midway_leaves_no_truncated_out_csv(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    # A disk that fills up after a few blocks: the error names the file and the cause, and no partial OUT.csv is
-    # left to be read as complete (the old one was truncated by the attempt, so it goes too)
+    # A disk that fills up after a few blocks: the error names the file and the cause, no partial OUT.csv is left
+    # to be read as complete, and the previous OUT.csv is left whole (the new one is written beside it, renamed
+    # over it only when complete: store/output_files.py)
     con = duckdb.connect()
     computation = compute_signals(con, load_reports_csv(con, CAERS), SignalThresholds())
     out = tmp_path / "out.csv"
@@ -162,7 +163,8 @@ def test_a_write_that_fails_midway_leaves_no_truncated_out_csv(tmp_path: Path, m
     monkeypatch.setattr(signals, "_csv_lines", disk_fills_up)
     with pytest.raises(OutputNotWritten, match=re.escape(f"{out}: OUT.csv not written: No space left on device")):
         write_csv(computation, out)
-    assert blocks >= 5 and not out.exists()
+    assert blocks >= 5 and out.read_text() == "an older OUT.csv\n"
+    assert sorted(tmp_path.iterdir()) == [out], "no partial file left beside it"
 
 
 @pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs Linux's /dev/full")
