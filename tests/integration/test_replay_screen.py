@@ -1,7 +1,7 @@
-"""The replay screen: quiet lab results, disease-activity scores, claims, infusions and diagnoses left in the log give
+"""The replay screen: quiet lab results, disease-activity scores, claims and infusions left in the log give
 the same derived tables; the SQL that finds the labs selects exactly what the domain's band admits
 (pvwatch.domain.engine.quiet_lab_bands, QuietBand.admits), the one that finds the scores none that a flare index
-pairs (flare.FlareIndex), the ones that find infusions and diagnoses none that a rule reads.
+pairs (flare.FlareIndex), the one that finds infusions none that a rule reads.
 
 The cohort plus every planted story (tests/scenarios: every rule fires, Hy's law and neutropenia among them), and
 results placed on and either side of each band's bounds (CTCAE v5.0 and FDA DILI 2009 bounds, see
@@ -39,13 +39,11 @@ from pvwatch.events.envelope import EventEnvelope
 from pvwatch.events.infusion import MscInfusionGiven
 from pvwatch.events.lab import LabResultReported
 from pvwatch.events.outcome_claim import Direction, DocumentedMeasure, OutcomeClaimReported
-from pvwatch.events.patient import PatientEnrolled, PatientUpdated
 from pvwatch.events.treatment import TreatmentStopped, TreatmentTapered
 from pvwatch.rulebook import load_rule_parameters
 from pvwatch.store.eventstore import EventStore
 from pvwatch.store.replay import (
     quiet_claims_sql,
-    quiet_diagnoses_sql,
     quiet_infusions_sql,
     quiet_labs_sql,
     quiet_scores_sql,
@@ -286,20 +284,6 @@ def test_the_sql_screen_leaves_out_only_infusions_no_rule_reads(log, name):
     assert any(e.patient in with_adverse_events for e in infusions), "the cohort links infusions to adverse events"
     assert any(e.incompletely_documented and e.patient not in with_adverse_events for e in infusions)
     assert unread
-
-
-def test_the_sql_screen_leaves_out_only_diagnoses_of_patients_who_never_taper(log):
-    """Only flare-after-taper reads a diagnosis (enrolment or update), and only after a taper or a stop."""
-    path, events = log
-    con = duckdb.connect(str(path), read_only=True)
-    try:
-        screened = {row[0] for row in con.execute(quiet_diagnoses_sql()).fetchall()}
-    finally:
-        con.close()
-    tapering = {e.patient for e in events if isinstance(e, TreatmentTapered | TreatmentStopped)}
-    diagnoses = [e for e in events if isinstance(e, PatientEnrolled | PatientUpdated)]
-    assert screened == {e.event_id for e in diagnoses if e.patient not in tapering}
-    assert screened and any(e.patient in tapering for e in diagnoses)
 
 
 def tables(path: Path) -> tuple[list[tuple], list[tuple]]:
