@@ -572,16 +572,22 @@ def _actions_labelled(history: list[dict[str, Any]], alerts: list[dict[str, Any]
     """The case's alert actions, each with the alert it was taken on (rule, severity) and, when that alert was later
     withdrawn, `withdrawn_at`: an action belongs to a withdrawn alert when a withdrawal of its id came after it (an
     alert raised again after its withdrawal keeps the same id, and the actions after it are on the standing one),
-    as ReadModel.withdrawn_alerts derives the officers' status when it went."""
+    as ReadModel.withdrawn_alerts derives the officers' status when it went. An action that landed after the last
+    withdrawal while no life of its alert was raised before it (sent from a snapshot that still showed the alert
+    standing: the dashboard refuses actions against its snapshot) is on the withdrawn alert, never a standing one."""
     rules = {a["alert_id"]: (a["rule_id"], a["severity"]) for a in (*withdrawn, *alerts)}
+    standing_since = {a["alert_id"]: datetime.fromisoformat(a["raised_at"]) for a in alerts}
     labelled = []
     for action in history:
         acted = datetime.fromisoformat(action["acted_at"])
-        withdrawals = [w["withdrawn_at"] for w in withdrawn if w["alert_id"] == action["alert_id"]
-                       and datetime.fromisoformat(w["withdrawn_at"]) >= acted]
+        ended = sorted((datetime.fromisoformat(w["withdrawn_at"]), w["withdrawn_at"]) for w in withdrawn
+                       if w["alert_id"] == action["alert_id"])
+        later = [text for moment, text in ended if moment >= acted]
+        raised = standing_since.get(action["alert_id"])
+        withdrawn_at = later[0] if later else (
+            ended[-1][1] if ended and (raised is None or raised > acted) else None)
         rule, severity = rules.get(action["alert_id"], ("", ""))
-        labelled.append({**action, "rule_id": rule, "severity": severity,
-                         "withdrawn_at": min(withdrawals, key=datetime.fromisoformat) if withdrawals else None})
+        labelled.append({**action, "rule_id": rule, "severity": severity, "withdrawn_at": withdrawn_at})
     return labelled
 
 

@@ -11,6 +11,7 @@ version dated the same day replaces it with the 7-day one).
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 from html import unescape
 from pathlib import Path
 
@@ -73,6 +74,12 @@ def test_the_timeline_draws_the_withdrawn_hys_law_alert_struck_with_when_and_why
 def case_story(tmp_path: Path) -> tuple[DashboardConfig, dict[str, str]]:
     """C-WD-2 hospitalised: its 15-day clock alert is acknowledged and assigned; then the late fatal version of the
     same day withdraws the 15-day clock and raises the 7-day one, which is acknowledged. {rule: alert id}."""
+    return case_store(tmp_path)
+
+
+def case_store(tmp_path: Path, *, closed_after_withdrawal: bool = False) -> tuple[DashboardConfig, dict[str, str]]:
+    """case_story's store; `closed_after_withdrawal`: a close of the 15-day clock alert lands after the fatal version
+    withdrew it (sent from a snapshot that still showed it standing: the dashboard checks the snapshot)."""
     from tests.unit.test_rule_withdrawal import case_version
 
     writer = StoreWriter(tmp_path / "pvwatch.duckdb", None, None)
@@ -84,6 +91,10 @@ def case_story(tmp_path: Path) -> tuple[DashboardConfig, dict[str, str]]:
         later = [a.alert() for a in writer.process(raw([case_version(2.0, death=True)], 3)).new_alerts]
         (seven_day,) = [a for a in later if a.rule_id == "expedited-clock" and a.details["category"] == "7-day"]
         writer.process(raw([action(seven_day, AlertAction.ACKNOWLEDGE)], 4))
+        if closed_after_withdrawal:
+            late = action(fifteen_day, AlertAction.CLOSE, reason="reported").model_copy(
+                update={"occurred_at": datetime.now(UTC), "recorded_at": datetime.now(UTC)})
+            writer.process(raw([late], 5))
         info = publish_snapshot(writer.store.con, tmp_path / "pvwatch.duckdb.snapshot.duckdb")
     finally:
         writer.close()
@@ -130,3 +141,31 @@ def test_the_case_page_lists_the_actions_on_its_withdrawn_alerts_labelled_withdr
         assert "Pulmonary embolism" in page and "C-WD-2" in page
     reads = [(e["actor"], e["detail"].get("case_id")) for e in audit_entries(config) if e["action"] == "read-case"]
     assert reads == [("olivia", "C-WD-2"), ("anders", "C-WD-2")]
+
+
+def case_actions(config: DashboardConfig) -> list[tuple[str, str, str]]:
+    """The officer's case page's action rows: (on-withdrawn or on-standing, alert id, action)."""
+    pages: list[str] = []
+
+    async def scenario(client: TestClient) -> None:
+        await login(client, "olivia")
+        response = await client.get("/cases/C-WD-2")
+        assert response.status == 200
+        pages.append(await response.text())
+
+    run(config, scenario)
+    table = pages[0][pages[0].index('id="case-actions"'):]
+    table = table[:table.index("</table>")]
+    rows = re.findall(r'<tr class="(on-withdrawn|on-standing)" data-alert-id="([^"]+)">(.*?)</tr>', table, re.S)
+    return [(kind, alert_id, re.findall(r"<td>(acknowledge|assign|close)</td>", cells)[0])
+            for kind, alert_id, cells in rows]
+
+
+def test_an_action_that_lands_after_its_alert_was_withdrawn_is_labelled_withdrawn(tmp_path: Path) -> None:
+    # the officer closed the 15-day clock alert from a snapshot that still showed it (the worker had withdrawn it a
+    # moment before): the close is on the withdrawn alert, never shown as an action on a standing one
+    config, ids = case_store(tmp_path, closed_after_withdrawal=True)
+    assert case_actions(config) == [("on-withdrawn", ids["withdrawn"], "acknowledge"),
+                                    ("on-withdrawn", ids["withdrawn"], "assign"),
+                                    ("on-standing", ids["standing"], "acknowledge"),
+                                    ("on-withdrawn", ids["withdrawn"], "close")]
