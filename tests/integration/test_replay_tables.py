@@ -1,0 +1,77 @@
+"""Replay's bulk write of `alerts` (store/replay_tables.py) stores exactly the rows the live worker's write stores,
+whatever the session's time zone: the columns carry times as microseconds since the epoch and evidence ids as
+comma-separated text, converted in SQL; the comparison with the store (StoredTables) reads them back the same way."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+from uuid import UUID
+
+import pytest
+
+from pvwatch.events.alert import SafetyAlert, Severity, alert_id_for
+from pvwatch.store.eventstore import EventStore
+from pvwatch.store.replay_tables import Derived, StoredTables, alert_columns, replace_alerts
+
+pytestmark = pytest.mark.integration
+
+INDIA = timezone(timedelta(hours=5, minutes=30))
+BRASILIA = timezone(timedelta(hours=-3))
+EVENTS = [UUID(int=n * 0x1F2E3D4C5B6A79881726354453627180) for n in range(1, 4)]
+#: Events in other offsets than UTC, microseconds, several evidence ids, no case id, non-ASCII text.
+ALERTS = [
+    SafetyAlert(alert_id=alert_id_for("lot-cluster", 2, "lot|L-1|count|x"), rule_id="lot-cluster", rule_version=2,
+                severity=Severity.CRITICAL, patient="pt-440f4ef5ca92cca5465a", case_id="CASE-1",
+                evidence_event_ids=tuple(EVENTS), occurred_at=datetime(2026, 3, 29, 1, 30, 0, 123456, tzinfo=INDIA),
+                raised_at=datetime(2026, 11, 30, 9, 0, 0, 1, tzinfo=BRASILIA), summary="3 adverse events — lot L-1",
+                details={"cases": ["CASE-1", "CASE-2"], "events": 3, "ratio": 0.1, "ok": True, "none": None}),
+    SafetyAlert(alert_id=alert_id_for("undocumented-benefit", 1, "claim|x"), rule_id="undocumented-benefit",
+                rule_version=1, severity=Severity.INFO, patient="pt-440f4ef5ca92cca5465a",
+                evidence_event_ids=(EVENTS[0],), occurred_at=datetime(2026, 10, 25, 0, 59, 59, 999999, tzinfo=UTC),
+                raised_at=datetime(2026, 11, 30, 12, tzinfo=UTC), summary="parent reports 'Müdigkeit' improved",
+                details={}),
+]
+ROWS = "SELECT * FROM alerts ORDER BY alert_id"
+
+
+def rows(path: Path) -> list[tuple[object, ...]]:
+    store = EventStore(path)
+    try:
+        return store.con.execute(ROWS).fetchall()
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize("zone", ["UTC", "Europe/Berlin", "America/Sao_Paulo"])
+def test_a_rebuild_stores_the_rows_the_live_path_stores_in_any_session_time_zone(tmp_path, zone):
+    live = EventStore(tmp_path / "live.duckdb")
+    with live.transaction():
+        live.insert_alerts(ALERTS)
+    live.close()
+    rebuilt = EventStore(tmp_path / "replayed.duckdb")
+    rebuilt.con.execute(f"SET TimeZone = '{zone}'")
+    with rebuilt.transaction():
+        assert replace_alerts(rebuilt.con, alert_columns(ALERTS)) == (2, 0)  # the emptied table: a plain insert
+    derived = Derived(0, alert_columns(ALERTS), [])
+    assert StoredTables.read(rebuilt.con).hold(derived)
+    rebuilt.close()
+    assert rows(tmp_path / "replayed.duckdb") == rows(tmp_path / "live.duckdb")
+
+
+def test_replay_over_stored_alerts_revises_and_keeps_raised_at(tmp_path):
+    """The merge path (the table holds alerts): a changed derivation is revised in place, raised_at kept."""
+    store = EventStore(tmp_path / "store.duckdb")
+    store.con.execute("SET TimeZone = 'Asia/Kolkata'")
+    older = ALERTS[0].model_copy(update={"summary": "2 adverse events", "raised_at": datetime(2026, 11, 1, tzinfo=UTC)})
+    with store.transaction():
+        store.insert_alerts([older])
+    with store.transaction():
+        assert replace_alerts(store.con, alert_columns(ALERTS)) == (1, 0)
+    # what replay compares is now the derivation (raised_at, kept, is not compared)
+    assert StoredTables.read(store.con).hold(Derived(0, alert_columns(ALERTS), []))
+    stored = {row[0]: row for row in store.con.execute(
+        "SELECT alert_id, summary, raised_at, occurred_at, evidence_event_ids FROM alerts").fetchall()}
+    store.close()
+    assert stored[ALERTS[0].alert_id][1:] == (ALERTS[0].summary, older.raised_at, ALERTS[0].occurred_at, EVENTS)
+    assert stored[ALERTS[1].alert_id][3:] == (ALERTS[1].occurred_at, [EVENTS[0]])
