@@ -142,7 +142,9 @@ class PublishableAlert(NamedTuple):
     derived, so the parent only forwards bytes."""
 
     alert_id: str
-    key: bytes  # the patient pseudonym: partition key of pv.safety.alert.v1
+    #: the alert id: the partition key of pv.safety.alert.v1, so every message about one alert (raised, revised,
+    #: withdrawn) lands on one partition in the order sent, and a compacted topic keeps each alert's latest
+    key: bytes
     value: bytes  # the SafetyAlert JSON
     critical: bool
     #: broker (produce) time of the alert's last evidence event, for the alert latency histogram
@@ -153,7 +155,8 @@ class PublishableAlert(NamedTuple):
 
 
 def publishable(alert: SafetyAlert, produced_at: float | None = None) -> PublishableAlert:
-    return PublishableAlert(str(alert.alert_id), alert.patient.encode(), alert.wire_json(),
+    alert_id = str(alert.alert_id)
+    return PublishableAlert(alert_id, alert_id.encode(), alert.wire_json(),
                             alert.severity is Severity.CRITICAL, produced_at)
 
 

@@ -60,7 +60,7 @@ def test_a_batch_reply_carries_the_stored_alerts_and_the_metric_facts(tmp_path: 
     assert {alert.alert_id for alert in reply.new_alerts} == set(stored), "the reply names every stored alert"
     published = [json.loads(alert.value) for alert in reply.new_alerts]
     assert {a["case_id"] for a in published if a["rule_id"] == "serious-ae"} == serious_cases
-    assert all(alert.key == json.loads(alert.value)["patient"].encode() for alert in reply.new_alerts)
+    assert all(alert.key == json.loads(alert.value)["alert_id"].encode() for alert in reply.new_alerts)
     assert all(alert.critical == (json.loads(alert.value)["severity"] == "critical") for alert in reply.new_alerts)
     assert all(alert.evidence_produced_at == 1_700_000_000.0 for alert in reply.new_alerts)
     assert reply.new_dead_letters
