@@ -149,16 +149,17 @@ class Outbox:
         alerts, self.pending_alerts = self.pending_alerts, []
         # taken now: a batch that dead-letters more while this flush awaits sets it again for the next flush
         want_letters, self.has_pending_letters = self.has_pending_letters, False
-        letters = await self.writer.unpublished_dead_letters() if want_letters else []
-        if want_letters:  # a sent letter missing from the store's unpublished ones has its mark stored: forget it
-            self.dead_letters_sent &= {row[0] for row in letters}
-        # a letter this worker sent stays unpublished in the store until a later batch carries its mark: never twice
-        letters = [row for row in letters if row[0] not in self.dead_letters_sent]
-        futures = [await self.alert_topic.send(key=alert.key, value=alert.value) for alert in alerts]
-        for dead_letter_id, topic, reason, detail, payload in letters:
-            headers = stored_dead_letter_headers(dead_letter_id, topic, reason, detail)
-            futures.append(await self.dead_letter_topic.send(key=None, value=payload or b"", headers=headers))
-        try:
+        try:  # whatever fails (reading the letters, a send refused at once, a delivery), all is sent again later
+            letters = await self.writer.unpublished_dead_letters() if want_letters else []
+            if want_letters:  # a sent letter missing from the store's unpublished ones has its mark stored: forget it
+                self.dead_letters_sent &= {row[0] for row in letters}
+            # a letter this worker sent stays unpublished in the store until a later batch carries its mark: never
+            # twice
+            letters = [row for row in letters if row[0] not in self.dead_letters_sent]
+            futures = [await self.alert_topic.send(key=alert.key, value=alert.value) for alert in alerts]
+            for dead_letter_id, topic, reason, detail, payload in letters:
+                headers = stored_dead_letter_headers(dead_letter_id, topic, reason, detail)
+                futures.append(await self.dead_letter_topic.send(key=None, value=payload or b"", headers=headers))
             await asyncio.gather(*futures)
         except Exception:
             self.pending_alerts = alerts + self.pending_alerts
