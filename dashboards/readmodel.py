@@ -202,21 +202,29 @@ class ReadModel:
                          alert_id: str | None = None, limit: int = 500) -> list[dict[str, Any]] | None:
         """Alerts a later event made untrue (alert_withdrawals, docs/rules.md "Late and out-of-order events"),
         newest withdrawal first: the alert as it was, why and by which event it was withdrawn, the officers' status
-        of it when it went (its actions up to then, derived as alert_status derives it) and whether the rules have
-        raised it again since. None when the store has no alert_withdrawals table (before migration 008, which
+        of it when it went (the actions on the life it ended: after the alert's previous withdrawal, if it was
+        raised again, up to this one; derived as alert_status derives it) and whether the rules have raised it
+        again since. None when the store has no alert_withdrawals table (before migration 008, which
         comes after the event log, alerts and alert_actions it is joined with here)."""
         if "alert_withdrawals" not in self.relations(con):
             return None
         cursor = con.execute(f"""
-            WITH acted AS (
+            WITH lives AS (
+                SELECT withdrawal_id, alert_id, withdrawn_at,
+                       lag(withdrawn_at) OVER (PARTITION BY alert_id ORDER BY withdrawn_at, withdrawal_id)
+                           AS previous_withdrawn_at
+                FROM alert_withdrawals
+            ),
+            acted AS (
                 SELECT w.withdrawal_id,
                        arg_max(x.action, (x.acted_at, x.log_seq)) AS action,
                        arg_max(x.actor, (x.acted_at, x.log_seq)) AS actor,
                        arg_max(x.assignee, (x.acted_at, x.log_seq)) FILTER (WHERE x.action = 'assign') AS assignee,
                        max(x.acted_at) FILTER (WHERE x.action = 'assign') AS assigned_at,
                        max(x.acted_at) FILTER (WHERE x.action IN ('close', 'reopen')) AS closed_or_reopened_at
-                FROM alert_withdrawals w
+                FROM lives w
                 JOIN alert_actions x ON x.alert_id = w.alert_id AND x.acted_at <= w.withdrawn_at
+                     AND (w.previous_withdrawn_at IS NULL OR x.acted_at > w.previous_withdrawn_at)
                 GROUP BY w.withdrawal_id
             )
             SELECT w.alert_id::VARCHAR AS alert_id, w.rule_id, w.message->>'severity' AS severity, w.patient,
