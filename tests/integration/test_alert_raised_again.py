@@ -234,3 +234,46 @@ def test_the_view_on_a_store_migrated_from_009_counts_only_the_standing_life(tmp
     assert after[pair] == as_003[pair] and after[pair][:2] == ("assigned", "dr-okafor"), "never withdrawn: as 003"
     assert {k: v for k, v in after.items() if k != flare} == {k: v for k, v in as_003.items() if k != flare}
     assert kept == (4,), "every action stays in the audit trail"
+
+
+def test_replay_keeps_every_withdrawal_and_the_standing_life_s_status(tmp_path: Path) -> None:
+    """`pvwatch replay` never deletes from alert_withdrawals, so the status still starts after the latest one: a replay
+    that finds the re-raised flare standing keeps its raised_at and the second life's assignment; a rebuild (alerts
+    emptied first) keeps the withdrawals too, and the first life's close still does not count."""
+    from pvwatch.store.replay import replay
+
+    path = tmp_path / "pvwatch.duckdb"
+    story = Story(path, StoreWriter(path, None, None))
+    try:
+        (flare,) = story.feed(sledai(4, 0), taper(10), sledai(8, 30))
+        story.feed(acted(flare, AlertAction.ACKNOWLEDGE), acted(flare, AlertAction.CLOSE, reason="not a flare"))
+        story.feed(sledai(6, 5))
+        assert story.feed(sledai(4, 7)) == [flare]
+        story.feed(acted(flare, AlertAction.ASSIGN, assignee="dr-okafor"))
+    finally:
+        story.writer.close()
+
+    def read() -> tuple[tuple, list[tuple]]:
+        con = duckdb.connect(str(path), read_only=True)
+        try:
+            withdrawals = con.execute("SELECT withdrawal_id, alert_id, withdrawn_at, reason FROM alert_withdrawals "
+                                      "ORDER BY withdrawn_at").fetchall()
+            return status_rows(con)[flare], withdrawals
+        finally:
+            con.close()
+
+    written, withdrawals = read()
+    assert written[:2] == ("assigned", "dr-okafor") and written[-1] == 1 and len(withdrawals) == 1
+    replay(path, processes=1)
+    assert read() == (written, withdrawals), "replay found the flare standing: raised_at and status kept"
+
+    con = duckdb.connect(str(path))
+    try:
+        con.execute("DELETE FROM alerts")
+        con.execute("DELETE FROM expedited_reports")
+    finally:
+        con.close()
+    replay(path, processes=2)
+    rebuilt, kept = read()
+    assert kept == withdrawals, "a rebuild keeps every withdrawal"
+    assert rebuilt[0] != "closed" and rebuilt[3:6] == (None, None, None), "the first life's close never counts"
