@@ -202,15 +202,15 @@ class ReadModel:
                          alert_id: str | None = None, limit: int = 500) -> list[dict[str, Any]] | None:
         """Alerts a later event made untrue (alert_withdrawals, docs/rules.md "Late and out-of-order events"),
         newest withdrawal first: the alert as it was, why and by which event it was withdrawn, the officers' status
-        of it when it went (the actions on the life it ended: after the alert's previous withdrawal, if it was
-        raised again, up to this one; derived as alert_status derives it) and whether the rules have raised it
-        again since. None when the store has no alert_withdrawals table (before migration 008, which
-        comes after the event log, alerts and alert_actions it is joined with here)."""
+        of it when it went (the actions on the life it ended: if it was raised again, those after the previous
+        withdrawal and not before that raise, the message's raised_at; derived as alert_status derives it) and
+        whether the rules have raised it again since. None when the store has no alert_withdrawals table (before
+        migration 008, which comes after the event log, alerts and alert_actions it is joined with here)."""
         if "alert_withdrawals" not in self.relations(con):
             return None
         cursor = con.execute(f"""
             WITH lives AS (
-                SELECT withdrawal_id, alert_id, withdrawn_at,
+                SELECT withdrawal_id, alert_id, withdrawn_at, CAST(message->>'raised_at' AS TIMESTAMPTZ) AS raised_at,
                        lag(withdrawn_at) OVER (PARTITION BY alert_id ORDER BY withdrawn_at, withdrawal_id)
                            AS previous_withdrawn_at
                 FROM alert_withdrawals
@@ -224,7 +224,8 @@ class ReadModel:
                        max(x.acted_at) FILTER (WHERE x.action IN ('close', 'reopen')) AS closed_or_reopened_at
                 FROM lives w
                 JOIN alert_actions x ON x.alert_id = w.alert_id AND x.acted_at <= w.withdrawn_at
-                     AND (w.previous_withdrawn_at IS NULL OR x.acted_at > w.previous_withdrawn_at)
+                     AND (w.previous_withdrawn_at IS NULL
+                          OR (x.acted_at > w.previous_withdrawn_at AND x.acted_at >= w.raised_at))
                 GROUP BY w.withdrawal_id
             )
             SELECT w.alert_id::VARCHAR AS alert_id, w.rule_id, w.message->>'severity' AS severity, w.patient,

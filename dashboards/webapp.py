@@ -574,18 +574,28 @@ def _actions_labelled(history: list[dict[str, Any]], alerts: list[dict[str, Any]
     alert raised again after its withdrawal keeps the same id, and the actions after it are on the standing one),
     as ReadModel.withdrawn_alerts derives the officers' status when it went. An action that landed after the last
     withdrawal while no life of its alert was raised before it (sent from a snapshot that still showed the alert
-    standing: the dashboard refuses actions against its snapshot) is on the withdrawn alert, never a standing one."""
+    standing: the dashboard refuses actions against its snapshot) is on the withdrawn alert, never a standing one;
+    likewise one that landed between a withdrawal and the raise of a later withdrawn life (its withdrawal message's
+    raised_at), as ReadModel.withdrawn_alerts and alert_status (migration 010) count it."""
     rules = {a["alert_id"]: (a["rule_id"], a["severity"]) for a in (*withdrawn, *alerts)}
     standing_since = {a["alert_id"]: datetime.fromisoformat(a["raised_at"]) for a in alerts}
     labelled = []
     for action in history:
         acted = datetime.fromisoformat(action["acted_at"])
-        ended = sorted((datetime.fromisoformat(w["withdrawn_at"]), w["withdrawn_at"]) for w in withdrawn
-                       if w["alert_id"] == action["alert_id"])
-        later = [text for moment, text in ended if moment >= acted]
-        raised = standing_since.get(action["alert_id"])
-        withdrawn_at = later[0] if later else (
-            ended[-1][1] if ended and (raised is None or raised > acted) else None)
+        # the alert's lives in order, (ended, withdrawn_at, raised): each withdrawn one, then the standing one
+        lives: list[tuple[datetime | None, str | None, datetime | None]] = sorted(
+            ((datetime.fromisoformat(w["withdrawn_at"]), w["withdrawn_at"],
+              datetime.fromisoformat(w["raised_at"]) if w.get("raised_at") else None)
+             for w in withdrawn if w["alert_id"] == action["alert_id"]), key=lambda life: life[0] or acted)
+        if action["alert_id"] in standing_since:
+            lives.append((None, None, standing_since[action["alert_id"]]))
+        # the first life that had not ended when the action was taken; the one before if it was not raised yet
+        taken_on = next((i for i, (ended, _, _) in enumerate(lives) if ended is None or ended >= acted),
+                        len(lives) - 1)
+        raised = lives[taken_on][2] if lives else None
+        if taken_on > 0 and raised is not None and raised > acted:
+            taken_on -= 1
+        withdrawn_at = lives[taken_on][1] if lives else None
         rule, severity = rules.get(action["alert_id"], ("", ""))
         labelled.append({**action, "rule_id": rule, "severity": severity, "withdrawn_at": withdrawn_at})
     return labelled

@@ -109,6 +109,8 @@ def test_a_flare_closed_then_withdrawn_comes_back_open_when_raised_again(tmp_pat
                    acted(flare, AlertAction.CLOSE, reason="reviewed: not a flare"),
                    acted(pair, AlertAction.ACKNOWLEDGE), acted(pair, AlertAction.CLOSE, reason="known cholangitis"))
         assert story.feed(sledai(6, 5)) == []  # withdrawn
+        # sent from a snapshot that still showed the first life: lands after its withdrawal, before the raise again
+        story.feed(acted(flare, AlertAction.ACKNOWLEDGE))
         assert story.feed(sledai(4, 7)) == [flare], "raised again under the same id"
         second_life = story.snapshot("second-life")
         assert story.feed(sledai(6, 8)) == []  # withdrawn again, nobody acted on the second life
@@ -137,8 +139,9 @@ def test_a_flare_closed_then_withdrawn_comes_back_open_when_raised_again(tmp_pat
         open_queue = seen[user]["/api/alerts?status=open"][1]["alerts"]  # type: ignore[index]
         assert [a["alert_id"] for a in open_queue] == [flare], "back in the officers' open queue"
 
-    # withdrawn a second time: its status when withdrawn is the second life's (nobody acted: open), not the first
-    # life's close; an action on it is refused (409) naming the second withdrawal
+    # withdrawn a second time: its status when withdrawn is the second life's (nobody acted on it: open), neither
+    # the first life's close nor the late acknowledgement of the first life; an action on it is refused (409)
+    # naming the second withdrawal
     config = dashboard(tmp_path, withdrawn_twice)
     seen = read_as_each_role(config, "/api/alerts", "/api/alerts/withdrawn")
     for user in ("olivia", "anders"):
@@ -179,7 +182,8 @@ def test_a_flare_closed_then_withdrawn_comes_back_open_when_raised_again(tmp_pat
     first_withdrawal, second_withdrawal = sorted(w["withdrawn_at"] for w in withdrawn)
     assert [(h["action"], h["withdrawn_at"]) for h in history] == [
         ("acknowledge", first_withdrawal), ("assign", first_withdrawal), ("close", first_withdrawal),
-        ("acknowledge", None)], "three lives: the first's actions, none on the second, the standing one's"
+        ("acknowledge", first_withdrawal), ("acknowledge", None)], \
+        "three lives: the first's actions (the late one too), none on the second, the standing one's"
     assert second_withdrawal > first_withdrawal
 
 
