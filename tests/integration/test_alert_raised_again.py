@@ -13,6 +13,7 @@ Officers' actions are alert-action events timed by the wall clock, as the dashbo
 
 from __future__ import annotations
 
+import re
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -124,8 +125,9 @@ def test_a_flare_closed_then_withdrawn_comes_back_open_when_raised_again(tmp_pat
     # raised again: open in the queue (it was closed in its first life), no assignee; the closed Hy's law alert
     # never withdrawn stays closed
     seen = read_as_each_role(dashboard(tmp_path, second_life), "/api/alerts", "/api/alerts/withdrawn",
-                             "/api/alerts?status=open")
+                             "/api/alerts?status=open", f"/patients/{PATIENT}")
     assert seen["ada"]["/api/alerts"][0] == 403 and seen["ada"]["/api/alerts/withdrawn"][0] == 403
+    assert seen["ada"][f"/patients/{PATIENT}"][0] == 403
     for user in ("olivia", "anders"):
         status, body = seen[user]["/api/alerts"]
         assert status == 200
@@ -138,6 +140,8 @@ def test_a_flare_closed_then_withdrawn_comes_back_open_when_raised_again(tmp_pat
             ("closed", None, True), "the first life's status when it went is kept"
         open_queue = seen[user]["/api/alerts?status=open"][1]["alerts"]  # type: ignore[index]
         assert [a["alert_id"] for a in open_queue] == [flare], "back in the officers' open queue"
+        patient = str(seen[user][f"/patients/{PATIENT}"][1])
+        assert re.search(r"· flare-after-taper · [^<]* · open\s", patient), "the patient page's alert list says open"
 
     # withdrawn a second time: its status when withdrawn is the second life's (nobody acted on it: open), neither
     # the first life's close nor the late acknowledgement of the first life; an action on it is refused (409)
