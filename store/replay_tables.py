@@ -62,9 +62,10 @@ def alert_columns(alerts: Iterable[SafetyAlert]) -> dict[str, list[object]]:
 
 def merged_alerts(first: dict[str, list[object]], second: dict[str, list[object]]) -> dict[str, list[object]]:
     """Both shares' columns; an id in both (only if two patients share a case id) is kept once, the first's."""
-    known = set(first["ids"])
-    keep = [i for i, alert_id in enumerate(second["ids"]) if alert_id not in known]
-    return {name: first[name] + [second[name][i] for i in keep] for name in ALERT_COLUMNS}
+    if known := set(first["ids"]).intersection(second["ids"]):
+        keep = [i for i, alert_id in enumerate(second["ids"]) if alert_id not in known]
+        return {name: first[name] + [second[name][i] for i in keep] for name in ALERT_COLUMNS}
+    return {name: first[name] + second[name] for name in ALERT_COLUMNS}  # the usual case: no id in both
 
 
 def replace_alerts(con: duckdb.DuckDBPyConnection, columns: dict[str, list[object]],
