@@ -72,6 +72,8 @@ def evaluate(
     cases is judged on all their versions and speaks through its earliest matching pair of versions, so the alert
     is the same whatever order the versions arrived in."""
     reports = history.of_type("adverse-event", AdverseEventReported)
+    if len(reports) < 2:
+        return []  # `new` is the patient's only report: no other case (most patients, replay's commonest call)
     mine = [r for r in reports if r.case_id == new.case_id and r.onset_date is not None]
     pairs: dict[tuple[str, str], tuple[AdverseEventReported, AdverseEventReported, str]] = {}
     for report in mine:
