@@ -90,6 +90,25 @@ def test_the_writer_deletes_the_alert_and_keeps_its_withdrawal_for_the_outbox(tm
     assert stored(db, "SELECT count(*), count(published_at) FROM alert_withdrawals") == [(1, 1)]
 
 
+def test_a_withdrawal_after_marks_that_found_none_is_marked_published_when_sent(tmp_path: Path):
+    """The marks skip alert_withdrawals while it holds nothing unpublished (EventStore._withdrawals_unpublished):
+    a withdrawal made after such a mark is still marked, by the next batch's transaction as the outbox does it."""
+    alt, bilirubin, alp = story()
+    writer = StoreWriter(tmp_path / "store.duckdb", None, None)
+    try:
+        raised = writer.process(raw([alt, bilirubin]))
+        (hys_law,) = [a for a in raised.new_alerts if a.alert().rule_id == "hys-law"]
+        writer.process([], [str(hys_law.alert_id)])  # marked: no withdrawal waits, so later marks skip the table
+        (withdrawn,) = writer.process(raw([alp], 2), [str(hys_law.alert_id)]).withdrawn_alerts
+        counts = "SELECT count(*), count(published_at) FROM alert_withdrawals"
+        assert writer.store.con.execute(counts).fetchall() == [(1, 0)]
+        writer.process([], [str(withdrawn.alert_id)])  # the outbox sent the withdrawal: the next batch marks it
+        assert writer.store.con.execute(counts).fetchall() == [(1, 1)]
+        assert writer.opening().pending_alerts == []
+    finally:
+        writer.close()
+
+
 def test_an_alert_raised_before_a_restart_is_withdrawn_after_it(tmp_path: Path):
     alt, bilirubin, alp = story()
     db = tmp_path / "store.duckdb"
