@@ -342,8 +342,12 @@ class ReplayHelper:
         return done
 
     def wait_until_released(self, progress: Callable[[int], object]) -> None:
-        """Wait until the helper has read its share and closed the store (it has, if it has derived it)."""
+        """Wait until the helper has read its share and closed the store (it has, if it has derived it). A helper
+        that found the store needing migration when this process found it current (migrated by another process
+        between the two checks) waits for the go-ahead: it is let go, as `result` does, not waited for forever."""
         while not self._released and self._result is None:
+            if self._waiting and not self._started:
+                self.start()
             self._connection.poll(1.0)
             progress(self.progress())
 

@@ -184,3 +184,42 @@ def test_replay_of_a_store_another_process_holds_says_so_and_leaves_no_helper(tm
         holder.communicate("", timeout=30)
 
     assert replay(path, processes=processes).events == 0  # and it runs once the store is free
+
+
+#: Run in a process of its own (a hang is a timeout, not a stuck test run): the helper finds the store not current
+#: (as when another process migrates it between the helper's check and the parent's), the parent finds it current.
+_HELPER_SEES_AN_OLD_STORE = """
+import multiprocessing, sys
+from pathlib import Path
+import pvwatch.store.replay as replay_module
+found_current = replay_module._attach_current
+def helper_sees_an_old_store(con, path):
+    if multiprocessing.parent_process() is not None:  # the forked helper
+        return False
+    return found_current(con, path)
+replay_module._attach_current = helper_sees_an_old_store
+report = replay_module.replay(Path(sys.argv[1]), processes=2)
+print(report.alerts_added, flush=True)
+"""
+
+
+def test_a_rebuild_whose_helper_waits_for_a_migration_the_parent_did_not_need_finishes(demo_pseudonymiser, tmp_path):
+    """The helper found the store needing migration and waits for the go-ahead; the parent found it current (another
+    process migrated it between the two checks) and its share shows a rebuild: it must let the helper read, not wait
+    for it to let go of a store it never opened."""
+    path = tmp_path / "store.duckdb"
+    stored_cohort(path, demo_pseudonymiser)
+    replay(path, processes=1)
+    alerts, clocks = derived_tables(path)
+    con = duckdb.connect(str(path))
+    con.execute("DELETE FROM alerts")
+    con.execute("DELETE FROM expedited_reports")
+    con.close()
+
+    done = subprocess.run([sys.executable, "-c", _HELPER_SEES_AN_OLD_STORE, str(path)], capture_output=True,
+                          text=True, timeout=60, start_new_session=True)
+
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == [str(len(alerts))]
+    assert derived_tables(path) == (alerts, clocks)
+
