@@ -259,19 +259,23 @@ def _derive_share(chunks: Iterable[list[tuple[bool, bool, str, str]]], with_lots
     return _ShareDerived(alert_columns(patients.standing(alerts)), list(patients.clocks.values()))
 
 
-def _helper_main(connection: Connection, path: Path, parameters: RuleParameters, now: datetime,
-                 screen: bool) -> None:
+def _helper_main(connection: Connection, parents_end: Connection, path: Path, parameters: RuleParameters,
+                 now: datetime, screen: bool) -> None:
     """The helper process: read its share of the log, let go of the store (the parent can then open it read-write
     while this derives), derive its share and send back its alerts and clocks. It reads at once when the store
     needs no migration (the parent finds the same, and both only read); otherwise it says it holds nothing open and
     waits for the go-ahead (the parent migrates the store meanwhile)."""
+    parents_end.close()  # forked with it: kept open here, a parent killed outright would never end the pipe
     gc.disable()
     retained: list[object] = []
     try:
         con = _instance()
         if not _attach_current(con, path):
             connection.send(("waiting", 0))
-            if connection.recv() is None:
+            try:
+                if connection.recv() is None:
+                    return
+            except EOFError:  # the parent is gone (killed): nothing to read for
                 return
             attach(con, path, read_only=True)
         try:
@@ -299,7 +303,8 @@ class ReplayHelper:
     def __init__(self, path: Path, parameters: RuleParameters, now: datetime, screen: bool = True) -> None:
         context = multiprocessing.get_context("fork")
         self._connection, child = context.Pipe()
-        self._process = context.Process(target=_helper_main, args=(child, path, parameters, now, screen),
+        self._process = context.Process(target=_helper_main,
+                                        args=(child, self._connection, path, parameters, now, screen),
                                         name="pvwatch-replay-helper", daemon=True)
         self._process.start()
         child.close()

@@ -4,10 +4,13 @@ split between two engines, lot clusters counted across both)."""
 from __future__ import annotations
 
 import multiprocessing
+import os
 import shutil
+import signal
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
 from uuid import UUID
 
 import duckdb
@@ -18,6 +21,7 @@ from pvwatch.domain.engine import RULE_INPUT_TYPES
 from pvwatch.events.codec import parse_event
 from pvwatch.store.eventstore import EventStore, StoreLocked
 from pvwatch.store.replay import _LOG_FROM, _RULE_INPUTS, HELPER_PATIENTS, StoredEventInvalid, _decode, replay
+from tests.conftest import wait_for
 from tests.integration.test_replay import DERIVED_ALERT_COLUMNS, expedited_reports_of
 from tests.scenarios.stories import all_stories
 
@@ -223,3 +227,43 @@ def test_a_rebuild_whose_helper_waits_for_a_migration_the_parent_did_not_need_fi
     assert done.stdout.split() == [str(len(alerts))]
     assert derived_tables(path) == (alerts, clocks)
 
+
+_PARENT_KILLED_WHILE_THE_HELPER_WAITS = """
+import multiprocessing, os, signal, sys
+from pathlib import Path
+import pvwatch.store.replay as replay_module
+def helper_sees_an_old_store(con, path):
+    return False  # both processes: the helper waits for the go-ahead of a migration
+def killed_outright(con, path, helper, *args, **kwargs):
+    helper.wait_until_idle()
+    print(helper._process.pid, flush=True)
+    os.kill(os.getpid(), signal.SIGKILL)  # as the OOM killer would
+replay_module._attach_current = helper_sees_an_old_store
+replay_module.derive_in_two = killed_outright
+replay_module.replay(Path(sys.argv[1]), processes=2)
+"""
+
+
+def _running(pid: int) -> bool:
+    """Whether process `pid` still runs (an exited orphan may stay a zombie where nothing reaps it)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def test_a_helper_left_waiting_by_a_parent_killed_outright_exits(tmp_path):
+    """The parent killed with SIGKILL while the helper waits for its go-ahead: the helper sees the pipe end and exits
+    (it kept the parent's end of the pipe open, forked with it, and waited forever)."""
+    path = tmp_path / "store.duckdb"
+    EventStore(path).close()
+    done = subprocess.run([sys.executable, "-c", _PARENT_KILLED_WHILE_THE_HELPER_WAITS, str(path)],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == -signal.SIGKILL, done.stderr
+    helper = int(done.stdout)
+    try:
+        wait_for(lambda: not _running(helper), 10, what="the orphaned helper's exit")
+    finally:
+        if _running(helper):
+            os.kill(helper, signal.SIGKILL)
