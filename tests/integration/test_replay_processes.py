@@ -267,3 +267,23 @@ def test_a_helper_left_waiting_by_a_parent_killed_outright_exits(tmp_path):
     finally:
         if _running(helper):
             os.kill(helper, signal.SIGKILL)
+
+
+@pytest.mark.parametrize("processes", [1, 2])
+def test_a_store_whose_path_has_quotes_and_spaces_replays(demo_pseudonymiser, tmp_path, processes):
+    """Two processes attach the store by its path written into SQL (eventstore.attach): a quote or a space in a
+    folder or file name is the file's name, not SQL; the rebuild is written and checkpointed (no .wal left)."""
+    path = tmp_path / "O'Brien's clinic" / "store 'a'.duckdb"
+    path.parent.mkdir()
+    stored_cohort(path, demo_pseudonymiser)
+    replay(path, processes=1)
+    alerts, clocks = derived_tables(path)
+    con = duckdb.connect(str(path))
+    con.execute("DELETE FROM alerts")
+    con.close()
+
+    report = replay(path, processes=processes)
+
+    assert report.alerts_added == len(alerts) > 0
+    assert derived_tables(path) == (alerts, clocks)
+    assert not Path(f"{path}.wal").exists()
