@@ -23,7 +23,7 @@ def alert(number: int) -> dict[str, object]:
 
 def pending(document: dict[str, object]) -> PublishableAlert:
     # serialised differently from what is on the topic (key order, spacing), as the store's copy may be
-    return PublishableAlert(str(document["alert_id"]), str(document["patient"]).encode(),
+    return PublishableAlert(str(document["alert_id"]), str(document["alert_id"]).encode(),
                             json.dumps(dict(reversed(list(document.items()))), indent=1).encode(), True)
 
 
@@ -31,7 +31,8 @@ def test_the_unmarked_alerts_already_on_the_topic_are_found_and_no_others(broker
     sent = [alert(n) for n in range(300)]
     producer = KafkaProducer(bootstrap_servers=broker.bootstrap, acks="all")
     for document in sent:
-        producer.send(ALERT_TOPIC, key=str(document["patient"]).encode(), value=json.dumps(document).encode())
+        # keyed as the worker sends them (streams/writer.py publishable): by alert id, across every partition
+        producer.send(ALERT_TOPIC, key=str(document["alert_id"]).encode(), value=json.dumps(document).encode())
     producer.flush()
     producer.close()
     revised = {**sent[-1], "summary": "alert 299, revised with new evidence"}
