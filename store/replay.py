@@ -285,9 +285,13 @@ def _helper_main(connection: Connection, parents_end: Connection, path: Path, pa
         connection.send(("released", 0))
         share = _derive_share(chunks, False, parameters, now, lambda n: connection.send(("progress", n)), retained)
     except PvwatchError as error:  # raised by the parent, as if it were its own (a one-message error pickles)
-        connection.send(("error", error if isinstance(error, StoredEventInvalid) else PvwatchError(str(error))))
+        with suppress(BrokenPipeError):
+            connection.send(("error", error if isinstance(error, StoredEventInvalid) else PvwatchError(str(error))))
         return
-    connection.send(("done", share))
+    except (BrokenPipeError, KeyboardInterrupt):  # the parent is gone (its own error) or Ctrl-C reached both: the
+        return  # parent says why; a second traceback from here would only hide it
+    with suppress(BrokenPipeError):
+        connection.send(("done", share))
     connection.close()
     # The share's events go back to the system with the process: freeing them object by object would keep the
     # parent waiting ~10% longer (measured on the clinical log). The parent joins this process last.
