@@ -157,6 +157,15 @@ def demo_pseudonymiser_module():
     return Pseudonymiser.from_secret(None, demo_mode=True)
 
 
+def event_ids(path: Path, query: str) -> set[UUID]:
+    """The event ids a screen query selects from the log at `path`."""
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        return {row[0] for row in con.execute(query).fetchall()}
+    finally:
+        con.close()
+
+
 def admitted_by_the_band(events: list[EventEnvelope], parameters: RuleParameters) -> set[UUID]:
     """The lab results QuietBand.admits, each against the first result of its kind (replay order) as baseline;
     where that first result is the baseline the later ones are graded against (QuietBand.first_is_baseline), it
@@ -187,11 +196,7 @@ def test_the_sql_screen_selects_exactly_what_the_band_admits(log, name):
     path, events = log
     query = quiet_labs_sql(quiet_lab_bands(PARAMETERS[name]))
     assert query is not None
-    con = duckdb.connect(str(path), read_only=True)
-    try:
-        selected = {row[0] for row in con.execute(query).fetchall()}
-    finally:
-        con.close()
+    selected = event_ids(path, query)
     expected = admitted_by_the_band(events, PARAMETERS[name])
     assert selected == expected
     assert len(expected) > 1000, "the cohort's labs are mostly quiet: the screen must find them"
@@ -219,11 +224,7 @@ def used_by_a_flare_index(events: list[EventEnvelope], window_days: int) -> set[
 def test_the_sql_screen_leaves_in_every_score_a_flare_index_pairs(log, name):
     path, events = log
     parameters = PARAMETERS[name]
-    con = duckdb.connect(str(path), read_only=True)
-    try:
-        screened = {row[0] for row in con.execute(quiet_scores_sql(flare_score_use(parameters))).fetchall()}
-    finally:
-        con.close()
+    screened = event_ids(path, quiet_scores_sql(flare_score_use(parameters)))
     scores = {e.event_id for e in events if isinstance(e, DiseaseActivityAssessed)}
     if not parameters.enabled(FLARE_AFTER_TAPER):
         assert screened == scores  # no rule reads a score
@@ -244,12 +245,7 @@ def test_the_sql_screen_leaves_in_every_claim_undocumented_benefit_alerts_on(log
     unchanged; it keeps the undocumented "better" (it alerts) and, narrower than the rule, the measure named "-"."""
     path, events = log
     parameters = PARAMETERS[name]
-    con = duckdb.connect(str(path), read_only=True)
-    try:
-        screened = {row[0] for row in con.execute(
-            quiet_claims_sql(parameters.enabled(UNDOCUMENTED_BENEFIT))).fetchall()}
-    finally:
-        con.close()
+    screened = event_ids(path, quiet_claims_sql(parameters.enabled(UNDOCUMENTED_BENEFIT)))
     claims = {e.event_id: e for e in events if isinstance(e, OutcomeClaimReported)}
     if not parameters.enabled(UNDOCUMENTED_BENEFIT):
         assert screened == set(claims)  # no rule reads a claim
@@ -270,12 +266,7 @@ def test_the_sql_screen_leaves_out_only_infusions_no_rule_reads(log, name):
     MscInfusionGiven.missing_documentation, or the rule off); the cohort has infusions of each kind."""
     path, events = log
     parameters = PARAMETERS[name]
-    con = duckdb.connect(str(path), read_only=True)
-    try:
-        screened = {row[0] for row in con.execute(
-            quiet_infusions_sql(parameters.enabled(UNDOCUMENTED_BENEFIT))).fetchall()}
-    finally:
-        con.close()
+    screened = event_ids(path, quiet_infusions_sql(parameters.enabled(UNDOCUMENTED_BENEFIT)))
     with_adverse_events = {e.patient for e in events if isinstance(e, AdverseEventReported)}
     infusions = [e for e in events if isinstance(e, MscInfusionGiven)]
     unread = {e.event_id for e in infusions if e.patient not in with_adverse_events and not (
