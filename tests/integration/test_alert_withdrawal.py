@@ -21,8 +21,6 @@ from aiohttp.test_utils import TestClient
 from click.testing import CliRunner
 
 from pvwatch.cli import cli
-from pvwatch.dashboards.users import Role, UserStore
-from pvwatch.dashboards.webapp import DashboardConfig
 from pvwatch.events import ALERT_TOPIC, encode_event
 from pvwatch.events.alert import AlertWithdrawal, SafetyAlert
 from pvwatch.events.alert_action import AlertAction, AlertActionRecorded
@@ -33,7 +31,7 @@ from pvwatch.streams.alertmanager import alertmanager_alert, load_direct_routes
 from pvwatch.streams.producer import EventPublisher
 from pvwatch.streams.writer import RawMessage, StoreWriter
 from tests.conftest import Workers, wait_for
-from tests.integration.test_dashboard_access import NOW, PASSWORDS, login, run
+from tests.integration.test_dashboard_access import NOW, dashboard_config, login, run
 from tests.integration.test_pipeline import consume_all
 from tests.unit.test_rule_withdrawal import ALP, ALT, BILIRUBIN, case_version, lab
 
@@ -190,11 +188,7 @@ def test_the_dashboard_keeps_working_when_an_officer_acted_on_an_alert_since_wit
     finally:
         writer.close()
     assert stored(db, "SELECT count(*) FROM alert_actions") == [(1,)], "the action stays in the log"
-    users = UserStore(tmp_path / "users.yaml")
-    users.add("olivia", Role.OFFICER, PASSWORDS["olivia"])
-    config = DashboardConfig(snapshot=info.path, users_file=tmp_path / "users.yaml",
-                             audit_log=tmp_path / "audit.jsonl", bootstrap="127.0.0.1:1", sql_timeout_s=1.0,
-                             sql_max_rows=50)
+    config = dashboard_config(tmp_path, info.path, "127.0.0.1:1")
 
     async def scenario(client: TestClient) -> None:
         token = await login(client, "olivia")

@@ -75,14 +75,19 @@ def snapshot(tmp_path_factory) -> tuple[Path, list[Any]]:
     return info.path, sorted(open_alerts, key=lambda a: (a.case_id is None, str(a.alert_id)))  # cases first
 
 
-@pytest.fixture
-def config(tmp_path: Path, snapshot) -> DashboardConfig:
+def dashboard_config(tmp_path: Path, snapshot: Path, bootstrap: str | None = None) -> DashboardConfig:
+    """A dashboard on `snapshot` for the three test users: olivia (officer), anders (analyst), ada (admin)."""
     users = UserStore(tmp_path / "users.yaml")
     users.add("olivia", Role.OFFICER, PASSWORDS["olivia"])
     users.add("anders", Role.ANALYST, PASSWORDS["anders"])
     users.add("ada", Role.ADMIN, PASSWORDS["ada"])
-    return DashboardConfig(snapshot=snapshot[0], users_file=tmp_path / "users.yaml",
-                           audit_log=tmp_path / "audit.jsonl", bootstrap=None, sql_timeout_s=1.0, sql_max_rows=50)
+    return DashboardConfig(snapshot=snapshot, users_file=tmp_path / "users.yaml", audit_log=tmp_path / "audit.jsonl",
+                           bootstrap=bootstrap, sql_timeout_s=1.0, sql_max_rows=50)
+
+
+@pytest.fixture
+def config(tmp_path: Path, snapshot) -> DashboardConfig:
+    return dashboard_config(tmp_path, snapshot[0])
 
 
 def run(config: DashboardConfig, scenario: Callable[[TestClient], Awaitable[None]]) -> None:

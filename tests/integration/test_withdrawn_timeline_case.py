@@ -24,7 +24,7 @@ from pvwatch.events.alert_action import AlertAction
 from pvwatch.store.snapshot import publish_snapshot
 from pvwatch.streams.writer import StoreWriter
 from tests.integration.test_alert_withdrawal import raw
-from tests.integration.test_dashboard_access import PASSWORDS, audit_entries, csrf_of, login, run
+from tests.integration.test_dashboard_access import audit_entries, csrf_of, dashboard_config, login, run
 from tests.integration.test_withdrawn_view import action, withdrawn_story  # noqa: F401  (the fixture)
 
 pytestmark = pytest.mark.integration
@@ -98,12 +98,7 @@ def case_store(tmp_path: Path, *, closed_after_withdrawal: bool = False) -> tupl
         info = publish_snapshot(writer.store.con, tmp_path / "pvwatch.duckdb.snapshot.duckdb")
     finally:
         writer.close()
-    users = UserStore(tmp_path / "users.yaml")
-    users.add("olivia", Role.OFFICER, PASSWORDS["olivia"])
-    users.add("anders", Role.ANALYST, PASSWORDS["anders"])
-    users.add("ada", Role.ADMIN, PASSWORDS["ada"])
-    config = DashboardConfig(snapshot=info.path, users_file=tmp_path / "users.yaml",
-                             audit_log=tmp_path / "audit.jsonl", bootstrap=None)
+    config = dashboard_config(tmp_path, info.path)
     return config, {"withdrawn": str(fifteen_day.alert_id), "standing": str(seven_day.alert_id)}
 
 

@@ -16,14 +16,13 @@ import duckdb
 import pytest
 from aiohttp.test_utils import TestClient
 
-from pvwatch.dashboards.users import Role, UserStore
 from pvwatch.dashboards.webapp import DashboardConfig
 from pvwatch.events.alert import SafetyAlert
 from pvwatch.events.alert_action import AlertAction, AlertActionRecorded
 from pvwatch.store.snapshot import analyst_snapshot_path, publish_snapshot
 from pvwatch.streams.writer import StoreWriter
 from tests.integration.test_alert_withdrawal import raw, story
-from tests.integration.test_dashboard_access import NOW, PASSWORDS, audit_entries, csrf_of, login, run
+from tests.integration.test_dashboard_access import NOW, audit_entries, csrf_of, dashboard_config, login, run
 
 pytestmark = pytest.mark.integration
 
@@ -46,12 +45,7 @@ def withdrawn_story(tmp_path: Path) -> tuple[DashboardConfig, SafetyAlert, str]:
         info = publish_snapshot(writer.store.con, tmp_path / "pvwatch.duckdb.snapshot.duckdb")
     finally:
         writer.close()
-    users = UserStore(tmp_path / "users.yaml")
-    users.add("olivia", Role.OFFICER, PASSWORDS["olivia"])
-    users.add("anders", Role.ANALYST, PASSWORDS["anders"])
-    users.add("ada", Role.ADMIN, PASSWORDS["ada"])
-    config = DashboardConfig(snapshot=info.path, users_file=tmp_path / "users.yaml",
-                             audit_log=tmp_path / "audit.jsonl", bootstrap="127.0.0.1:1")
+    config = dashboard_config(tmp_path, info.path, "127.0.0.1:1")
     return config, raised, str(alp.event_id)
 
 
@@ -175,10 +169,7 @@ def test_a_flare_raised_again_and_the_case_page_s_withdrawn_clock_alerts(tmp_pat
         info = publish_snapshot(writer.store.con, tmp_path / "pvwatch.duckdb.snapshot.duckdb")
     finally:
         writer.close()
-    users = UserStore(tmp_path / "users.yaml")
-    users.add("olivia", Role.OFFICER, PASSWORDS["olivia"])
-    config = DashboardConfig(snapshot=info.path, users_file=tmp_path / "users.yaml",
-                             audit_log=tmp_path / "audit.jsonl", bootstrap=None)
+    config = dashboard_config(tmp_path, info.path)
     found: dict[str, object] = {}
 
     async def scenario(client: TestClient) -> None:
@@ -224,10 +215,7 @@ def test_an_alert_pvwatch_replay_removed_is_listed_without_a_withdrawing_event(t
         info = publish_snapshot(store.con, tmp_path / "pvwatch.duckdb.snapshot.duckdb")
     finally:
         store.close()
-    users = UserStore(tmp_path / "users.yaml")
-    users.add("olivia", Role.OFFICER, PASSWORDS["olivia"])
-    config = DashboardConfig(snapshot=info.path, users_file=tmp_path / "users.yaml",
-                             audit_log=tmp_path / "audit.jsonl", bootstrap="127.0.0.1:1")
+    config = dashboard_config(tmp_path, info.path, "127.0.0.1:1")
     found: dict[str, object] = {}
 
     async def scenario(client: TestClient) -> None:
