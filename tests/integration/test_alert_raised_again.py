@@ -29,7 +29,7 @@ from pvwatch.dashboards.webapp import DashboardConfig, _actions_labelled
 from pvwatch.events.alert_action import AlertAction, AlertActionRecorded
 from pvwatch.events.envelope import EventEnvelope
 from pvwatch.store.eventstore import EventStore
-from pvwatch.store.migrations import _migration_files, migrate
+from pvwatch.store.migrations import _migration_files, latest_version, migrate
 from pvwatch.store.snapshot import publish_snapshot
 from pvwatch.streams.writer import StoreWriter
 from tests.integration.test_alert_withdrawal import raw
@@ -231,7 +231,9 @@ def test_the_view_on_a_store_migrated_from_009_counts_only_the_standing_life(tmp
 
     store = EventStore(old)  # migrates the old store to 010
     try:
-        assert store.con.execute("SELECT max(version) FROM schema_migrations").fetchone() == (10,)
+        assert store.con.execute("SELECT max(version) FROM schema_migrations").fetchone() == (latest_version(),)
+        described = store.con.execute("SELECT comment FROM duckdb_columns() WHERE table_name = 'alerts' "
+                                      "AND column_name = 'raised_at'").fetchone()
         after = status_rows(store.con)
         store.con.execute(STATUS_003)
         as_003 = status_rows(store.con, "status_003")
@@ -242,6 +244,7 @@ def test_the_view_on_a_store_migrated_from_009_counts_only_the_standing_life(tmp
     assert after[pair] == as_003[pair] and after[pair][:2] == ("assigned", "dr-okafor"), "never withdrawn: as 003"
     assert {k: v for k, v in after.items() if k != flare} == {k: v for k, v in as_003.items() if k != flare}
     assert kept == (4,), "every action stays in the audit trail"
+    assert described is not None and "raised again after a withdrawal" in described[0], "011: what raised_at means now"
 
 
 def test_replay_keeps_every_withdrawal_and_the_standing_life_s_status(tmp_path: Path) -> None:
