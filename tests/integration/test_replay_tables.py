@@ -75,3 +75,37 @@ def test_replay_over_stored_alerts_revises_and_keeps_raised_at(tmp_path):
     store.close()
     assert stored[ALERTS[0].alert_id][1:] == (ALERTS[0].summary, older.raised_at, ALERTS[0].occurred_at, EVENTS)
     assert stored[ALERTS[1].alert_id][3:] == (ALERTS[1].occurred_at, [EVENTS[0]])
+
+
+#: Instants where an integer of microseconds since the epoch is easy to get wrong: the last microsecond before the
+#: epoch (floor, not truncation, of a negative count), a date before 1893 (Berlin on local mean time, +00:53:28),
+#: the instants Berlin's clocks go forward and back (2026-03-29 01:00 UTC, 2026-10-25 01:00 UTC), and the last
+#: microsecond a pydantic datetime holds (a float of seconds would round it).
+EDGE_TIMES = [
+    datetime(1969, 12, 31, 23, 59, 59, 999999, tzinfo=UTC),
+    datetime(1880, 6, 1, 12, 0, 0, 1, tzinfo=BRASILIA),
+    datetime(2026, 3, 29, 1, 0, tzinfo=UTC),
+    datetime(2026, 10, 25, 1, 0, 0, 1, tzinfo=UTC),
+    datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC),
+]
+
+
+@pytest.mark.parametrize("zone", ["UTC", "Europe/Berlin", "America/Sao_Paulo"])
+def test_a_rebuild_stores_times_before_1970_at_clock_changes_and_far_ahead_as_the_live_path(tmp_path, zone):
+    """Each alert one evidence id (one comma-free text), its occurred_at one of EDGE_TIMES, raised_at another."""
+    alerts = [ALERTS[1].model_copy(update={
+        "alert_id": alert_id_for("undocumented-benefit", 1, f"claim|edge-{n}"), "evidence_event_ids": (EVENTS[n % 3],),
+        "occurred_at": at, "raised_at": EDGE_TIMES[-1 - n]}) for n, at in enumerate(EDGE_TIMES)]
+    live = EventStore(tmp_path / "live.duckdb")
+    with live.transaction():
+        live.insert_alerts(alerts)
+    live.close()
+    rebuilt = EventStore(tmp_path / "replayed.duckdb")
+    rebuilt.con.execute(f"SET TimeZone = '{zone}'")
+    with rebuilt.transaction():
+        assert replace_alerts(rebuilt.con, alert_columns(alerts)) == (len(alerts), 0)
+    assert StoredTables.read(rebuilt.con).hold(Derived(0, alert_columns(alerts), []))
+    rebuilt.close()
+    stored = rows(tmp_path / "replayed.duckdb")
+    assert stored == rows(tmp_path / "live.duckdb")
+    assert {row[0]: row[7] for row in stored} == {alert.alert_id: alert.occurred_at for alert in alerts}
