@@ -107,6 +107,25 @@ def test_a_withdrawal_after_marks_that_found_none_is_marked_published_when_sent(
         writer.close()
 
 
+def test_a_withdrawal_marked_in_a_transaction_that_rolls_back_is_marked_by_the_retry(tmp_path: Path):
+    """A batch whose first try rolls back (a redelivered event: EventsAlreadyStored) after its marks ran carries the
+    withdrawal's mark into the second try; EventStore._withdrawals_unpublished must not take the rolled-back UPDATE
+    for done (the count comes before it), or the withdrawal, sent, would stay unpublished and be sent again."""
+    alt, bilirubin, alp = story()
+    writer = StoreWriter(tmp_path / "store.duckdb", None, None)
+    try:
+        writer.process(raw([alt, bilirubin]))
+        (withdrawn,) = writer.process(raw([alp], 2)).withdrawn_alerts
+        counts = "SELECT count(*), count(published_at) FROM alert_withdrawals"
+        assert writer.store.con.execute(counts).fetchall() == [(1, 0)]
+        # the outbox sent the withdrawal; the next batch redelivers the ALT (a rebalance) and carries the mark
+        writer.process(raw([alt]), [str(withdrawn.alert_id)])
+        assert writer.store.con.execute(counts).fetchall() == [(1, 1)]
+        assert writer.opening().pending_alerts == []
+    finally:
+        writer.close()
+
+
 def test_an_alert_raised_before_a_restart_is_withdrawn_after_it(tmp_path: Path):
     alt, bilirubin, alp = story()
     db = tmp_path / "store.duckdb"
