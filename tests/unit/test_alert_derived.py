@@ -4,6 +4,7 @@ something the schema rejects."""
 
 from __future__ import annotations
 
+import pickle
 import random
 from datetime import UTC, datetime
 from uuid import NAMESPACE_DNS, uuid4, uuid5
@@ -40,6 +41,11 @@ def test_every_alert_the_engine_derives_is_what_validation_builds():
         assert repr(validated) == repr(alert)  # the same values of the same types (a tuple is not a list)
         assert validated.model_fields_set == alert.model_fields_set
         assert validated.wire_json() == alert.wire_json()
+        # what the writer, the outbox and the tests do with an alert: compare, copy, pickle, dump
+        assert alert == validated and validated == alert
+        assert pickle.loads(pickle.dumps(alert)) == validated
+        assert alert.model_copy(update={"summary": "x"}) == validated.model_copy(update={"summary": "x"})
+        assert alert.model_dump() == validated.model_dump()
 
 
 def test_a_serious_case_with_every_criterion_and_the_longest_term_raises_its_alert():
