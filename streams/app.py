@@ -166,14 +166,15 @@ class Outbox:
             self.has_pending_letters |= want_letters
             raise
         published = time.time()
-        count_replay_withdrawals(alerts)
-        for alert in alerts:  # new alerts of a live batch carry their evidence's produce time
-            if alert.evidence_produced_at:
-                metrics.ALERT_LATENCY.observe(max(0.0, published - alert.evidence_produced_at))
+        # what was sent is marked first: were a metric to fail below, the sends would still be marked published
         waiting = {alert.alert_id for alert in self.pending_alerts}  # revised meanwhile: marked after their send
         self.sent_alert_ids.update((alert.alert_id, None) for alert in alerts if alert.alert_id not in waiting)
         self.sent_dead_letter_ids.extend(row[0] for row in letters)
         self.dead_letters_sent.update(row[0] for row in letters)
+        count_replay_withdrawals(alerts)
+        for alert in alerts:  # new alerts of a live batch carry their evidence's produce time
+            if alert.evidence_produced_at:
+                metrics.ALERT_LATENCY.observe(max(0.0, published - alert.evidence_produced_at))
 
 
 def count_replay_withdrawals(sent: Iterable[PublishableAlert]) -> None:
