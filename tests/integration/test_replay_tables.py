@@ -43,20 +43,27 @@ def rows(path: Path) -> list[tuple[object, ...]]:
         store.close()
 
 
-@pytest.mark.parametrize("zone", ["UTC", "Europe/Berlin", "America/Sao_Paulo"])
-def test_a_rebuild_stores_the_rows_the_live_path_stores_in_any_session_time_zone(tmp_path, zone):
+def rebuilt_as_live(tmp_path: Path, alerts: list[SafetyAlert], zone: str) -> list[tuple]:
+    """The rows a rebuild (replace_alerts into the emptied table, session TimeZone `zone`) stores for `alerts`,
+    checked equal to the live path's rows and recognised by StoredTables as the derivation."""
     live = EventStore(tmp_path / "live.duckdb")
     with live.transaction():
-        live.insert_alerts(ALERTS)
+        live.insert_alerts(alerts)
     live.close()
     rebuilt = EventStore(tmp_path / "replayed.duckdb")
     rebuilt.con.execute(f"SET TimeZone = '{zone}'")
     with rebuilt.transaction():
-        assert replace_alerts(rebuilt.con, alert_columns(ALERTS)) == (2, 0)  # the emptied table: a plain insert
-    derived = Derived(0, alert_columns(ALERTS), [])
-    assert StoredTables.read(rebuilt.con).hold(derived)
+        assert replace_alerts(rebuilt.con, alert_columns(alerts)) == (len(alerts), 0)  # a plain insert
+    assert StoredTables.read(rebuilt.con).hold(Derived(0, alert_columns(alerts), []))
     rebuilt.close()
-    assert rows(tmp_path / "replayed.duckdb") == rows(tmp_path / "live.duckdb")
+    stored = rows(tmp_path / "replayed.duckdb")
+    assert stored == rows(tmp_path / "live.duckdb")
+    return stored
+
+
+@pytest.mark.parametrize("zone", ["UTC", "Europe/Berlin", "America/Sao_Paulo"])
+def test_a_rebuild_stores_the_rows_the_live_path_stores_in_any_session_time_zone(tmp_path, zone):
+    assert len(rebuilt_as_live(tmp_path, ALERTS, zone)) == 2
 
 
 def test_replay_over_stored_alerts_revises_and_keeps_raised_at(tmp_path):
@@ -96,16 +103,5 @@ def test_a_rebuild_stores_times_before_1970_at_clock_changes_and_far_ahead_as_th
     alerts = [ALERTS[1].model_copy(update={
         "alert_id": alert_id_for("undocumented-benefit", 1, f"claim|edge-{n}"), "evidence_event_ids": (EVENTS[n % 3],),
         "occurred_at": at, "raised_at": EDGE_TIMES[-1 - n]}) for n, at in enumerate(EDGE_TIMES)]
-    live = EventStore(tmp_path / "live.duckdb")
-    with live.transaction():
-        live.insert_alerts(alerts)
-    live.close()
-    rebuilt = EventStore(tmp_path / "replayed.duckdb")
-    rebuilt.con.execute(f"SET TimeZone = '{zone}'")
-    with rebuilt.transaction():
-        assert replace_alerts(rebuilt.con, alert_columns(alerts)) == (len(alerts), 0)
-    assert StoredTables.read(rebuilt.con).hold(Derived(0, alert_columns(alerts), []))
-    rebuilt.close()
-    stored = rows(tmp_path / "replayed.duckdb")
-    assert stored == rows(tmp_path / "live.duckdb")
+    stored = rebuilt_as_live(tmp_path, alerts, zone)
     assert {row[0]: row[7] for row in stored} == {alert.alert_id: alert.occurred_at for alert in alerts}
